@@ -1,0 +1,66 @@
+//! The connect form's CSRF token. There is no session cookie to ride on, so
+//! the token binds the form post to the signed link it was rendered from:
+//! a forged post needs a valid link *and* a token only our page hands out.
+//! The Origin check in the handler is the other half.
+
+use super::connect_link::ConnectLink;
+use super::{sign_hex, verify_hex};
+use crate::config::InternalSecret;
+
+fn message(link: &ConnectLink) -> String {
+    let p = &link.params;
+    format!(
+        "csrf.v1.{}.{}.{}.{}",
+        p.store_id, p.return_url, p.expires, p.signature
+    )
+}
+
+pub fn token(secret: &InternalSecret, link: &ConnectLink) -> String {
+    sign_hex(secret, &[message(link).as_bytes()])
+}
+
+pub fn verify(secret: &InternalSecret, link: &ConnectLink, token: &str) -> bool {
+    verify_hex(secret, &[message(link).as_bytes()], token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::connect_link::{self, Expiry, LinkParams};
+    use crate::auth::test_secret;
+    use crate::domain::{ReturnUrlPolicy, StoreId};
+
+    fn link(store: &str, expires: u64) -> ConnectLink {
+        let secret = test_secret();
+        let id = StoreId::parse(store).unwrap();
+        let ret = "https://bmos.example/back";
+        let params = LinkParams {
+            store_id: store.into(),
+            return_url: ret.into(),
+            expires: expires.to_string(),
+            signature: connect_link::sign(&secret, &id, ret, expires),
+        };
+        let policy = ReturnUrlPolicy {
+            allowed_hosts: vec!["bmos.example".into()],
+            allow_http_localhost: false,
+        };
+        ConnectLink::verify(params, &secret, &policy, expires - 100, Expiry::Enforce).unwrap()
+    }
+
+    #[test]
+    fn token_is_bound_to_its_link() {
+        let secret = test_secret();
+        let a = link("0b7c5a4e-3f0e-4a53-9d0a-2f1a3d2b9c11", 1_800_000_600);
+        let b = link("5a0f8d3c-1111-4c2b-8e7e-0a9b8c7d6e5f", 1_800_000_600);
+        let later = link("0b7c5a4e-3f0e-4a53-9d0a-2f1a3d2b9c11", 1_800_000_700);
+        let t = token(&secret, &a);
+        assert!(verify(&secret, &a, &t));
+        assert!(!verify(&secret, &b, &t), "another store's link");
+        assert!(
+            !verify(&secret, &later, &t),
+            "another link for the same store"
+        );
+        assert!(!verify(&secret, &a, ""), "missing token");
+        assert!(!verify(&secret, &a, &t.replace('a', "b")), "altered token");
+    }
+}

@@ -1,0 +1,241 @@
+//! Configuration, read once per cold start. A missing or malformed variable
+//! stops the function at init with a message naming it; secrets have no
+//! defaults and are held in redacting types.
+
+use crate::domain::ReturnUrlPolicy;
+use secrecy::{ExposeSecret, SecretString};
+use std::time::Duration;
+use url::Url;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid {
+        name: &'static str,
+        reason: &'static str,
+    },
+}
+
+/// The internal secret shared with BMOS: signs connect links, CSRF tokens and
+/// internal API requests.
+#[derive(Clone)]
+pub struct InternalSecret(SecretString);
+
+/// Shorter secrets are guessable offline from one signed link.
+pub const MIN_INTERNAL_SECRET_LEN: usize = 32;
+
+impl InternalSecret {
+    pub fn new(value: String) -> Result<Self, ConfigError> {
+        if value.len() < MIN_INTERNAL_SECRET_LEN {
+            return Err(ConfigError::Invalid {
+                name: "INTERNAL_SECRET",
+                reason: "must be at least 32 characters",
+            });
+        }
+        Ok(InternalSecret(SecretString::from(value)))
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        self.0.expose_secret().as_bytes()
+    }
+}
+
+impl std::fmt::Debug for InternalSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InternalSecret([redacted])")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub table_name: String,
+    /// KMS key id or alias that wraps the data keys.
+    pub kms_key_id: String,
+    pub internal_secret: InternalSecret,
+    /// Origin our pages are served from; links point here and form posts
+    /// must come from here.
+    pub public_base_url: Url,
+    /// `https://api.stripe.com/` in production, an emulator locally.
+    pub stripe_api_base: Url,
+    pub stripe_timeout: Duration,
+    pub return_urls: ReturnUrlPolicy,
+    /// Local runs: http://localhost return URLs are allowed.
+    pub local_mode: bool,
+    /// How long opened data keys stay in a warm container.
+    pub data_key_cache_ttl: Duration,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads through `lookup` so tests can supply variables without touching
+    /// the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| {
+            lookup(name)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(ConfigError::Missing(name))
+        };
+        let url = |name: &'static str, raw: String| {
+            let url = Url::parse(&raw).map_err(|_| ConfigError::Invalid {
+                name,
+                reason: "must be an absolute URL",
+            })?;
+            if !url.path().ends_with('/') {
+                return Err(ConfigError::Invalid {
+                    name,
+                    reason: "must end with '/'",
+                });
+            }
+            Ok(url)
+        };
+        let local_mode = match lookup("LOCAL_MODE").as_deref() {
+            None | Some("") | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    name: "LOCAL_MODE",
+                    reason: "must be true or false",
+                });
+            }
+        };
+        let allowed_hosts: Vec<String> = required("ALLOWED_RETURN_HOSTS")?
+            .split(',')
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect();
+        if allowed_hosts
+            .iter()
+            .any(|h| h.contains('/') || h.contains(':') || h.starts_with('.'))
+        {
+            return Err(ConfigError::Invalid {
+                name: "ALLOWED_RETURN_HOSTS",
+                reason: "must be a comma-separated list of host names",
+            });
+        }
+        let seconds = |name: &'static str, default: u64| -> Result<Duration, ConfigError> {
+            match lookup(name) {
+                None => Ok(Duration::from_secs(default)),
+                Some(raw) => raw
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .map(Duration::from_secs)
+                    .ok_or(ConfigError::Invalid {
+                        name,
+                        reason: "must be a positive number of seconds",
+                    }),
+            }
+        };
+        let public_base_url = url("PUBLIC_BASE_URL", required("PUBLIC_BASE_URL")?)?;
+        if public_base_url.scheme() != "https" && !local_mode {
+            return Err(ConfigError::Invalid {
+                name: "PUBLIC_BASE_URL",
+                reason: "must be https outside LOCAL_MODE",
+            });
+        }
+        Ok(Config {
+            table_name: required("TABLE_NAME")?,
+            kms_key_id: required("KMS_KEY_ID")?,
+            internal_secret: InternalSecret::new(required("INTERNAL_SECRET")?)?,
+            public_base_url,
+            stripe_api_base: url(
+                "STRIPE_API_BASE",
+                lookup("STRIPE_API_BASE").unwrap_or_else(|| "https://api.stripe.com/".into()),
+            )?,
+            stripe_timeout: seconds("STRIPE_TIMEOUT_SECONDS", 10)?,
+            return_urls: ReturnUrlPolicy {
+                allowed_hosts,
+                allow_http_localhost: local_mode,
+            },
+            local_mode,
+            data_key_cache_ttl: seconds("DATA_KEY_CACHE_TTL_SECONDS", 300)?,
+        })
+    }
+
+    /// `scheme://host[:port]` of the public base URL, as browsers send it in `Origin`.
+    pub fn public_origin(&self) -> String {
+        self.public_base_url.origin().ascii_serialization()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    pub fn vars() -> HashMap<&'static str, String> {
+        HashMap::from([
+            ("TABLE_NAME", "t".to_string()),
+            ("KMS_KEY_ID", "alias/k".to_string()),
+            ("INTERNAL_SECRET", "x".repeat(40)),
+            ("PUBLIC_BASE_URL", "https://pay.example/".to_string()),
+            (
+                "ALLOWED_RETURN_HOSTS",
+                "bmos.example, Shop.Example".to_string(),
+            ),
+        ])
+    }
+
+    fn load(vars: &HashMap<&'static str, String>) -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn loads_with_defaults_for_non_secrets() {
+        let config = load(&vars()).expect("valid");
+        assert_eq!(config.stripe_api_base.as_str(), "https://api.stripe.com/");
+        assert_eq!(
+            config.return_urls.allowed_hosts,
+            vec!["bmos.example", "shop.example"]
+        );
+        assert!(!config.local_mode);
+        assert_eq!(config.public_origin(), "https://pay.example");
+    }
+
+    #[test]
+    fn names_the_missing_variable() {
+        for name in [
+            "TABLE_NAME",
+            "KMS_KEY_ID",
+            "INTERNAL_SECRET",
+            "PUBLIC_BASE_URL",
+            "ALLOWED_RETURN_HOSTS",
+        ] {
+            let mut v = vars();
+            v.remove(name);
+            let err = load(&v).expect_err(name);
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn rejects_weak_secret_and_http_outside_local_mode() {
+        let mut v = vars();
+        v.insert("INTERNAL_SECRET", "short".into());
+        assert!(
+            load(&v)
+                .unwrap_err()
+                .to_string()
+                .contains("INTERNAL_SECRET")
+        );
+
+        let mut v = vars();
+        v.insert("PUBLIC_BASE_URL", "http://127.0.0.1:9000/".into());
+        assert!(load(&v).is_err());
+        v.insert("LOCAL_MODE", "true".into());
+        assert!(load(&v).is_ok());
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_secret() {
+        let config = load(&vars()).unwrap();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains(&"x".repeat(40)), "{printed}");
+        assert!(printed.contains("[redacted]"));
+    }
+}

@@ -1,0 +1,60 @@
+use crate::error::AppError;
+use std::fmt;
+
+/// A BMOS store id: a UUID, kept in its canonical lowercase hyphenated form so
+/// one store never has two keys in the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StoreId(uuid::Uuid);
+
+impl StoreId {
+    pub fn parse(raw: &str) -> Result<Self, AppError> {
+        // Only the hyphenated form: BMOS sends it, and accepting braces or URNs
+        // would let one store be spelled several ways inside signed links.
+        if raw.len() != 36 {
+            return Err(invalid());
+        }
+        uuid::Uuid::try_parse(raw)
+            .map(StoreId)
+            .map_err(|_| invalid())
+    }
+
+    pub fn as_uuid(&self) -> uuid::Uuid {
+        self.0
+    }
+}
+
+fn invalid() -> AppError {
+    AppError::bad_request("invalid_store_id", "store_id must be a UUID")
+}
+
+impl fmt::Display for StoreId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_uuids_in_canonical_form() {
+        let id = StoreId::parse("6F9619FF-8B86-D011-B42D-00C04FC964FF").expect("valid");
+        assert_eq!(id.to_string(), "6f9619ff-8b86-d011-b42d-00c04fc964ff");
+    }
+
+    #[test]
+    fn rejects_everything_else() {
+        for raw in [
+            "",
+            "store-1",
+            "6f9619ff8b86d011b42d00c04fc964ff",
+            "{6f9619ff-8b86-d011-b42d-00c04fc964ff}",
+            "6f9619ff-8b86-d011-b42d-00c04fc964fg",
+            "../../etc/passwd",
+        ] {
+            let err = StoreId::parse(raw).expect_err(raw);
+            assert_eq!(err.code(), "invalid_store_id", "{raw}");
+        }
+    }
+}
