@@ -2,8 +2,21 @@
 //! context built once per cold start, errors mapped to HTTP, domain types,
 //! storage, the vault, the Stripe adapter, authentication and pages.
 
+pub mod app;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod http;
+pub mod pages;
+pub mod store;
+pub mod stripe;
+pub mod telemetry;
 pub mod vault;
+
+pub use app::{App, serve};
+pub use error::AppError;
+
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -10,7 +10,7 @@ use super::{sign_hex, verify_hex};
 use crate::config::InternalSecret;
 use crate::domain::{ReturnUrl, ReturnUrlPolicy, StoreId};
 use crate::error::AppError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 /// Links further in the future than this are refused even when signed: a
@@ -18,7 +18,7 @@ use url::Url;
 pub const MAX_LIFETIME_SECS: u64 = 60 * 60;
 
 /// The link's parameters exactly as they arrived (query or form fields).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct LinkParams {
     #[serde(default)]
     pub store_id: String,

@@ -42,6 +42,23 @@ pub struct SignedParts<'a> {
     pub body: &'a [u8],
 }
 
+/// Authenticates an internal API request as received (method, raw path and
+/// query, raw body), logging which form the caller used.
+pub fn authenticate_request(
+    secret: &InternalSecret,
+    req: &lambda_http::Request,
+) -> Result<Caller, AppError> {
+    let path_and_query = crate::http::path_and_query(req);
+    let parts = SignedParts {
+        method: req.method().as_str(),
+        path_and_query: &path_and_query,
+        body: crate::http::body_bytes(req)?,
+    };
+    let caller = authenticate(secret, req.headers(), &parts, crate::clock::now())?;
+    tracing::debug!(caller = caller.as_str(), "internal caller authenticated");
+    Ok(caller)
+}
+
 fn unauthorized(message: &'static str) -> AppError {
     AppError::unauthorized("unauthorized", message)
 }

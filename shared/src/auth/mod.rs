@@ -38,13 +38,6 @@ pub fn verify_hex(secret: &InternalSecret, message: &[&[u8]], signature_hex: &st
         .is_ok()
 }
 
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 pub(crate) fn test_secret() -> InternalSecret {
     InternalSecret::new("test-internal-secret-0123456789abcdef".into()).expect("long enough")

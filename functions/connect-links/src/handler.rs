@@ -1,0 +1,138 @@
+//! Hands BMOS a signed, short-lived connect link for one store and one
+//! return URL. BMOS may also sign links itself (see the README); both give
+//! the same URL.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde::{Deserialize, Serialize};
+use shared::auth::{connect_link, internal};
+use shared::domain::{ReturnUrl, StoreId};
+use shared::{App, AppError, clock, http};
+
+pub const DEFAULT_EXPIRES_IN: u64 = 30 * 60;
+const MIN_EXPIRES_IN: u64 = 60;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkRequest {
+    return_url: String,
+    expires_in: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LinkResponse {
+    pub store_id: String,
+    pub url: String,
+    pub expires_at: u64,
+}
+
+pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
+    internal::authenticate_request(&app.config.internal_secret, &req)?;
+    let store_id = StoreId::parse(&http::path_param(&req, "store_id").unwrap_or_default())?;
+    let body: LinkRequest = serde_json::from_slice(http::body_bytes(&req)?).map_err(|e| {
+        AppError::bad_request(
+            "invalid_body",
+            format!("Body must be JSON {{\"return_url\": \"https://...\", \"expires_in\": seconds}}: {e}"),
+        )
+    })?;
+    let return_url = ReturnUrl::parse(&body.return_url, &app.config.return_urls)?;
+    let expires_in = body.expires_in.unwrap_or(DEFAULT_EXPIRES_IN);
+    if !(MIN_EXPIRES_IN..=connect_link::MAX_LIFETIME_SECS).contains(&expires_in) {
+        return Err(AppError::bad_request(
+            "invalid_expires_in",
+            format!(
+                "expires_in must be between {MIN_EXPIRES_IN} and {} seconds",
+                connect_link::MAX_LIFETIME_SECS
+            ),
+        ));
+    }
+    let expires_at = clock::now() + expires_in;
+    let url = connect_link::url(
+        &app.config.public_base_url,
+        &app.config.internal_secret,
+        &store_id,
+        &return_url,
+        expires_at,
+    );
+    Ok(http::json(
+        StatusCode::OK,
+        &LinkResponse {
+            store_id: store_id.to_string(),
+            url,
+            expires_at,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::auth::connect_link::{ConnectLink, Expiry, LinkParams};
+    use shared::testing::offline_app;
+
+    fn event_with_body(body: &str) -> Request {
+        let mut req =
+            lambda_http::request::from_str(include_str!("../../../events/connect-links.json"))
+                .unwrap();
+        *req.body_mut() = Body::Text(body.to_owned());
+        req
+    }
+
+    #[tokio::test]
+    async fn returns_a_link_that_verifies() {
+        let req =
+            lambda_http::request::from_str(include_str!("../../../events/connect-links.json"))
+                .unwrap();
+        let response = handle(offline_app(), req).await.expect("link");
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+        let url = url::Url::parse(body["url"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            url.origin().ascii_serialization(),
+            "https://pay.checkout.best"
+        );
+        assert_eq!(url.path(), "/stripe/connect");
+        let params: LinkParams = serde_urlencoded::from_str(url.query().unwrap()).unwrap();
+        let app = offline_app();
+        let link = ConnectLink::verify(
+            params,
+            &app.config.internal_secret,
+            &app.config.return_urls,
+            clock::now(),
+            Expiry::Enforce,
+        )
+        .expect("the issued link verifies");
+        assert_eq!(link.expires, body["expires_at"].as_u64().unwrap());
+        assert!(link.expires <= clock::now() + DEFAULT_EXPIRES_IN);
+    }
+
+    #[tokio::test]
+    async fn bad_bodies_are_400_naming_the_problem() {
+        for (body, code) in [
+            ("not json", "invalid_body"),
+            (
+                r#"{"return_url": "https://evil.example/"}"#,
+                "invalid_return_url",
+            ),
+            (
+                r#"{"return_url": "http://bmos.example/"}"#,
+                "invalid_return_url",
+            ),
+            (
+                r#"{"return_url": "https://bmos.example/", "expires_in": 86400}"#,
+                "invalid_expires_in",
+            ),
+            (
+                r#"{"return_url": "https://bmos.example/", "extra": 1}"#,
+                "invalid_body",
+            ),
+        ] {
+            // The event's shared-secret header still authenticates: the
+            // secret form does not cover the body.
+            let err = handle(offline_app(), event_with_body(body))
+                .await
+                .unwrap_err();
+            assert_eq!((err.status().as_u16(), err.code()), (400, code), "{body}");
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Routes the connect function's three pages. Every failure here is shown as
+//! a page, since a merchant's browser is on the other end.
+
+use crate::{submit, success};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use shared::auth::connect_link::{ConnectLink, Expiry, LinkParams};
+use shared::auth::csrf;
+use shared::pages::{self, ConnectForm, CurrentConnection};
+use shared::{App, AppError, clock, http};
+
+pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
+    let result = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/stripe/connect") => form(app, &req).await,
+        (&Method::POST, "/stripe/connect") => submit::handle(app, &req).await,
+        (&Method::GET, path) if path.starts_with("/stripe/success/") => {
+            success::handle(app, &req).await
+        }
+        _ => Err(AppError::not_found("not_found", "There is no page here.")),
+    };
+    Ok(result.unwrap_or_else(|err| pages::error_page(&err)))
+}
+
+/// The link's parameters from the query string, exactly as sent.
+pub(crate) fn link_params(req: &Request) -> Result<LinkParams, AppError> {
+    serde_urlencoded::from_str(req.uri().query().unwrap_or_default())
+        .map_err(|_| AppError::bad_request("invalid_link", "The link's query string is malformed."))
+}
+
+async fn form(app: &App, req: &Request) -> Result<Response<Body>, AppError> {
+    let link = ConnectLink::verify(
+        link_params(req)?,
+        &app.config.internal_secret,
+        &app.config.return_urls,
+        clock::now(),
+        Expiry::Enforce,
+    )?;
+    let current = app.store.get_connection(&link.store_id).await?;
+    render_form(
+        app,
+        &link,
+        FormState {
+            publishable_key: "",
+            error: None,
+            current: current.as_ref(),
+        },
+        StatusCode::OK,
+    )
+}
+
+pub(crate) struct FormState<'a> {
+    pub publishable_key: &'a str,
+    pub error: Option<&'a str>,
+    pub current: Option<&'a shared::store::StripeConnection>,
+}
+
+/// The form for `link`, with a CSRF token bound to it.
+pub(crate) fn render_form(
+    app: &App,
+    link: &ConnectLink,
+    state: FormState<'_>,
+    status: StatusCode,
+) -> Result<Response<Body>, AppError> {
+    let nonce = http::nonce();
+    let page = ConnectForm {
+        nonce: nonce.clone(),
+        link: &link.params,
+        csrf_token: csrf::token(&app.config.internal_secret, link),
+        publishable_key: state.publishable_key,
+        error: state.error,
+        current: state.current.map(|c| CurrentConnection {
+            mode: c.mode().as_str(),
+            live: c.mode().is_live(),
+            publishable_key: c.publishable_key.to_string(),
+        }),
+    };
+    pages::render(status, &page, &nonce)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::testing::offline_app;
+
+    fn event(json: &str) -> Request {
+        lambda_http::request::from_str(json).expect("valid event")
+    }
+
+    async fn page(req: Request) -> (u16, String) {
+        let response = handle(offline_app(), req)
+            .await
+            .expect("pages never fail as errors");
+        let body = String::from_utf8_lossy(response.body().as_ref()).into_owned();
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/html; charset=utf-8"
+        );
+        assert!(
+            response.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'")
+        );
+        (response.status().as_u16(), body)
+    }
+
+    #[tokio::test]
+    async fn an_expired_link_gets_a_403_page_that_says_so() {
+        // The sample link expired in 2026; its signature is valid.
+        let (status, body) = page(event(include_str!("../../../events/connect-form.json"))).await;
+        assert_eq!(status, 403);
+        assert!(body.contains("expired"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_tampered_link_gets_a_403_page() {
+        let (status, body) = page(event(include_str!(
+            "../../../events/connect-form-tampered.json"
+        )))
+        .await;
+        assert_eq!(status, 403);
+        assert!(body.contains("invalid"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_malformed_store_id_gets_a_400_page() {
+        let (status, body) = page(event(include_str!(
+            "../../../events/connect-form-bad-store.json"
+        )))
+        .await;
+        assert_eq!(status, 400);
+        assert!(body.contains("UUID"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_post_from_another_origin_is_refused_before_anything_else() {
+        let mut req = event(include_str!("../../../events/connect-submit.json"));
+        req.headers_mut()
+            .insert("origin", "https://evil.example".parse().unwrap());
+        let (status, body) = page(req).await;
+        assert_eq!(status, 403);
+        assert!(body.contains("not sent from our page"), "{body}");
+
+        let mut req = event(include_str!("../../../events/connect-submit.json"));
+        req.headers_mut().remove("origin");
+        assert_eq!(page(req).await.0, 403, "no Origin and no Referer");
+    }
+
+    #[tokio::test]
+    async fn a_post_with_an_expired_link_is_refused_and_never_echoes_the_secret() {
+        let (status, body) = page(event(include_str!("../../../events/connect-submit.json"))).await;
+        assert_eq!(status, 403);
+        assert!(!body.contains("sk_test_"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn unknown_routes_are_404_pages() {
+        let mut req = event(include_str!("../../../events/connect-form.json"));
+        *req.method_mut() = lambda_http::http::Method::DELETE;
+        assert_eq!(page(req).await.0, 404);
+    }
+}

@@ -1,0 +1,3 @@
+pub mod handler;
+mod submit;
+mod success;

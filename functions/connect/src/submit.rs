@@ -1,0 +1,197 @@
+//! `POST /stripe/connect`: check the keys with Stripe, seal them, and save
+//! them with an audit entry in one transaction. Any failure leaves the store
+//! exactly as it was; the form comes back with a message and the publishable
+//! key, never the secret.
+
+use crate::handler::{FormState, render_form};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use shared::auth::connect_link::{ConnectLink, Expiry, LinkParams};
+use shared::auth::csrf;
+use shared::domain::{KeyPair, PublishableKey, SecretKey, WebhookSecret};
+use shared::store::{AuditEntry, StripeConnection, WebhookSource};
+use shared::stripe::StripeFailure;
+use shared::vault::{EncryptionContext, Purpose};
+use shared::{App, AppError, clock, http};
+
+#[derive(Deserialize)]
+struct ConnectFormPost {
+    #[serde(flatten)]
+    link: LinkParams,
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    publishable_key: String,
+    #[serde(default)]
+    secret_key: String,
+    #[serde(default)]
+    webhook_secret: String,
+}
+
+// Deliberately no Debug: the struct holds the secret key as typed.
+
+pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, AppError> {
+    check_origin(app, req)?;
+    let post: ConnectFormPost =
+        serde_urlencoded::from_bytes(http::body_bytes(req)?).map_err(|_| {
+            AppError::bad_request(
+                "malformed_form",
+                "The form could not be read; please start again.",
+            )
+        })?;
+    let link = ConnectLink::verify(
+        post.link.clone(),
+        &app.config.internal_secret,
+        &app.config.return_urls,
+        clock::now(),
+        Expiry::Enforce,
+    )?;
+    if !csrf::verify(&app.config.internal_secret, &link, &post.csrf_token) {
+        return Err(AppError::forbidden(
+            "invalid_csrf_token",
+            "This form has expired or was not sent from our page. Please start again from your store's settings.",
+        ));
+    }
+    let form_error = |err: AppError, post: &ConnectFormPost| -> Result<Response<Body>, AppError> {
+        err.log();
+        let message = err.public_message();
+        let state = FormState {
+            publishable_key: post.publishable_key.trim(),
+            error: Some(&message),
+            current: None,
+        };
+        render_form(app, &link, state, err.status())
+    };
+    match save(app, req, &link, &post).await {
+        Ok(()) => {
+            let mut location = format!("/stripe/success/{}?", link.store_id);
+            location
+                .push_str(&serde_urlencoded::to_string(&link.params).map_err(AppError::internal)?);
+            http::see_other(&location)
+        }
+        Err(err) => form_error(err, &post),
+    }
+}
+
+/// Browsers send `Origin` on every form post; a post from any other origin
+/// (or none) did not come from our form.
+fn check_origin(app: &App, req: &Request) -> Result<(), AppError> {
+    let expected = app.config.public_origin();
+    let origin_ok = match http::header(req, "origin") {
+        Some(origin) => origin == expected,
+        None => {
+            http::header(req, "referer").is_some_and(|r| r.starts_with(&format!("{expected}/")))
+        }
+    };
+    if origin_ok {
+        Ok(())
+    } else {
+        Err(AppError::forbidden(
+            "foreign_origin",
+            "This form was not sent from our page. Please start again from your store's settings.",
+        ))
+    }
+}
+
+async fn save(
+    app: &App,
+    req: &Request,
+    link: &ConnectLink,
+    post: &ConnectFormPost,
+) -> Result<(), AppError> {
+    let keys = KeyPair::new(
+        PublishableKey::parse(&post.publishable_key)?,
+        SecretKey::parse(&post.secret_key)?,
+    )?;
+    let webhook_secret = match post.webhook_secret.trim() {
+        "" => None,
+        raw => Some(WebhookSecret::parse(raw)?),
+    };
+    let previous = app.store.get_connection(&link.store_id).await?;
+    app.stripe
+        .check_key(&keys.secret)
+        .await
+        .map_err(key_check_error)?;
+
+    let store_id = link.store_id;
+    let secret_key = app
+        .vault
+        .seal(
+            EncryptionContext::new(store_id, Purpose::StripeSecretKey),
+            keys.secret.expose(),
+        )
+        .await?;
+    let webhook_secret = match webhook_secret {
+        Some(secret) => Some((
+            app.vault
+                .seal(
+                    EncryptionContext::new(store_id, Purpose::WebhookSecret),
+                    secret.expose(),
+                )
+                .await?,
+            WebhookSource::Manual,
+        )),
+        // The old signing secret belongs to the old account and mode; it
+        // stays only when the merchant kept the same publishable key.
+        None => previous
+            .as_ref()
+            .filter(|p| p.publishable_key == keys.publishable)
+            .and_then(|p| p.webhook_secret.clone()),
+    };
+    let now = clock::now();
+    let connection = StripeConnection {
+        store_id,
+        publishable_key: keys.publishable.clone(),
+        key_kind: keys.secret.kind(),
+        secret_key,
+        webhook_secret,
+        connected_at: previous.as_ref().map_or(now, |p| p.connected_at),
+        updated_at: now,
+        version: previous.as_ref().map_or(1, |p| p.version + 1),
+        last_webhook_at: previous.as_ref().and_then(|p| p.last_webhook_at),
+    };
+    let audit = AuditEntry {
+        action: if previous.is_some() {
+            "stripe_keys_replaced"
+        } else {
+            "stripe_connected"
+        },
+        actor: "merchant:connect-link".into(),
+        at_millis: clock::now_millis(),
+        source_ip: http::source_ip(req),
+    };
+    app.store.save_connection(&connection, &audit).await?;
+    tracing::info!(
+        store_id = %store_id,
+        mode = connection.mode().as_str(),
+        key_kind = connection.key_kind.as_str(),
+        version = connection.version,
+        "stripe keys saved"
+    );
+    Ok(())
+}
+
+/// What the merchant is told when Stripe did not accept the key.
+fn key_check_error(failure: StripeFailure) -> AppError {
+    match failure {
+        StripeFailure::InvalidKey => AppError::unprocessable(
+            "stripe_key_invalid",
+            "Stripe says: Invalid API key. Copy the whole secret key again from the Stripe Dashboard; nothing was saved.",
+        ),
+        StripeFailure::MissingPermission { permission } => AppError::unprocessable(
+            "stripe_permission_missing",
+            match permission {
+                Some(p) => format!(
+                    "Stripe says this restricted key lacks the {p} permission. Edit the key in the Stripe Dashboard to allow it (PaymentIntents: Write), or use a secret key; nothing was saved."
+                ),
+                None => "Stripe says this restricted key lacks a permission checkout needs (PaymentIntents: Write); nothing was saved.".into(),
+            },
+        ),
+        StripeFailure::Unreachable(_) => AppError::Dependency {
+            dependency: "Stripe",
+            throttled: false,
+            source: failure.into(),
+        },
+        other => other.into(),
+    }
+}

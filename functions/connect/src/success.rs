@@ -1,0 +1,49 @@
+//! `GET /stripe/success/{store_id}`: what was connected, and the way back to
+//! BMOS. The only place we send the merchant is the signed `return_url`.
+
+use crate::handler::link_params;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use shared::auth::connect_link::{ConnectLink, Expiry};
+use shared::domain::StoreId;
+use shared::pages::{self, ConnectSuccess};
+use shared::{App, AppError, clock, http};
+
+pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, AppError> {
+    let path_store = StoreId::parse(&http::path_param(req, "store_id").unwrap_or_default())?;
+    // Expiry is not enforced: the save already happened, and the return URL
+    // was signed by BMOS either way.
+    let link = ConnectLink::verify(
+        link_params(req)?,
+        &app.config.internal_secret,
+        &app.config.return_urls,
+        clock::now(),
+        Expiry::Ignore,
+    )?;
+    if link.store_id != path_store {
+        return Err(AppError::forbidden(
+            "invalid_link",
+            "This link is not for this store.",
+        ));
+    }
+    let connection = app
+        .store
+        .get_connection(&path_store)
+        .await?
+        .ok_or_else(|| {
+            AppError::not_found(
+                "not_connected",
+                "This store has no Stripe account connected.",
+            )
+        })?;
+    let nonce = http::nonce();
+    let page = ConnectSuccess {
+        nonce: nonce.clone(),
+        mode: connection.mode().as_str(),
+        live: connection.mode().is_live(),
+        publishable_key: connection.publishable_key.as_str(),
+        webhook_configured: connection.webhook_secret.is_some(),
+        return_url: link.return_url.as_str(),
+    };
+    pages::render(StatusCode::OK, &page, &nonce)
+}

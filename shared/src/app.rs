@@ -1,0 +1,91 @@
+//! The application context, built once per cold start, and the bootstrap
+//! every function's `main` calls.
+
+use crate::config::Config;
+use crate::error::{AppError, BoxError};
+use crate::http;
+use crate::store::Store;
+use crate::stripe::StripeApi;
+use crate::telemetry;
+use crate::vault::{DataKeys, KmsDataKeys, Vault};
+use lambda_http::{Body, Request, Response, service_fn};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub vault: Vault,
+    pub stripe: StripeApi,
+}
+
+impl App {
+    pub async fn from_env() -> Result<Self, BoxError> {
+        let config = Config::from_env()?;
+        // One AWS config for all clients; endpoints come from the standard
+        // AWS_ENDPOINT_URL* variables, which is how the local stack is reached.
+        let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let kms = KmsDataKeys::new(aws_sdk_kms::Client::new(&aws), config.kms_key_id.clone());
+        Ok(Self::with_parts(
+            config,
+            aws_sdk_dynamodb::Client::new(&aws),
+            Arc::new(kms),
+        ))
+    }
+
+    /// For tests and benchmarks that supply their own key service.
+    pub fn with_parts(
+        config: Config,
+        dynamodb: aws_sdk_dynamodb::Client,
+        keys: Arc<dyn DataKeys>,
+    ) -> Self {
+        App {
+            store: Store::new(dynamodb, config.table_name.clone()),
+            vault: Vault::new(keys, config.data_key_cache_ttl),
+            stripe: StripeApi::new(config.stripe_api_base.clone(), config.stripe_timeout),
+            config,
+        }
+    }
+}
+
+/// Runs an HTTP function: telemetry, the app context (a failure here stops
+/// the cold start with the reason), then one handler call per request. Errors
+/// become JSON error responses; the handler renders its own error pages.
+pub async fn serve<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(&'static App, Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response<Body>, AppError>> + Send + 'static,
+{
+    telemetry::init();
+    let app = match App::from_env().await {
+        Ok(app) => app,
+        Err(err) => {
+            tracing::error!(cause = %crate::error::cause_chain(err.as_ref()), "cold start failed");
+            return Err(err);
+        }
+    };
+    // The context lives as long as the process; leaking it once lets every
+    // request borrow it without reference counting.
+    let app: &'static App = Box::leak(Box::new(app));
+    lambda_http::run(service_fn(move |req: Request| {
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let started = Instant::now();
+        let response = handler(app, req);
+        async move {
+            let response = response.await.unwrap_or_else(|err| {
+                err.log();
+                http::error_json(&err)
+            });
+            tracing::info!(
+                %method, %path, status = response.status().as_u16(),
+                elapsed_ms = started.elapsed().as_millis() as u64, "request"
+            );
+            Ok::<_, std::convert::Infallible>(response)
+        }
+    }))
+    .await
+}

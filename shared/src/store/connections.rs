@@ -1,0 +1,247 @@
+//! The Stripe connection of a store (`STORE#{id}` / `STRIPE`) and its audit
+//! trail (`STORE#{id}` / `AUDIT#{millis}#{uuid}`).
+
+use super::item::{Item, b, get_b, get_n, get_opt_n, get_opt_s, get_s, n, s};
+use super::{Store, dependency_error};
+use crate::domain::{KeyKind, Mode, PublishableKey, StoreId};
+use crate::error::AppError;
+use crate::vault::SealedSecret;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+
+/// Where the webhook signing secret came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WebhookSource {
+    /// Pasted by the merchant.
+    Manual,
+    /// Created by us in the merchant's account through the Stripe API.
+    Auto,
+}
+
+impl WebhookSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookSource::Manual => "manual",
+            WebhookSource::Auto => "auto",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct StripeConnection {
+    pub store_id: StoreId,
+    pub publishable_key: PublishableKey,
+    pub key_kind: KeyKind,
+    pub secret_key: SealedSecret,
+    pub webhook_secret: Option<(SealedSecret, WebhookSource)>,
+    pub connected_at: u64,
+    pub updated_at: u64,
+    /// Bumped by every write; a write names the version it read.
+    pub version: u64,
+    pub last_webhook_at: Option<u64>,
+}
+
+impl StripeConnection {
+    pub fn mode(&self) -> Mode {
+        self.publishable_key.mode()
+    }
+}
+
+/// Who changed a store's Stripe set-up, and what (never a secret).
+#[derive(Clone, Debug)]
+pub struct AuditEntry {
+    pub action: &'static str,
+    pub actor: String,
+    pub at_millis: u128,
+    pub source_ip: Option<String>,
+}
+
+fn pk(store_id: &StoreId) -> String {
+    format!("STORE#{store_id}")
+}
+
+const CONNECTION_SK: &str = "STRIPE";
+
+impl StripeConnection {
+    fn to_item(&self) -> Item {
+        let mut item = Item::from([
+            ("pk".into(), s(pk(&self.store_id))),
+            ("sk".into(), s(CONNECTION_SK)),
+            ("store_id".into(), s(self.store_id.to_string())),
+            ("publishable_key".into(), s(self.publishable_key.as_str())),
+            ("mode".into(), s(self.mode().as_str())),
+            ("key_kind".into(), s(self.key_kind.as_str())),
+            ("secret_key_wrapped".into(), b(&self.secret_key.wrapped_key)),
+            ("secret_key_token".into(), s(&self.secret_key.token)),
+            ("connected_at".into(), n(self.connected_at)),
+            ("updated_at".into(), n(self.updated_at)),
+            ("version".into(), n(self.version)),
+        ]);
+        if let Some((sealed, source)) = &self.webhook_secret {
+            item.insert("webhook_secret_wrapped".into(), b(&sealed.wrapped_key));
+            item.insert("webhook_secret_token".into(), s(&sealed.token));
+            item.insert("webhook_source".into(), s(source.as_str()));
+        }
+        if let Some(at) = self.last_webhook_at {
+            item.insert("last_webhook_at".into(), n(at));
+        }
+        item
+    }
+
+    fn from_item(item: &Item) -> Result<Self, AppError> {
+        let corrupt =
+            |what: &str| AppError::internal(format!("stored connection has an invalid {what}"));
+        let store_id = StoreId::parse(get_s(item, "store_id")?).map_err(|_| corrupt("store_id"))?;
+        let publishable_key = PublishableKey::parse(get_s(item, "publishable_key")?)
+            .map_err(|_| corrupt("publishable_key"))?;
+        let key_kind =
+            KeyKind::parse(get_s(item, "key_kind")?).ok_or_else(|| corrupt("key_kind"))?;
+        let webhook_secret = match get_opt_s(item, "webhook_secret_token") {
+            None => None,
+            Some(token) => {
+                let source = match get_opt_s(item, "webhook_source") {
+                    Some("auto") => WebhookSource::Auto,
+                    _ => WebhookSource::Manual,
+                };
+                let sealed = SealedSecret {
+                    wrapped_key: get_b(item, "webhook_secret_wrapped")?.to_vec(),
+                    token: token.to_owned(),
+                };
+                Some((sealed, source))
+            }
+        };
+        Ok(StripeConnection {
+            store_id,
+            publishable_key,
+            key_kind,
+            secret_key: SealedSecret {
+                wrapped_key: get_b(item, "secret_key_wrapped")?.to_vec(),
+                token: get_s(item, "secret_key_token")?.to_owned(),
+            },
+            webhook_secret,
+            connected_at: get_n(item, "connected_at")?,
+            updated_at: get_n(item, "updated_at")?,
+            version: get_n(item, "version")?,
+            last_webhook_at: get_opt_n(item, "last_webhook_at")?,
+        })
+    }
+}
+
+impl AuditEntry {
+    fn to_item(&self, connection: &StripeConnection) -> Item {
+        let mut item = Item::from([
+            ("pk".into(), s(pk(&connection.store_id))),
+            (
+                "sk".into(),
+                s(format!(
+                    "AUDIT#{:013}#{}",
+                    self.at_millis,
+                    uuid::Uuid::new_v4()
+                )),
+            ),
+            ("action".into(), s(self.action)),
+            ("actor".into(), s(&self.actor)),
+            ("mode".into(), s(connection.mode().as_str())),
+            (
+                "publishable_key".into(),
+                s(connection.publishable_key.as_str()),
+            ),
+            ("key_kind".into(), s(connection.key_kind.as_str())),
+            (
+                "webhook_secret_set".into(),
+                aws_sdk_dynamodb::types::AttributeValue::Bool(connection.webhook_secret.is_some()),
+            ),
+            ("version".into(), n(connection.version)),
+        ]);
+        if let Some(ip) = &self.source_ip {
+            item.insert("source_ip".into(), s(ip));
+        }
+        item
+    }
+}
+
+impl Store {
+    /// Strongly consistent: a save right after must see the version it replaces.
+    pub async fn get_connection(
+        &self,
+        store_id: &StoreId,
+    ) -> Result<Option<StripeConnection>, AppError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk(store_id)))
+            .key("sk", s(CONNECTION_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(dependency_error)?;
+        out.item
+            .as_ref()
+            .map(StripeConnection::from_item)
+            .transpose()
+    }
+
+    /// Writes the connection and its audit entry in one transaction. The
+    /// connection must still be at `connection.version - 1` (or absent for
+    /// version 1); otherwise someone saved in between and this is a conflict.
+    pub async fn save_connection(
+        &self,
+        connection: &StripeConnection,
+        audit: &AuditEntry,
+    ) -> Result<(), AppError> {
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(connection.to_item()));
+        put = if connection.version <= 1 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("version = :expected")
+                .expression_attribute_values(":expected", n(connection.version - 1))
+        };
+        let audit_put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(audit.to_item(connection)))
+            .condition_expression("attribute_not_exists(pk)");
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(put.build().map_err(AppError::internal)?)
+                    .build(),
+            )
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(audit_put.build().map_err(AppError::internal)?)
+                    .build(),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if is_condition_failure(&err) => Err(AppError::conflict(
+                "concurrent_update",
+                "The Stripe settings of this store were changed at the same time by someone else; nothing was saved. Please try again.",
+            )),
+            Err(err) => Err(dependency_error(err)),
+        }
+    }
+}
+
+fn is_condition_failure(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        aws_sdk_dynamodb::config::http::HttpResponse,
+    >,
+) -> bool {
+    let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+        cancel,
+    )) = err.as_service_error()
+    else {
+        return false;
+    };
+    cancel
+        .cancellation_reasons()
+        .iter()
+        .any(|r| r.code() == Some("ConditionalCheckFailed"))
+}

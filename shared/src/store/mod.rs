@@ -1,0 +1,49 @@
+//! DynamoDB: one table, string keys `pk`/`sk`. Every state change is a
+//! conditional write or a transaction, so a request is applied whole or not
+//! at all and concurrent writers cannot interleave.
+
+mod connections;
+mod item;
+
+pub use connections::{AuditEntry, StripeConnection, WebhookSource};
+
+use crate::error::{AppError, BoxError};
+use aws_sdk_dynamodb::error::SdkError;
+
+#[derive(Clone)]
+pub struct Store {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl Store {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
+        Store { client, table }
+    }
+}
+
+/// Maps an SDK failure to "DynamoDB failed" (502), or 503 when DynamoDB asked
+/// us to slow down, keeping the cause for the log.
+fn dependency_error<E, R>(err: SdkError<E, R>) -> AppError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let throttled = err
+        .as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| {
+            matches!(
+                code,
+                "ThrottlingException"
+                    | "ProvisionedThroughputExceededException"
+                    | "RequestLimitExceeded"
+            )
+        });
+    let source: BoxError = Box::new(err);
+    AppError::Dependency {
+        dependency: "DynamoDB",
+        throttled,
+        source,
+    }
+}

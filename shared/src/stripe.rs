@@ -1,0 +1,278 @@
+//! Calls to Stripe on behalf of one merchant, always with that merchant's own
+//! key: there is no global client. Responses are parsed into our own small
+//! structs (only the fields we use), so a merchant account pinned to another
+//! API version, or an emulator missing fields, cannot break us.
+//!
+//! Stripe's error messages can quote part of the key, so they never leave
+//! this module: callers get a `StripeFailure` that names what went wrong.
+
+use crate::domain::SecretKey;
+use crate::error::{AppError, BoxError};
+use std::time::Duration;
+use stripe_client_core::{RequestBuilder, StripeMethod};
+use url::Url;
+
+#[derive(Clone, Debug)]
+pub struct StripeApi {
+    base: Url,
+    timeout: Duration,
+}
+
+/// Why a Stripe call failed, without Stripe's free text.
+#[derive(Debug, thiserror::Error)]
+pub enum StripeFailure {
+    #[error("Stripe rejected the API key (401)")]
+    InvalidKey,
+    /// A restricted key without the permission this call needs (403).
+    #[error("the restricted key lacks a permission (403): {}", .permission.as_deref().unwrap_or("unknown"))]
+    MissingPermission { permission: Option<String> },
+    #[error("Stripe rate limited the request (429)")]
+    RateLimited,
+    /// Any other 4xx: Stripe's error type and code, which are enum-like and
+    /// safe to log.
+    #[error("Stripe refused the request ({status}, {kind}, {})", .code.as_deref().unwrap_or("no code"))]
+    Refused {
+        status: u16,
+        kind: String,
+        code: Option<String>,
+        decline_code: Option<String>,
+    },
+    /// Network failure, timeout, 5xx or an unreadable answer.
+    #[error("Stripe could not be reached")]
+    Unreachable(#[source] BoxError),
+}
+
+impl StripeFailure {
+    fn from_client(err: stripe::StripeError) -> Self {
+        match err {
+            stripe::StripeError::Stripe(api, status) => match status {
+                401 => StripeFailure::InvalidKey,
+                403 => StripeFailure::MissingPermission {
+                    permission: api.message.as_deref().and_then(permission_named),
+                },
+                429 => StripeFailure::RateLimited,
+                400..=499 => StripeFailure::Refused {
+                    status,
+                    kind: api.type_.to_string(),
+                    code: api.code.map(|c| c.to_string()),
+                    decline_code: api.decline_code.clone(),
+                },
+                _ => StripeFailure::Unreachable(format!("Stripe answered {status}").into()),
+            },
+            stripe::StripeError::Timeout => StripeFailure::Unreachable("timed out".into()),
+            // These carry transport or parser text, never the key or Stripe's message.
+            stripe::StripeError::ClientError(text)
+            | stripe::StripeError::JSONDeserialize(text)
+            | stripe::StripeError::ConfigError(text) => StripeFailure::Unreachable(text.into()),
+        }
+    }
+}
+
+impl From<StripeFailure> for AppError {
+    /// The generic mapping; handlers with a better message for a case
+    /// (e.g. the connect form) match on the failure first.
+    fn from(failure: StripeFailure) -> Self {
+        match failure {
+            StripeFailure::RateLimited => AppError::Dependency {
+                dependency: "Stripe",
+                throttled: true,
+                source: failure.into(),
+            },
+            StripeFailure::Unreachable(_) => AppError::dependency("Stripe", failure),
+            StripeFailure::InvalidKey => AppError::unprocessable(
+                "stripe_key_invalid",
+                "Stripe rejected the merchant's API key; the merchant must reconnect Stripe",
+            ),
+            StripeFailure::MissingPermission { ref permission } => AppError::unprocessable(
+                "stripe_permission_missing",
+                format!(
+                    "The merchant's restricted key lacks the {} permission; the merchant must update it or reconnect Stripe",
+                    permission.as_deref().unwrap_or("required")
+                ),
+            ),
+            StripeFailure::Refused { ref code, .. } => AppError::unprocessable(
+                "stripe_refused",
+                format!(
+                    "Stripe refused the request ({})",
+                    code.as_deref().unwrap_or("no code")
+                ),
+            ),
+        }
+    }
+}
+
+/// Stripe names the missing permission as `'rak_<resource>_<read|write>'` in
+/// its 403 message; keep only that token.
+fn permission_named(message: &str) -> Option<String> {
+    let start = message.find("rak_")?;
+    let name: String = message[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+        .collect();
+    (name.len() > 4).then_some(name)
+}
+
+/// Stripe's request builder form-encodes structs (a slice of pairs would
+/// come out as `0[0]=limit`).
+#[derive(serde::Serialize)]
+struct ListParams {
+    limit: u8,
+}
+
+#[derive(miniserde::Deserialize)]
+struct ListEnvelope {
+    object: String,
+}
+
+impl StripeApi {
+    pub fn new(base: Url, timeout: Duration) -> Self {
+        StripeApi { base, timeout }
+    }
+
+    fn client(&self, key: &SecretKey) -> Result<stripe::Client, StripeFailure> {
+        stripe::ClientBuilder::new(key.expose())
+            .url(self.base.as_str())
+            .timeout(self.timeout)
+            .build()
+            .map_err(StripeFailure::from_client)
+    }
+
+    /// Proves the key works for what checkout needs, with a call that needs
+    /// the same permission as taking payments (reading PaymentIntents).
+    pub async fn check_key(&self, key: &SecretKey) -> Result<(), StripeFailure> {
+        let list: ListEnvelope = RequestBuilder::new(StripeMethod::Get, "/payment_intents")
+            .query(&ListParams { limit: 1 })
+            .customize()
+            .send(&self.client(key)?)
+            .await
+            .map_err(StripeFailure::from_client)?;
+        if list.object != "list" {
+            return Err(StripeFailure::Unreachable(
+                format!("unexpected object `{}`", list.object).into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wiremock::matchers::{header, method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    const KEY: &str = "rk_test_51HqLyjWDarjtT1zdp7dcXYZ";
+
+    async fn api(server: &MockServer) -> StripeApi {
+        StripeApi::new(
+            Url::parse(&format!("{}/", server.uri())).unwrap(),
+            Duration::from_secs(2),
+        )
+    }
+
+    fn stripe_error(status: u16, kind: &str, message: &str) -> ResponseTemplate {
+        ResponseTemplate::new(status).set_body_json(serde_json::json!({
+            "error": { "type": kind, "message": message }
+        }))
+    }
+
+    async fn check(server: &MockServer) -> Result<(), StripeFailure> {
+        api(server)
+            .await
+            .check_key(&SecretKey::parse(KEY).unwrap())
+            .await
+    }
+
+    #[tokio::test]
+    async fn sends_the_merchants_key_and_accepts_a_list() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/v1/payment_intents"))
+            .and(query_param("limit", "1"))
+            .and(header("authorization", format!("Bearer {KEY}").as_str()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "object": "list", "data": [], "has_more": false, "url": "/v1/payment_intents"
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        check(&server).await.expect("key accepted");
+    }
+
+    #[tokio::test]
+    async fn maps_stripe_errors_without_their_text() {
+        let cases = [
+            (
+                stripe_error(
+                    401,
+                    "invalid_request_error",
+                    "Invalid API Key provided: rk_test_****XYZ",
+                ),
+                "InvalidKey",
+            ),
+            (
+                stripe_error(
+                    403,
+                    "invalid_request_error",
+                    "The provided key 'rk_test_****XYZ' does not have the required permissions for this endpoint on account 'acct_1'. Having the 'rak_payment_intent_read' permission would allow this request to continue.",
+                ),
+                "MissingPermission",
+            ),
+            (
+                stripe_error(429, "rate_limit_error", "Too many requests"),
+                "RateLimited",
+            ),
+            (stripe_error(500, "api_error", "boom"), "Unreachable"),
+            (
+                ResponseTemplate::new(502).set_body_string("<html>bad gateway</html>"),
+                "Unreachable",
+            ),
+        ];
+        for (response, expected) in cases {
+            let server = MockServer::start().await;
+            Mock::given(method("GET"))
+                .respond_with(response)
+                .mount(&server)
+                .await;
+            let failure = check(&server).await.unwrap_err();
+            let printed = format!("{failure:?} {failure}");
+            assert!(printed.starts_with(expected), "{printed}");
+            assert!(!printed.contains("rk_test"), "no key fragment: {printed}");
+            if let StripeFailure::MissingPermission { permission } = failure {
+                assert_eq!(permission.as_deref(), Some("rak_payment_intent_read"));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn unreachable_stripe_is_a_dependency_failure() {
+        // Bind and drop a listener: nothing answers on that port.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let api = StripeApi::new(
+            Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap(),
+            Duration::from_secs(2),
+        );
+        let failure = api
+            .check_key(&SecretKey::parse(KEY).unwrap())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(failure, StripeFailure::Unreachable(_)),
+            "{failure:?}"
+        );
+        assert_eq!(AppError::from(failure).status(), 502);
+    }
+
+    #[test]
+    fn finds_the_permission_name() {
+        assert_eq!(
+            permission_named("Having the 'rak_charge_write' permission").as_deref(),
+            Some("rak_charge_write")
+        );
+        assert_eq!(permission_named("no permission named"), None);
+    }
+}
