@@ -1,0 +1,199 @@
+//! Shared helpers for the system tests. They need the local stack and the
+//! running service; `make test` (infra/test.sh) starts both and exports:
+//! `CHECKOUT_BASE_URL`, `INTERNAL_SECRET`, `TABLE_NAME`, `KMS_KEY_ID`,
+//! `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_KMS` and `STRIPE_API_BASE`.
+
+use reqwest::header::HeaderMap;
+use shared::auth::sign_hex;
+use shared::config::InternalSecret;
+use std::sync::OnceLock;
+
+pub fn env(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => value,
+        _ => panic!(
+            "{name} is not set: system tests run against the local stack, start them with `make test`"
+        ),
+    }
+}
+
+pub fn base_url() -> String {
+    env("CHECKOUT_BASE_URL").trim_end_matches('/').to_owned()
+}
+
+pub fn internal_secret() -> InternalSecret {
+    InternalSecret::new(env("INTERNAL_SECRET")).expect("INTERNAL_SECRET is long enough")
+}
+
+/// An HTTP client that does not follow redirects, so tests see each 303.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+pub async fn aws() -> &'static aws_config::SdkConfig {
+    static AWS: tokio::sync::OnceCell<aws_config::SdkConfig> = tokio::sync::OnceCell::const_new();
+    AWS.get_or_init(|| aws_config::defaults(aws_config::BehaviorVersion::latest()).load())
+        .await
+}
+
+pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(aws().await)
+}
+
+pub fn new_store_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Headers for a signed internal request, made the documented way.
+pub fn signed_headers(method: &str, path_and_query: &str, body: &str) -> HeaderMap {
+    let ts = shared::clock::now().to_string();
+    let sig = sign_hex(
+        &internal_secret(),
+        &[
+            ts.as_bytes(),
+            b".",
+            method.as_bytes(),
+            b".",
+            path_and_query.as_bytes(),
+            b".",
+            body.as_bytes(),
+        ],
+    );
+    let mut headers = HeaderMap::new();
+    headers.insert("x-internal-timestamp", ts.parse().expect("header"));
+    headers.insert(
+        "x-internal-signature",
+        format!("v1={sig}").parse().expect("header"),
+    );
+    headers
+}
+
+/// A connect link from the internal API.
+pub async fn connect_link(store_id: &str, return_url: &str) -> String {
+    let path = format!("/api/internal/stores/{store_id}/connect-links");
+    let body = serde_json::json!({ "return_url": return_url }).to_string();
+    let response = http()
+        .post(format!("{}{path}", base_url()))
+        .headers(signed_headers("POST", &path, &body))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("connect-links request");
+    assert_eq!(response.status(), 200, "connect-links");
+    let json: serde_json::Value = response.json().await.expect("json");
+    json["url"].as_str().expect("url").to_owned()
+}
+
+/// The value of a hidden input in a rendered form.
+pub fn hidden_field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no field {name} in {html}"))
+        + marker.len();
+    let end = html[start..].find('"').expect("closing quote") + start;
+    html[start..end]
+        .replace("&#38;", "&")
+        .replace("&amp;", "&")
+        .replace("&#61;", "=")
+        .replace("&#47;", "/")
+}
+
+/// Unique key bodies per test run, so tests never depend on each other's data.
+pub fn key_body() -> String {
+    static RUN: OnceLock<String> = OnceLock::new();
+    let run = RUN.get_or_init(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_owned());
+    format!("{run}{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// Opens a connect link, reads its form, and posts `fields` as a browser on
+/// our origin would. Returns the response to the post.
+pub async fn submit_connect_form(link: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    let client = http();
+    let form_page = client.get(link).send().await.expect("form");
+    assert_eq!(form_page.status(), 200, "connect form");
+    let html = form_page.text().await.expect("html");
+    let mut form: Vec<(String, String)> = [
+        "store_id",
+        "return_url",
+        "expires",
+        "signature",
+        "csrf_token",
+    ]
+    .iter()
+    .map(|name| (name.to_string(), hidden_field(&html, name)))
+    .collect();
+    form.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    client
+        .post(format!("{}/stripe/connect", base_url()))
+        .header("origin", base_url())
+        .form(&form)
+        .send()
+        .await
+        .expect("post")
+}
+
+pub async fn public_status(store_id: &str) -> serde_json::Value {
+    let response = http()
+        .get(format!("{}/stripe/status/{store_id}", base_url()))
+        .send()
+        .await
+        .expect("status");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("json")
+}
+
+/// Every item stored for a store (`STORE#{id}` partition).
+pub async fn store_items(
+    store_id: &str,
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    dynamodb()
+        .await
+        .query()
+        .table_name(env("TABLE_NAME"))
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("STORE#{store_id}")),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("query")
+        .items
+        .unwrap_or_default()
+}
+
+/// Opens the sealed secret key of a stored connection item through KMS, as
+/// the service would.
+pub async fn open_stored_secret(
+    store_id: &str,
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> String {
+    use secrecy::ExposeSecret;
+    use shared::vault::{EncryptionContext, KmsDataKeys, Purpose, SealedSecret, Vault};
+    let kms = KmsDataKeys::new(aws_sdk_kms::Client::new(aws().await), env("KMS_KEY_ID"));
+    let vault = Vault::new(std::sync::Arc::new(kms), std::time::Duration::from_secs(1));
+    let sealed = SealedSecret {
+        wrapped_key: item["secret_key_wrapped"]
+            .as_b()
+            .expect("wrapped key")
+            .as_ref()
+            .to_vec(),
+        token: item["secret_key_token"].as_s().expect("token").clone(),
+    };
+    let ctx = EncryptionContext::new(
+        shared::domain::StoreId::parse(store_id).expect("id"),
+        Purpose::StripeSecretKey,
+    );
+    vault
+        .open(ctx, &sealed)
+        .await
+        .expect("opens")
+        .expose_secret()
+        .to_owned()
+}
