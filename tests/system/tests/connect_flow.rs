@@ -1,5 +1,7 @@
 //! The merchant's connect flow over real HTTP against the running service,
 //! DynamoDB Local, moto's KMS and localstripe.
+// Helpers outside #[test] fns unwrap too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use system_tests::*;
 

@@ -1,5 +1,7 @@
 //! BMOS's internal API over real HTTP: every credential form, and what the
 //! answers hold.
+// Helpers outside #[test] fns unwrap too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use system_tests::*;
 

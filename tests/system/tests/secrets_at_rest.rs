@@ -1,5 +1,7 @@
 //! Nothing secret is stored or logged in plaintext. Runs after a connect so
 //! there is something to find.
+// Helpers outside #[test] fns unwrap too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use system_tests::*;
 

@@ -1,6 +1,8 @@
 //! The storage and sealing guarantees against the real emulators: KMS (moto)
 //! enforces the encryption context, and DynamoDB Local's conditional
 //! transactions let exactly one of several concurrent saves win.
+// Helpers outside #[test] fns unwrap too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use shared::domain::{KeyKind, PublishableKey, StoreId};
 use shared::store::{AuditEntry, Store, StripeConnection};

@@ -2,6 +2,8 @@
 //! Stripe played by wiremock (the emulator cannot answer 403 or 5xx) and the
 //! real DynamoDB Local and KMS behind the handler. Whatever Stripe says,
 //! nothing is stored and no secret reaches a log line.
+// Helpers outside #[test] fns unwrap too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use lambda_http::{Body, Request};
 use shared::auth::connect_link::{self, ConnectLink, Expiry, LinkParams};
