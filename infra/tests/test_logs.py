@@ -37,3 +37,10 @@ def test_no_secret_in_any_log_line(logs):
             for pattern in SECRET_PATTERNS:
                 assert not pattern.search(line), f"{name}:{number}: {pattern.pattern} in {line[:200]}"
             assert internal not in line, f"{name}:{number}: the internal secret"
+
+
+def test_the_patterns_catch_what_we_fear():
+    for leaked in ["key=sk_live_51HqLyj", "rk_test_abcd1234 rejected", '"whsec_abcdEFGH"', "authorization: Bearer sk"]:
+        assert any(p.search(leaked) for p in SECRET_PATTERNS), leaked
+    for harmless in ["pk_test_51HqLyj", "key_kind=secret", "stripe_secret_key"]:
+        assert not any(p.search(harmless) for p in SECRET_PATTERNS), harmless
