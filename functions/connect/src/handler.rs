@@ -74,7 +74,15 @@ pub(crate) fn render_form(
             publishable_key: c.publishable_key.to_string(),
         }),
     };
-    pages::render(status, &page, &nonce)
+    let mut response = pages::render(status, &page, &nonce)?;
+    // Under `no-referrer` browsers send `Origin: null` with the form post,
+    // which would defeat the Origin check; `same-origin` still sends nothing
+    // to any other site (the signed link never leaks through a Referer).
+    response.headers_mut().insert(
+        lambda_http::http::header::REFERRER_POLICY,
+        lambda_http::http::HeaderValue::from_static("same-origin"),
+    );
+    Ok(response)
 }
 
 #[cfg(test)]

@@ -292,3 +292,19 @@ async fn concurrent_saves_never_mix_two_submissions() {
     let secret = open_stored_secret(&store, connection).await;
     assert_eq!(secret, format!("sk_test_{body}"));
 }
+
+#[tokio::test]
+async fn the_form_page_keeps_origin_on_its_post_and_leaks_no_referer_elsewhere() {
+    let link = connect_link(&new_store_id(), RETURN_URL).await;
+    let response = http().get(&link).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let headers = response.headers();
+    // `no-referrer` would make browsers post `Origin: null`.
+    assert_eq!(headers["referrer-policy"], "same-origin");
+    assert_eq!(headers["cache-control"], "no-store");
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("form-action 'self'"),
+        "{csp}"
+    );
+}
