@@ -211,7 +211,7 @@ impl KeyPair {
             return Err(AppError::unprocessable(
                 "mode_mismatch",
                 format!(
-                    "The publishable key is a {} key but the secret key is a {} key; use both keys from the same mode",
+                    "The publishable key is a {} key but the secret key is a {} key. Use both keys from the same mode.",
                     publishable.mode().as_str(),
                     secret.mode().as_str()
                 ),
