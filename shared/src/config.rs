@@ -65,6 +65,13 @@ pub struct Config {
     pub local_mode: bool,
     /// How long opened data keys stay in a warm container.
     pub data_key_cache_ttl: Duration,
+    /// Where the checkout page loads Stripe.js from.
+    pub stripe_js_url: Url,
+    /// `None`: PaymentIntents use automatic payment methods (Stripe's
+    /// documented Payment Element flow); `Some`: exactly these types.
+    pub payment_method_types: Option<Vec<String>>,
+    /// How long a checkout link stays valid unless BMOS asks otherwise.
+    pub checkout_session_ttl: Duration,
 }
 
 impl Config {
@@ -154,12 +161,56 @@ impl Config {
             },
             local_mode,
             data_key_cache_ttl: seconds("DATA_KEY_CACHE_TTL_SECONDS", 300)?,
+            stripe_js_url: Url::parse(
+                &lookup("STRIPE_JS_URL").unwrap_or_else(|| "https://js.stripe.com/v3/".into()),
+            )
+            .map_err(|_| ConfigError::Invalid {
+                name: "STRIPE_JS_URL",
+                reason: "must be an absolute URL",
+            })?,
+            payment_method_types: match lookup("STRIPE_PAYMENT_METHOD_TYPES") {
+                None => None,
+                Some(raw) if raw.trim().is_empty() => None,
+                Some(raw) => {
+                    let types: Vec<String> = raw
+                        .split(',')
+                        .map(|t| t.trim().to_owned())
+                        .filter(|t| !t.is_empty())
+                        .collect();
+                    if types
+                        .iter()
+                        .any(|t| !t.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+                    {
+                        return Err(ConfigError::Invalid {
+                            name: "STRIPE_PAYMENT_METHOD_TYPES",
+                            reason: "must be a comma-separated list like card,sepa_debit",
+                        });
+                    }
+                    Some(types)
+                }
+            },
+            checkout_session_ttl: seconds("CHECKOUT_SESSION_TTL_SECONDS", 3600)?,
         })
     }
 
     /// `scheme://host[:port]` of the public base URL, as browsers send it in `Origin`.
     pub fn public_origin(&self) -> String {
         self.public_base_url.origin().ascii_serialization()
+    }
+
+    /// Origins the checkout page's CSP must allow for Stripe.js: where the
+    /// script comes from, and the API it calls from the browser.
+    pub fn stripe_js_origins(&self) -> String {
+        let js = self.stripe_js_url.origin().ascii_serialization();
+        let api = self.stripe_api_base.origin().ascii_serialization();
+        if js == "https://js.stripe.com" {
+            // Stripe's documented CSP: its iframes (3-D Secure) come from hooks.
+            format!("{js} https://hooks.stripe.com {api}")
+        } else if js == api {
+            js
+        } else {
+            format!("{js} {api}")
+        }
     }
 }
 

@@ -40,8 +40,18 @@ pub enum AppError {
         code: &'static str,
         message: Cow<'static, str>,
     },
+    /// It existed but no longer does (410): an expired checkout link.
+    #[error("{message}")]
+    Gone {
+        code: &'static str,
+        message: Cow<'static, str>,
+    },
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The customer's card was declined or failed (402), with Stripe's
+    /// customer-facing message and its decline code.
+    #[error("{message}")]
+    PaymentFailed { code: String, message: String },
     /// Well-formed but not acceptable (422).
     #[error("{message}")]
     Unprocessable {
@@ -102,7 +112,9 @@ impl AppError {
             AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
             AppError::NotFound { .. } => StatusCode::NOT_FOUND,
             AppError::Conflict { .. } => StatusCode::CONFLICT,
+            AppError::Gone { .. } => StatusCode::GONE,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::PaymentFailed { .. } => StatusCode::PAYMENT_REQUIRED,
             AppError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Dependency {
                 throttled: true, ..
@@ -113,15 +125,17 @@ impl AppError {
     }
 
     /// Stable, machine-readable code for the JSON body.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> &str {
         match self {
             AppError::BadRequest { code, .. }
             | AppError::Unauthorized { code, .. }
             | AppError::Forbidden { code, .. }
             | AppError::NotFound { code, .. }
             | AppError::Conflict { code, .. }
+            | AppError::Gone { code, .. }
             | AppError::Unprocessable { code, .. } => code,
             AppError::PayloadTooLarge { .. } => "payload_too_large",
+            AppError::PaymentFailed { code, .. } => code,
             AppError::Dependency {
                 throttled: true, ..
             } => "dependency_throttled",

@@ -40,7 +40,10 @@ pub fn error_json(err: &AppError) -> Response<Body> {
 #[derive(Clone, Copy, Debug)]
 pub enum PageScripts<'a> {
     None,
-    StripeJs { origin: &'a str },
+    /// `origins`: space-separated, from `Config::stripe_js_origins`.
+    StripeJs {
+        origin: &'a str,
+    },
 }
 
 /// A page with our security headers. `nonce` must be the one the template

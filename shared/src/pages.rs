@@ -3,7 +3,8 @@
 
 use crate::auth::connect_link::LinkParams;
 use crate::error::AppError;
-use crate::http::{self, PageScripts};
+use crate::http;
+pub use crate::http::PageScripts;
 use askama::Template;
 use lambda_http::Body;
 use lambda_http::http::{Response, StatusCode};
@@ -45,14 +46,69 @@ pub struct Message<'a> {
     pub message: &'a str,
 }
 
+/// One line of an order as pages show it.
+pub struct ItemRow {
+    pub name: String,
+    pub quantity: u64,
+    pub total: String,
+}
+
+impl ItemRow {
+    pub fn for_order(order: &crate::store::Order) -> Vec<ItemRow> {
+        order
+            .line_items
+            .iter()
+            .map(|li| ItemRow {
+                name: li.name.clone(),
+                quantity: li.quantity,
+                total: order.currency.format(li.total()),
+            })
+            .collect()
+    }
+}
+
+#[derive(Template)]
+#[template(path = "checkout.html")]
+pub struct CheckoutPage<'a> {
+    pub nonce: String,
+    pub store_name: Option<&'a str>,
+    pub test_mode: bool,
+    pub items: Vec<ItemRow>,
+    pub total: String,
+    pub previous_error: Option<&'a str>,
+    pub publishable_key: &'a str,
+    pub stripe_js_url: &'a str,
+    pub intent_url: String,
+    pub return_url: String,
+}
+
+pub struct Link {
+    pub href: String,
+    pub label: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "checkout_result.html")]
+pub struct CheckoutResult<'a> {
+    pub nonce: String,
+    pub title: &'a str,
+    pub message: &'a str,
+    pub paid: bool,
+    pub items: Vec<ItemRow>,
+    pub total: String,
+    pub order_id: &'a str,
+    pub link: Option<Link>,
+}
+
 /// Renders `page` with our headers. `nonce` must be the page's own.
 pub fn render(
     status: StatusCode,
     page: &impl Template,
     nonce: &str,
+    scripts: PageScripts<'_>,
 ) -> Result<Response<Body>, AppError> {
     let body = page.render().map_err(AppError::internal)?;
-    Ok(http::html(status, body, nonce, PageScripts::None))
+    Ok(http::html(status, body, nonce, scripts))
 }
 
 /// The page for an error on a page route: the error's status, a title that
@@ -63,6 +119,7 @@ pub fn error_page(err: &AppError) -> Response<Body> {
         400 | 422 => "Something is wrong with this request",
         401 | 403 => "This link cannot be used",
         404 => "Not found",
+        410 => "This link has expired",
         409 => "Please try again",
         _ => "Something went wrong",
     };
@@ -73,7 +130,7 @@ pub fn error_page(err: &AppError) -> Response<Body> {
         title,
         message: &message,
     };
-    render(err.status(), &page, &nonce).unwrap_or_else(|_| http::error_json(err))
+    render(err.status(), &page, &nonce, PageScripts::None).unwrap_or_else(|_| http::error_json(err))
 }
 
 #[cfg(test)]

@@ -74,7 +74,7 @@ pub(crate) fn render_form(
             publishable_key: c.publishable_key.to_string(),
         }),
     };
-    let mut response = pages::render(status, &page, &nonce)?;
+    let mut response = pages::render(status, &page, &nonce, pages::PageScripts::None)?;
     // Under `no-referrer` browsers send `Origin: null` with the form post,
     // which would defeat the Origin check; `same-origin` still sends nothing
     // to any other site (the signed link never leaks through a Referer).

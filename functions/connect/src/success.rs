@@ -45,5 +45,5 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, AppError
         webhook_configured: connection.webhook_secret.is_some(),
         return_url: link.return_url.as_str(),
     };
-    pages::render(StatusCode::OK, &page, &nonce)
+    pages::render(StatusCode::OK, &page, &nonce, pages::PageScripts::None)
 }

@@ -6,6 +6,7 @@
 pub mod connect_link;
 pub mod csrf;
 pub mod internal;
+pub mod session_token;
 
 use crate::config::InternalSecret;
 use hmac::{Hmac, KeyInit, Mac};

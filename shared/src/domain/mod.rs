@@ -1,10 +1,16 @@
 //! Values that are valid by construction: a handler holding a `StoreId` or a
 //! `SecretKey` never re-checks it.
 
+mod cart;
+mod money;
+mod order;
 mod return_url;
 mod store_id;
 mod stripe_keys;
 
+pub use cart::{Cart, CartRequest, LineItem, redirect_url};
+pub use money::{Currency, MAX_AMOUNT};
+pub use order::{OrderStatus, status_for_intent};
 pub use return_url::{ReturnUrl, ReturnUrlPolicy};
 pub use store_id::StoreId;
 pub use stripe_keys::{KeyKind, KeyPair, Mode, PublishableKey, SecretKey, WebhookSecret};

@@ -2,7 +2,7 @@
 //! trail (`STORE#{id}` / `AUDIT#{millis}#{uuid}`).
 
 use super::item::{Item, b, get_b, get_n, get_opt_n, get_opt_s, get_s, n, s};
-use super::{Store, dependency_error};
+use super::{Store, dependency_error, is_condition_failure};
 use crate::domain::{KeyKind, Mode, PublishableKey, StoreId};
 use crate::error::AppError;
 use crate::vault::SealedSecret;
@@ -226,22 +226,4 @@ impl Store {
             Err(err) => Err(dependency_error(err)),
         }
     }
-}
-
-fn is_condition_failure(
-    err: &aws_sdk_dynamodb::error::SdkError<
-        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
-        aws_sdk_dynamodb::config::http::HttpResponse,
-    >,
-) -> bool {
-    let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
-        cancel,
-    )) = err.as_service_error()
-    else {
-        return false;
-    };
-    cancel
-        .cancellation_reasons()
-        .iter()
-        .any(|r| r.code() == Some("ConditionalCheckFailed"))
 }

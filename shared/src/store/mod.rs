@@ -4,8 +4,10 @@
 
 mod connections;
 mod item;
+mod orders;
 
 pub use connections::{AuditEntry, StripeConnection, WebhookSource};
+pub use orders::{CheckoutSession, Order, Transition, TransitionDetails, pending_partitions};
 
 use crate::error::{AppError, BoxError};
 use aws_sdk_dynamodb::error::SdkError;
@@ -46,4 +48,24 @@ where
         throttled,
         source,
     }
+}
+
+/// True when a transaction was cancelled because a condition did not hold
+/// (as opposed to a failure of DynamoDB itself).
+fn is_condition_failure(
+    err: &SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        aws_sdk_dynamodb::config::http::HttpResponse,
+    >,
+) -> bool {
+    let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+        cancel,
+    )) = err.as_service_error()
+    else {
+        return false;
+    };
+    cancel
+        .cancellation_reasons()
+        .iter()
+        .any(|r| r.code() == Some("ConditionalCheckFailed"))
 }

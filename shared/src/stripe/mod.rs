@@ -6,6 +6,10 @@
 //! Stripe's error messages can quote part of the key, so they never leave
 //! this module: callers get a `StripeFailure` that names what went wrong.
 
+mod intents;
+
+pub use intents::{ClientSecret, IntentStatus, NewIntent, PaymentIntent};
+
 use crate::domain::SecretKey;
 use crate::error::{AppError, BoxError};
 use std::time::Duration;
@@ -36,6 +40,9 @@ pub enum StripeFailure {
         kind: String,
         code: Option<String>,
         decline_code: Option<String>,
+        /// Stripe's message, kept only for card errors: it is written for
+        /// the customer and names no key.
+        card_message: Option<String>,
     },
     /// Network failure, timeout, 5xx or an unreadable answer.
     #[error("Stripe could not be reached")]
@@ -51,12 +58,20 @@ impl StripeFailure {
                     permission: api.message.as_deref().and_then(permission_named),
                 },
                 429 => StripeFailure::RateLimited,
-                400..=499 => StripeFailure::Refused {
-                    status,
-                    kind: api.type_.to_string(),
-                    code: api.code.map(|c| c.to_string()),
-                    decline_code: api.decline_code.clone(),
-                },
+                400..=499 => {
+                    let kind = api.type_.to_string();
+                    StripeFailure::Refused {
+                        status,
+                        card_message: if kind == "card_error" {
+                            api.message.clone()
+                        } else {
+                            None
+                        },
+                        kind,
+                        code: api.code.map(|c| c.to_string()),
+                        decline_code: api.decline_code.clone(),
+                    }
+                }
                 _ => StripeFailure::Unreachable(format!("Stripe answered {status}").into()),
             },
             stripe::StripeError::Timeout => StripeFailure::Unreachable("timed out".into()),
@@ -90,6 +105,21 @@ impl From<StripeFailure> for AppError {
                     permission.as_deref().unwrap_or("required")
                 ),
             ),
+            StripeFailure::Refused {
+                status: 402,
+                ref card_message,
+                ref decline_code,
+                ref code,
+                ..
+            } => AppError::PaymentFailed {
+                code: decline_code
+                    .clone()
+                    .or_else(|| code.clone())
+                    .unwrap_or_else(|| "card_declined".into()),
+                message: card_message
+                    .clone()
+                    .unwrap_or_else(|| "The card was declined.".into()),
+            },
             StripeFailure::Refused { ref code, .. } => AppError::unprocessable(
                 "stripe_refused",
                 format!(
@@ -129,7 +159,7 @@ impl StripeApi {
         StripeApi { base, timeout }
     }
 
-    fn client(&self, key: &SecretKey) -> Result<stripe::Client, StripeFailure> {
+    pub(crate) fn client(&self, key: &SecretKey) -> Result<stripe::Client, StripeFailure> {
         stripe::ClientBuilder::new(key.expose())
             .url(self.base.as_str())
             .timeout(self.timeout)

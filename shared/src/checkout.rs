@@ -1,0 +1,230 @@
+//! The customer's checkout, shared by the checkout page, create-intent and
+//! the return from Stripe: find the session, use the merchant's own key, get
+//! one PaymentIntent per order, and apply what Stripe says about it.
+
+use crate::app::App;
+use crate::auth::session_token;
+use crate::clock;
+use crate::domain::OrderStatus;
+use crate::domain::{SecretKey, StoreId, status_for_intent};
+use crate::error::AppError;
+use crate::store::{CheckoutSession, Order, StripeConnection, Transition, TransitionDetails};
+use crate::stripe::{IntentStatus, NewIntent, PaymentIntent, StripeFailure};
+use crate::vault::{EncryptionContext, Purpose};
+
+pub struct Checkout {
+    pub session: CheckoutSession,
+    pub order: Order,
+}
+
+impl Checkout {
+    /// The checkout behind `token`; 404 for anything that is not a live token.
+    pub async fn open(app: &App, token: &str) -> Result<Self, AppError> {
+        let unknown =
+            || AppError::not_found("unknown_checkout", "This checkout link is not valid.");
+        let hash = session_token::parse_and_hash(token).ok_or_else(unknown)?;
+        let session = app.store.get_session(&hash).await?.ok_or_else(unknown)?;
+        let order = app
+            .store
+            .get_order(&session.order_id)
+            .await?
+            .ok_or_else(|| {
+                AppError::internal(format!("session for missing order {}", session.order_id))
+            })?;
+        Ok(Checkout { session, order })
+    }
+
+    pub fn is_expired(&self, now: u64) -> bool {
+        now >= self.session.expires_at
+    }
+}
+
+/// The store's connection and its opened secret key; 409 when the store has
+/// no Stripe account connected (any more).
+pub async fn merchant_key(
+    app: &App,
+    store_id: &StoreId,
+) -> Result<(StripeConnection, SecretKey), AppError> {
+    let connection = app.store.get_connection(store_id).await?.ok_or_else(|| {
+        AppError::conflict("store_not_connected", "Store not connected to Stripe")
+    })?;
+    let opened = app
+        .vault
+        .open(
+            EncryptionContext::new(*store_id, Purpose::StripeSecretKey),
+            &connection.secret_key,
+        )
+        .await?;
+    let key = SecretKey::parse(secrecy::ExposeSecret::expose_secret(&opened))
+        .map_err(|_| AppError::internal("stored secret key no longer parses"))?;
+    Ok((connection, key))
+}
+
+fn matches(order: &Order, intent: &PaymentIntent) -> bool {
+    intent.amount == order.amount
+        && intent.currency.eq_ignore_ascii_case(order.currency.code())
+        && intent.order_id.as_deref() == Some(order.order_id.as_str())
+}
+
+/// The order's PaymentIntent, created on the merchant's account if it has
+/// none that can still be paid. One order, one charge: the Stripe
+/// idempotency key comes from the order, and the intent is recorded on the
+/// order only if nobody recorded one first.
+pub async fn payment_intent_for(
+    app: &App,
+    order: &Order,
+    connection: &StripeConnection,
+    key: &SecretKey,
+) -> Result<PaymentIntent, AppError> {
+    if order.status.is_paid() {
+        return Err(AppError::conflict(
+            "already_paid",
+            "This order has already been paid.",
+        ));
+    }
+    if !order.status.awaits_payment() {
+        return Err(AppError::conflict(
+            "order_closed",
+            format!("This order is {}.", order.status),
+        ));
+    }
+    let mut attempt = order.intent_attempt.max(1);
+    if let Some(existing) = &order.payment_intent_id {
+        match app.stripe.retrieve_intent(key, existing).await {
+            Ok(intent) if intent.status.is_usable() && matches(order, &intent) => {
+                return Ok(intent);
+            }
+            Ok(intent)
+                if intent.status == IntentStatus::Succeeded
+                    || intent.status == IntentStatus::Processing =>
+            {
+                // Paid (or paying) already: record it instead of charging again.
+                apply_intent(app, order, &intent).await?;
+                return Err(AppError::conflict(
+                    "already_paid",
+                    "This order has already been paid.",
+                ));
+            }
+            // Canceled, replaced by a key for another mode or account
+            // (Stripe says 404), or not matching: start a new attempt.
+            Ok(_) | Err(StripeFailure::Refused { status: 404, .. }) => attempt += 1,
+            Err(other) => return Err(other.into()),
+        }
+    }
+    let new = NewIntent {
+        amount: order.amount,
+        currency: order.currency,
+        store_id: &order.store_id,
+        order_id: &order.order_id,
+        idempotency_key: format!("checkout-{}-{attempt}", order.order_id),
+        payment_method_types: app.config.payment_method_types.as_deref(),
+    };
+    let intent = app.stripe.create_intent(key, &new).await?;
+    if app
+        .store
+        .attach_intent(order, &intent.id, attempt, connection.mode(), clock::now())
+        .await?
+    {
+        return Ok(intent);
+    }
+    // Someone attached an intent first (a double click). Use theirs; ours is
+    // the same one when Stripe honoured the idempotency key, and otherwise
+    // is cancelled so it can never be charged.
+    let current = app
+        .store
+        .get_order(&order.order_id)
+        .await?
+        .ok_or_else(|| AppError::internal("order vanished"))?;
+    let winner = current
+        .payment_intent_id
+        .ok_or_else(|| AppError::conflict("concurrent_update", "Please try again."))?;
+    if winner != intent.id
+        && let Err(failure) = app.stripe.cancel_intent(key, &intent.id).await
+    {
+        tracing::warn!(
+            order_id = %order.order_id, payment_intent = %intent.id, error = %failure,
+            "could not cancel the losing duplicate intent"
+        );
+    }
+    Ok(app.stripe.retrieve_intent(key, &winner).await?)
+}
+
+/// What asking Stripe about an order's intent found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PaymentState {
+    Paid,
+    Processing,
+    Failed {
+        message: Option<String>,
+    },
+    /// The customer has not finished (or the intent was replaced).
+    Unfinished,
+    /// Stripe's amount or currency differs from the order: flagged, not paid.
+    Flagged,
+}
+
+/// Records what `intent` says about `order`, through the same guarded
+/// transitions webhooks use, and says where the order now stands.
+pub async fn apply_intent(
+    app: &App,
+    order: &Order,
+    intent: &PaymentIntent,
+) -> Result<PaymentState, AppError> {
+    if order.payment_intent_id.as_deref() != Some(intent.id.as_str()) {
+        return Ok(PaymentState::Unfinished);
+    }
+    let matching = matches(order, intent);
+    if !matching && intent.status == IntentStatus::Succeeded {
+        let reason = format!(
+            "Stripe reports {} {} for intent {}, the order expects {} {}",
+            intent.amount,
+            intent.currency,
+            intent.id,
+            order.amount,
+            order.currency.code()
+        );
+        tracing::error!(order_id = %order.order_id, %reason, "payment does not match its order; flagged for review");
+        app.store
+            .flag_order(&order.order_id, &reason, clock::now())
+            .await?;
+        return Ok(PaymentState::Flagged);
+    }
+    let Some(target) = status_for_intent(
+        intent.status.as_str(),
+        intent.last_error.is_some(),
+        matching,
+    ) else {
+        return Ok(if order.status.is_paid() {
+            PaymentState::Paid
+        } else {
+            PaymentState::Unfinished
+        });
+    };
+    let details = TransitionDetails {
+        payment_intent_id: Some(intent.id.clone()),
+        payment_error: intent
+            .last_error
+            .clone()
+            .filter(|_| target == OrderStatus::Failed),
+        review_reason: None,
+    };
+    let now_status = match app
+        .store
+        .transition_order(&order.order_id, target, &details, clock::now())
+        .await?
+    {
+        Transition::Applied { from } => {
+            tracing::info!(order_id = %order.order_id, %from, to = %target, source = "stripe_api", "order status changed");
+            target
+        }
+        Transition::Refused { current } => current,
+    };
+    Ok(match now_status {
+        s if s.is_paid() => PaymentState::Paid,
+        OrderStatus::Processing => PaymentState::Processing,
+        OrderStatus::Failed => PaymentState::Failed {
+            message: intent.last_error.clone(),
+        },
+        _ => PaymentState::Unfinished,
+    })
+}

@@ -1,0 +1,220 @@
+//! Orders and their state machine. Every change of status goes through
+//! `OrderStatus::can_become`, and the store writes it with a condition on
+//! the status it read, so no delivery order or repetition can move an order
+//! backwards or apply a transition twice.
+
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OrderStatus {
+    Pending,
+    Processing,
+    Paid,
+    Failed,
+    Canceled,
+    Refunded,
+    PartiallyRefunded,
+    Disputed,
+    Lost,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 9] = [
+        OrderStatus::Pending,
+        OrderStatus::Processing,
+        OrderStatus::Paid,
+        OrderStatus::Failed,
+        OrderStatus::Canceled,
+        OrderStatus::Refunded,
+        OrderStatus::PartiallyRefunded,
+        OrderStatus::Disputed,
+        OrderStatus::Lost,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "pending",
+            OrderStatus::Processing => "processing",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Failed => "failed",
+            OrderStatus::Canceled => "canceled",
+            OrderStatus::Refunded => "refunded",
+            OrderStatus::PartiallyRefunded => "partially_refunded",
+            OrderStatus::Disputed => "disputed",
+            OrderStatus::Lost => "lost",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
+    /// The allowed moves:
+    /// `pending → processing → paid`, `pending/processing → failed → paid`
+    /// (a retry can still succeed), `paid → refunded | partially_refunded`,
+    /// `partially_refunded → partially_refunded | refunded`,
+    /// `paid → disputed → paid | lost`, `pending/failed → canceled`.
+    pub fn can_become(self, next: OrderStatus) -> bool {
+        use OrderStatus::*;
+        matches!(
+            (self, next),
+            (Pending, Processing | Paid | Failed | Canceled)
+                | (Processing, Paid | Failed)
+                | (Failed, Processing | Paid | Failed | Canceled)
+                | (Paid, Refunded | PartiallyRefunded | Disputed)
+                | (PartiallyRefunded, PartiallyRefunded | Refunded | Disputed)
+                | (Disputed, Paid | Lost)
+        )
+    }
+
+    /// Every status `next` may be reached from: the condition a write uses.
+    pub fn sources_of(next: OrderStatus) -> Vec<OrderStatus> {
+        Self::ALL
+            .into_iter()
+            .filter(|s| s.can_become(next))
+            .collect()
+    }
+
+    /// Still waiting for a payment outcome (the reconciler looks at these).
+    pub fn awaits_payment(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Pending | OrderStatus::Processing | OrderStatus::Failed
+        )
+    }
+
+    /// Money has been received (whatever happened after).
+    pub fn is_paid(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Paid
+                | OrderStatus::Refunded
+                | OrderStatus::PartiallyRefunded
+                | OrderStatus::Disputed
+                | OrderStatus::Lost
+        )
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OrderStatus::*;
+    use super::*;
+
+    #[test]
+    fn the_happy_paths_are_allowed() {
+        for (from, to) in [
+            (Pending, Processing),
+            (Processing, Paid),
+            (Pending, Paid),
+            (Pending, Failed),
+            (Processing, Failed),
+            (Failed, Paid),
+            (Paid, Refunded),
+            (Paid, PartiallyRefunded),
+            (PartiallyRefunded, Refunded),
+            (Paid, Disputed),
+            (Disputed, Paid),
+            (Disputed, Lost),
+            (Pending, Canceled),
+        ] {
+            assert!(from.can_become(to), "{from} -> {to}");
+        }
+    }
+
+    #[test]
+    fn nothing_moves_backwards() {
+        for (from, to) in [
+            (Paid, Failed),
+            (Paid, Pending),
+            (Paid, Processing),
+            (Paid, Canceled),
+            (Paid, Paid),
+            (Refunded, Paid),
+            (Refunded, Refunded),
+            (Lost, Paid),
+            (Canceled, Paid),
+            (Canceled, Pending),
+            (Processing, Pending),
+            (Processing, Canceled),
+            (Disputed, Refunded),
+        ] {
+            assert!(!from.can_become(to), "{from} -> {to} must be refused");
+        }
+    }
+
+    #[test]
+    fn terminal_states_have_no_way_out() {
+        for terminal in [Refunded, Lost, Canceled] {
+            for next in OrderStatus::ALL {
+                assert!(!terminal.can_become(next), "{terminal} -> {next}");
+            }
+        }
+    }
+
+    #[test]
+    fn statuses_round_trip_through_text() {
+        for status in OrderStatus::ALL {
+            assert_eq!(OrderStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(OrderStatus::parse("shipped"), None);
+        assert_eq!(
+            OrderStatus::sources_of(Paid),
+            vec![Pending, Processing, Failed, Disputed]
+        );
+    }
+}
+
+/// What a PaymentIntent's state means for its order, given whether the
+/// intent matches the order (amount, currency, order id) and whether its
+/// last attempt failed. `None`: nothing to record (the customer is still
+/// paying, the intent was replaced, or the money does not match).
+pub fn status_for_intent(
+    intent_status: &str,
+    attempt_failed: bool,
+    matches_order: bool,
+) -> Option<OrderStatus> {
+    if !matches_order {
+        return None;
+    }
+    match intent_status {
+        "succeeded" => Some(OrderStatus::Paid),
+        "processing" => Some(OrderStatus::Processing),
+        "requires_payment_method" if attempt_failed => Some(OrderStatus::Failed),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod intent_tests {
+    use super::*;
+
+    #[test]
+    fn only_matching_money_pays() {
+        assert_eq!(
+            status_for_intent("succeeded", false, true),
+            Some(OrderStatus::Paid)
+        );
+        assert_eq!(status_for_intent("succeeded", false, false), None);
+        assert_eq!(
+            status_for_intent("processing", false, true),
+            Some(OrderStatus::Processing)
+        );
+        assert_eq!(
+            status_for_intent("requires_payment_method", true, true),
+            Some(OrderStatus::Failed)
+        );
+        assert_eq!(
+            status_for_intent("requires_payment_method", false, true),
+            None
+        );
+        assert_eq!(status_for_intent("requires_action", false, true), None);
+        assert_eq!(status_for_intent("canceled", false, true), None);
+    }
+}

@@ -1,0 +1,522 @@
+//! Orders (`ORDER#{id}` / `ORDER`), checkout sessions (`SESSION#{sha256(token)}`
+//! / `SESSION`) and PaymentIntent links (`PI#{pi_id}` / `PI`).
+//!
+//! An order that waits for a payment outcome and has an intent carries
+//! `pending_pk`/`pending_sk`, the keys of the sparse `pending-orders` index
+//! the reconciler reads; leaving those states removes them.
+
+use super::item::{Item, get_n, get_opt_n, get_opt_s, get_s, n, s};
+use super::{Store, dependency_error, is_condition_failure};
+use crate::domain::{Currency, LineItem, Mode, OrderStatus, StoreId};
+use crate::error::AppError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+use std::collections::{BTreeMap, HashMap};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Order {
+    pub order_id: String,
+    pub store_id: StoreId,
+    pub status: OrderStatus,
+    pub currency: Currency,
+    pub amount: u64,
+    pub line_items: Vec<LineItem>,
+    pub mode: Mode,
+    pub payment_intent_id: Option<String>,
+    /// Bumped each time a new intent replaces a canceled one; part of the
+    /// Stripe idempotency key.
+    pub intent_attempt: u32,
+    pub customer_email: Option<String>,
+    pub success_url: Option<String>,
+    pub cancel_url: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub store_name: Option<String>,
+    pub created_at: u64,
+    pub updated_at: u64,
+    pub paid_at: Option<u64>,
+    /// Stripe's customer-facing message for the last failed attempt.
+    pub last_payment_error: Option<String>,
+    /// Set instead of paying when Stripe's amount or currency differs.
+    pub review_reason: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckoutSession {
+    pub token_hash: String,
+    pub order_id: String,
+    pub store_id: StoreId,
+    pub expires_at: u64,
+    pub created_at: u64,
+}
+
+/// What a guarded status change did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transition {
+    Applied {
+        from: OrderStatus,
+    },
+    /// The order is in a status from which this move is not allowed
+    /// (already there, or further along): nothing was written.
+    Refused {
+        current: OrderStatus,
+    },
+}
+
+/// Extra fields a transition records.
+#[derive(Clone, Debug, Default)]
+pub struct TransitionDetails {
+    /// Only move an order whose intent is this one (webhooks, reconciler).
+    pub payment_intent_id: Option<String>,
+    pub payment_error: Option<String>,
+    pub review_reason: Option<String>,
+}
+
+const PENDING_SHARDS: u32 = 8;
+
+fn order_pk(order_id: &str) -> String {
+    format!("ORDER#{order_id}")
+}
+
+fn pending_pk(order_id: &str) -> String {
+    // Spread over a few partitions so one hot key does not carry every write.
+    let shard = order_id.bytes().fold(0u32, |acc, b| {
+        acc.wrapping_mul(31).wrapping_add(u32::from(b))
+    }) % PENDING_SHARDS;
+    format!("PENDING#{shard}")
+}
+
+pub fn pending_partitions() -> impl Iterator<Item = String> {
+    (0..PENDING_SHARDS).map(|shard| format!("PENDING#{shard}"))
+}
+
+fn corrupt(what: &str) -> AppError {
+    AppError::internal(format!("stored order has an invalid {what}"))
+}
+
+impl Order {
+    fn to_item(&self) -> Item {
+        let line_items = self
+            .line_items
+            .iter()
+            .map(|li| {
+                AttributeValue::M(HashMap::from([
+                    ("name".to_string(), s(&li.name)),
+                    ("unit_amount".to_string(), n(li.unit_amount)),
+                    ("quantity".to_string(), n(li.quantity)),
+                ]))
+            })
+            .collect();
+        let mut item = Item::from([
+            ("pk".into(), s(order_pk(&self.order_id))),
+            ("sk".into(), s("ORDER")),
+            ("order_id".into(), s(&self.order_id)),
+            ("store_id".into(), s(self.store_id.to_string())),
+            ("status".into(), s(self.status.as_str())),
+            ("currency".into(), s(self.currency.code())),
+            ("amount".into(), n(self.amount)),
+            ("line_items".into(), AttributeValue::L(line_items)),
+            ("mode".into(), s(self.mode.as_str())),
+            ("intent_attempt".into(), n(u64::from(self.intent_attempt))),
+            ("created_at".into(), n(self.created_at)),
+            ("updated_at".into(), n(self.updated_at)),
+        ]);
+        if !self.metadata.is_empty() {
+            let metadata = self
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), s(v)))
+                .collect();
+            item.insert("metadata".into(), AttributeValue::M(metadata));
+        }
+        let optional = [
+            ("payment_intent_id", &self.payment_intent_id),
+            ("customer_email", &self.customer_email),
+            ("success_url", &self.success_url),
+            ("cancel_url", &self.cancel_url),
+            ("store_name", &self.store_name),
+            ("last_payment_error", &self.last_payment_error),
+            ("review_reason", &self.review_reason),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                item.insert(name.into(), s(value));
+            }
+        }
+        if let Some(at) = self.paid_at {
+            item.insert("paid_at".into(), n(at));
+        }
+        item
+    }
+
+    fn from_item(item: &Item) -> Result<Self, AppError> {
+        let line_items = item
+            .get("line_items")
+            .and_then(|v| v.as_l().ok())
+            .ok_or_else(|| corrupt("line_items"))?
+            .iter()
+            .map(|v| {
+                let m = v.as_m().map_err(|_| corrupt("line item"))?;
+                Ok(LineItem {
+                    name: get_s(m, "name")?.to_owned(),
+                    unit_amount: get_n(m, "unit_amount")?,
+                    quantity: get_n(m, "quantity")?,
+                })
+            })
+            .collect::<Result<Vec<_>, AppError>>()?;
+        let metadata = match item.get("metadata").and_then(|v| v.as_m().ok()) {
+            None => BTreeMap::new(),
+            Some(m) => m
+                .iter()
+                .map(|(k, v)| {
+                    Ok((
+                        k.clone(),
+                        v.as_s().map_err(|_| corrupt("metadata"))?.clone(),
+                    ))
+                })
+                .collect::<Result<_, AppError>>()?,
+        };
+        let opt = |name: &str| get_opt_s(item, name).map(str::to_owned);
+        Ok(Order {
+            order_id: get_s(item, "order_id")?.to_owned(),
+            store_id: StoreId::parse(get_s(item, "store_id")?).map_err(|_| corrupt("store_id"))?,
+            status: OrderStatus::parse(get_s(item, "status")?).ok_or_else(|| corrupt("status"))?,
+            currency: Currency::parse(get_s(item, "currency")?).map_err(|_| corrupt("currency"))?,
+            amount: get_n(item, "amount")?,
+            line_items,
+            mode: Mode::parse(get_s(item, "mode")?).ok_or_else(|| corrupt("mode"))?,
+            payment_intent_id: opt("payment_intent_id"),
+            intent_attempt: u32::try_from(get_n(item, "intent_attempt")?)
+                .map_err(|_| corrupt("intent_attempt"))?,
+            customer_email: opt("customer_email"),
+            success_url: opt("success_url"),
+            cancel_url: opt("cancel_url"),
+            metadata,
+            store_name: opt("store_name"),
+            created_at: get_n(item, "created_at")?,
+            updated_at: get_n(item, "updated_at")?,
+            paid_at: get_opt_n(item, "paid_at")?,
+            last_payment_error: opt("last_payment_error"),
+            review_reason: opt("review_reason"),
+        })
+    }
+}
+
+impl CheckoutSession {
+    fn to_item(&self) -> Item {
+        Item::from([
+            ("pk".into(), s(format!("SESSION#{}", self.token_hash))),
+            ("sk".into(), s("SESSION")),
+            ("order_id".into(), s(&self.order_id)),
+            ("store_id".into(), s(self.store_id.to_string())),
+            // The table's TTL attribute: DynamoDB deletes the item some time
+            // after this; reads still check it, since deletion is lazy.
+            ("expires_at".into(), n(self.expires_at)),
+            ("created_at".into(), n(self.created_at)),
+        ])
+    }
+
+    fn from_item(token_hash: &str, item: &Item) -> Result<Self, AppError> {
+        Ok(CheckoutSession {
+            token_hash: token_hash.to_owned(),
+            order_id: get_s(item, "order_id")?.to_owned(),
+            store_id: StoreId::parse(get_s(item, "store_id")?)
+                .map_err(|_| corrupt("session store_id"))?,
+            expires_at: get_n(item, "expires_at")?,
+            created_at: get_n(item, "created_at")?,
+        })
+    }
+}
+
+fn status_condition(
+    sources: &[OrderStatus],
+    values: &mut HashMap<String, AttributeValue>,
+) -> String {
+    let names: Vec<String> = sources
+        .iter()
+        .enumerate()
+        .map(|(i, status)| {
+            let name = format!(":from{i}");
+            values.insert(name.clone(), s(status.as_str()));
+            name
+        })
+        .collect();
+    format!("#status IN ({})", names.join(", "))
+}
+
+impl Store {
+    /// Creates the order and its session together, or neither.
+    pub async fn create_checkout(
+        &self,
+        order: &Order,
+        session: &CheckoutSession,
+    ) -> Result<(), AppError> {
+        let put = |item: Item| -> Result<TransactWriteItem, AppError> {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(AppError::internal)?;
+            Ok(TransactWriteItem::builder().put(put).build())
+        };
+        self.client
+            .transact_write_items()
+            .transact_items(put(order.to_item())?)
+            .transact_items(put(session.to_item())?)
+            .send()
+            .await
+            .map_err(dependency_error)?;
+        Ok(())
+    }
+
+    pub async fn get_session(&self, token_hash: &str) -> Result<Option<CheckoutSession>, AppError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("SESSION#{token_hash}")))
+            .key("sk", s("SESSION"))
+            .send()
+            .await
+            .map_err(dependency_error)?;
+        out.item
+            .as_ref()
+            .map(|item| CheckoutSession::from_item(token_hash, item))
+            .transpose()
+    }
+
+    /// Strongly consistent: callers decide on the status they read.
+    pub async fn get_order(&self, order_id: &str) -> Result<Option<Order>, AppError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(order_pk(order_id)))
+            .key("sk", s("ORDER"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(dependency_error)?;
+        out.item.as_ref().map(Order::from_item).transpose()
+    }
+
+    /// Records `payment_intent_id` as the order's intent and links the intent
+    /// to the order, in one transaction. Only succeeds while the order still
+    /// has the intent it was read with (`order.payment_intent_id`) and waits
+    /// for payment; returns false when someone else attached one first.
+    pub async fn attach_intent(
+        &self,
+        order: &Order,
+        payment_intent_id: &str,
+        attempt: u32,
+        mode: crate::domain::Mode,
+        now: u64,
+    ) -> Result<bool, AppError> {
+        let mut values = HashMap::from([
+            (":pi".to_string(), s(payment_intent_id)),
+            (":attempt".to_string(), n(u64::from(attempt))),
+            (":mode".to_string(), s(mode.as_str())),
+            (":now".to_string(), n(now)),
+            (":ppk".to_string(), s(pending_pk(&order.order_id))),
+            (
+                ":psk".to_string(),
+                s(format!("{now:010}#{}", order.order_id)),
+            ),
+        ]);
+        let mut condition =
+            status_condition(&[OrderStatus::Pending, OrderStatus::Failed], &mut values);
+        match &order.payment_intent_id {
+            None => condition.push_str(" AND attribute_not_exists(payment_intent_id)"),
+            Some(previous) => {
+                values.insert(":previous".into(), s(previous));
+                condition.push_str(" AND payment_intent_id = :previous");
+            }
+        }
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(order_pk(&order.order_id)))
+            .key("sk", s("ORDER"))
+            .update_expression(
+                "SET payment_intent_id = :pi, intent_attempt = :attempt, #mode = :mode, updated_at = :now, \
+                 pending_pk = :ppk, pending_sk = :psk",
+            )
+            .condition_expression(condition)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#mode", "mode")
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(AppError::internal)?;
+        let link = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(format!("PI#{payment_intent_id}")))
+            .item("sk", s("PI"))
+            .item("order_id", s(&order.order_id))
+            .item("store_id", s(order.store_id.to_string()))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(AppError::internal)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(TransactWriteItem::builder().put(link).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_condition_failure(&err) => Ok(false),
+            Err(err) => Err(dependency_error(err)),
+        }
+    }
+
+    /// Marks an order for a person to look at (money that does not match it),
+    /// without changing its status.
+    pub async fn flag_order(&self, order_id: &str, reason: &str, now: u64) -> Result<(), AppError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(order_pk(order_id)))
+            .key("sk", s("ORDER"))
+            .update_expression("SET review_reason = :reason, updated_at = :now")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":reason", s(reason))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await
+            .map_err(dependency_error)?;
+        Ok(())
+    }
+
+    /// Moves the order to `to` if, and only if, its current status allows it
+    /// (`OrderStatus::can_become`). Written with a condition on the status,
+    /// so concurrent or repeated callers apply it at most once.
+    pub async fn transition_order(
+        &self,
+        order_id: &str,
+        to: OrderStatus,
+        details: &TransitionDetails,
+        now: u64,
+    ) -> Result<Transition, AppError> {
+        let mut values = HashMap::from([
+            (":to".to_string(), s(to.as_str())),
+            (":now".to_string(), n(now)),
+        ]);
+        let mut condition = status_condition(&OrderStatus::sources_of(to), &mut values);
+        let mut set = vec!["#status = :to", "updated_at = :now"];
+        if let Some(pi) = &details.payment_intent_id {
+            values.insert(":pi".into(), s(pi));
+            condition.push_str(" AND payment_intent_id = :pi");
+        }
+        if to == OrderStatus::Paid {
+            set.push("paid_at = if_not_exists(paid_at, :now)");
+        }
+        if let Some(error) = &details.payment_error {
+            values.insert(":error".into(), s(error));
+            set.push("last_payment_error = :error");
+        }
+        if let Some(reason) = &details.review_reason {
+            values.insert(":review".into(), s(reason));
+            set.push("review_reason = :review");
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !to.awaits_payment() {
+            expression.push_str(" REMOVE pending_pk, pending_sk");
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(order_pk(order_id)))
+            .key("sk", s("ORDER"))
+            .update_expression(expression)
+            .condition_expression(format!("attribute_exists(pk) AND {condition}"))
+            .expression_attribute_names("#status", "status")
+            .set_expression_attribute_values(Some(values))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let from = out
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| get_opt_s(a, "status"))
+                    .and_then(OrderStatus::parse)
+                    .ok_or_else(|| corrupt("status"))?;
+                Ok(Transition::Applied { from })
+            }
+            Err(err) => {
+                let old = err.as_service_error().and_then(|e| match e {
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => {
+                        c.item.clone()
+                    }
+                    _ => None,
+                });
+                match old {
+                    Some(item) => {
+                        let current = OrderStatus::parse(get_s(&item, "status")?)
+                            .ok_or_else(|| corrupt("status"))?;
+                        Ok(Transition::Refused { current })
+                    }
+                    None if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                    {
+                        Err(AppError::not_found("unknown_order", "No such order"))
+                    }
+                    None => Err(dependency_error(err)),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order() -> Order {
+        Order {
+            order_id: "5d9e7c1a-0000-4000-8000-000000000001".into(),
+            store_id: StoreId::parse("0b7c5a4e-3f0e-4a53-9d0a-2f1a3d2b9c11").unwrap(),
+            status: OrderStatus::Pending,
+            currency: Currency::parse("eur").unwrap(),
+            amount: 2999,
+            line_items: vec![LineItem {
+                name: "Mug".into(),
+                unit_amount: 2999,
+                quantity: 1,
+            }],
+            mode: Mode::Test,
+            payment_intent_id: Some("pi_123".into()),
+            intent_attempt: 1,
+            customer_email: Some("ann@example.com".into()),
+            success_url: None,
+            cancel_url: Some("https://shop.example/cart".into()),
+            metadata: BTreeMap::from([("bmos_order".into(), "A-17".into())]),
+            store_name: Some("Ann's Mugs".into()),
+            created_at: 1,
+            updated_at: 2,
+            paid_at: None,
+            last_payment_error: None,
+            review_reason: None,
+        }
+    }
+
+    #[test]
+    fn orders_round_trip_through_items() {
+        let order = order();
+        assert_eq!(Order::from_item(&order.to_item()).unwrap(), order);
+    }
+
+    #[test]
+    fn pending_keys_spread_over_every_shard() {
+        let shards: std::collections::HashSet<String> = (0..200)
+            .map(|i| pending_pk(&format!("5d9e7c1a-0000-4000-8000-{i:012}")))
+            .collect();
+        assert_eq!(shards.len(), PENDING_SHARDS as usize);
+        assert!(shards.iter().all(|s| pending_partitions().any(|p| &p == s)));
+    }
+}
