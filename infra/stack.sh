@@ -186,6 +186,8 @@ export PUBLIC_BASE_URL=http://127.0.0.1:$port/
 export INTERNAL_SECRET=$secret
 export LOCAL_MODE=true
 export ALLOWED_RETURN_HOSTS=localhost,127.0.0.1
+# The Stripe emulator refuses automatic_payment_methods; real Stripe uses them.
+export STRIPE_PAYMENT_METHOD_TYPES=card
 export RUST_LOG=${RUST_LOG:-info}
 EOF
   # shellcheck disable=SC1090
@@ -193,8 +195,9 @@ EOF
   # Build first: watch compiles lazily on the first request, which would
   # otherwise time out the first test or click.
   log "building the functions"
-  (cd "$ROOT" && cargo build --quiet --bins -p connect -p status -p internal-status -p connect-links) \
-    || die "build failed"
+  local packages=() dir
+  for dir in "$ROOT"/functions/*/; do packages+=(-p "$(basename "$dir")"); done
+  (cd "$ROOT" && cargo build --quiet --bins "${packages[@]}") || die "build failed"
   launch service "$port" env -C "$ROOT" PATH="$VENV/bin:$PATH" \
     cargo lambda watch --offline --disable-cors -A 127.0.0.1 -P "$port"
   READY_TIMEOUT="${SERVE_TIMEOUT:-300}" wait_ready service "$port" /stripe/status/00000000-0000-0000-0000-000000000000

@@ -1,0 +1,3 @@
+mod complete;
+pub mod handler;
+mod page;
