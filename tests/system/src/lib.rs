@@ -197,3 +197,143 @@ pub async fn open_stored_secret(
         .expose_secret()
         .to_owned()
 }
+
+/// Connects a fresh store through the real connect flow; returns its id and
+/// the secret key it was connected with (the emulator accepts any sk_test_).
+pub async fn connected_store() -> (String, String) {
+    let store = new_store_id();
+    let body = key_body();
+    let secret = format!("sk_test_{body}");
+    let link = connect_link(&store, "http://localhost:3000/admin").await;
+    let response = submit_connect_form(
+        &link,
+        &[
+            ("publishable_key", &format!("pk_test_{body}")),
+            ("secret_key", &secret),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), 303, "connect");
+    (store, secret)
+}
+
+/// `POST /api/internal/checkout-sessions`, signed.
+pub async fn create_session(body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let path = "/api/internal/checkout-sessions";
+    let raw = body.to_string();
+    let response = http()
+        .post(format!("{}{path}", base_url()))
+        .headers(signed_headers("POST", path, &raw))
+        .header("content-type", "application/json")
+        .body(raw)
+        .send()
+        .await
+        .expect("checkout-sessions");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
+}
+
+/// `GET /api/internal/orders/{id}`, signed.
+pub async fn get_order(order_id: &str) -> serde_json::Value {
+    let path = format!("/api/internal/orders/{order_id}");
+    let response = http()
+        .get(format!("{}{path}", base_url()))
+        .headers(signed_headers("GET", &path, ""))
+        .send()
+        .await
+        .expect("orders");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("json")
+}
+
+/// A call to the Stripe emulator with a merchant's secret key, as Stripe's
+/// servers would act on the customer's confirmation.
+pub async fn stripe_call(
+    secret: &str,
+    method: reqwest::Method,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (u16, serde_json::Value) {
+    let base = env("STRIPE_API_BASE");
+    let response = http()
+        .request(method, format!("{}v1{path}", base))
+        .bearer_auth(secret)
+        .form(form)
+        .send()
+        .await
+        .expect("stripe emulator");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
+}
+
+/// Pays an intent in the emulator with a test card number: what Stripe.js
+/// and Stripe do when the customer submits the Payment Element.
+pub async fn pay_in_emulator(
+    secret: &str,
+    intent_id: &str,
+    card_number: &str,
+) -> (u16, serde_json::Value) {
+    let (status, pm) = stripe_call(
+        secret,
+        reqwest::Method::POST,
+        "/payment_methods",
+        &[
+            ("type", "card"),
+            ("card[number]", card_number),
+            ("card[exp_month]", "12"),
+            ("card[exp_year]", "2034"),
+            ("card[cvc]", "123"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "payment method: {pm}");
+    let pm_id = pm["id"].as_str().expect("pm id");
+    let (status, updated) = stripe_call(
+        secret,
+        reqwest::Method::POST,
+        &format!("/payment_intents/{intent_id}"),
+        &[("payment_method", pm_id)],
+    )
+    .await;
+    assert_eq!(status, 200, "attach: {updated}");
+    stripe_call(
+        secret,
+        reqwest::Method::POST,
+        &format!("/payment_intents/{intent_id}/confirm"),
+        &[],
+    )
+    .await
+}
+
+pub fn cart(store: &str) -> serde_json::Value {
+    serde_json::json!({
+        "store_id": store,
+        "currency": "eur",
+        "line_items": [
+            {"name": "Blue mug", "unit_amount": 1250, "quantity": 2},
+            {"name": "Shipping", "unit_amount": 499, "quantity": 1}
+        ],
+        "success_url": "http://localhost:3000/thanks",
+        "cancel_url": "http://localhost:3000/cart",
+        "customer_email": "ann@example.com",
+        "metadata": {"bmos_order": "A-17"},
+        "store_name": "Ann's Mugs"
+    })
+}
+
+/// The token part of a checkout URL.
+pub fn token_of(checkout_url: &str) -> String {
+    checkout_url.rsplit('/').next().expect("token").to_owned()
+}
+
+pub async fn create_intent(token: &str, body: &str) -> (u16, serde_json::Value) {
+    let response = http()
+        .post(format!("{}/checkout/{token}/payment-intent", base_url()))
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("create-intent");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
+}
