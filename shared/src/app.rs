@@ -25,7 +25,15 @@ impl App {
         let config = Config::from_env()?;
         // One AWS config for all clients; endpoints come from the standard
         // AWS_ENDPOINT_URL* variables, which is how the local stack is reached.
+        // Bounded so a stalled dependency becomes a 5xx well inside the
+        // Lambda timeout (and Stripe retries), instead of a hung invocation.
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(std::time::Duration::from_secs(1))
+            .operation_attempt_timeout(std::time::Duration::from_secs(2))
+            .operation_timeout(std::time::Duration::from_secs(5))
+            .build();
         let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .timeout_config(timeouts)
             .load()
             .await;
         let kms = KmsDataKeys::new(aws_sdk_kms::Client::new(&aws), config.kms_key_id.clone());

@@ -206,7 +206,7 @@ pub async fn apply_intent(
             .last_error
             .clone()
             .filter(|_| target == OrderStatus::Failed),
-        review_reason: None,
+        ..TransitionDetails::default()
     };
     let now_status = match app
         .store

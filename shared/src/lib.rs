@@ -15,6 +15,7 @@ pub mod store;
 pub mod stripe;
 pub mod telemetry;
 pub mod vault;
+pub mod webhooks;
 
 pub use app::{App, serve};
 pub use error::AppError;

@@ -3,10 +3,12 @@
 //! at all and concurrent writers cannot interleave.
 
 mod connections;
+mod events;
 mod item;
 mod orders;
 
 pub use connections::{AuditEntry, StripeConnection, WebhookSource};
+pub use events::{EVENT_RETENTION_SECS, EventWrite, IntentLink};
 pub use orders::{CheckoutSession, Order, Transition, TransitionDetails, pending_partitions};
 
 use crate::error::{AppError, BoxError};

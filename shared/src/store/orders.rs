@@ -70,11 +70,61 @@ pub struct TransitionDetails {
     pub payment_intent_id: Option<String>,
     pub payment_error: Option<String>,
     pub review_reason: Option<String>,
+    /// From `charge.refunded`: how much has been refunded so far.
+    pub amount_refunded: Option<u64>,
+}
+
+/// The pieces of a guarded status change, shared by the single-item write
+/// and the webhook's transaction.
+pub(super) struct TransitionExpr {
+    pub update: String,
+    pub condition: String,
+    pub values: HashMap<String, AttributeValue>,
+}
+
+impl TransitionExpr {
+    pub fn new(to: OrderStatus, details: &TransitionDetails, now: u64) -> Self {
+        let mut values = HashMap::from([
+            (":to".to_string(), s(to.as_str())),
+            (":now".to_string(), n(now)),
+        ]);
+        let sources = status_condition(&OrderStatus::sources_of(to), &mut values);
+        let mut condition = format!("attribute_exists(pk) AND {sources}");
+        let mut set = vec!["#status = :to", "updated_at = :now"];
+        if let Some(pi) = &details.payment_intent_id {
+            values.insert(":pi".into(), s(pi));
+            condition.push_str(" AND payment_intent_id = :pi");
+        }
+        if to == OrderStatus::Paid {
+            set.push("paid_at = if_not_exists(paid_at, :now)");
+        }
+        if let Some(error) = &details.payment_error {
+            values.insert(":error".into(), s(error));
+            set.push("last_payment_error = :error");
+        }
+        if let Some(reason) = &details.review_reason {
+            values.insert(":review".into(), s(reason));
+            set.push("review_reason = :review");
+        }
+        if let Some(refunded) = details.amount_refunded {
+            values.insert(":refunded".into(), n(refunded));
+            set.push("amount_refunded = :refunded");
+        }
+        let mut update = format!("SET {}", set.join(", "));
+        if !to.awaits_payment() {
+            update.push_str(" REMOVE pending_pk, pending_sk");
+        }
+        TransitionExpr {
+            update,
+            condition,
+            values,
+        }
+    }
 }
 
 const PENDING_SHARDS: u32 = 8;
 
-fn order_pk(order_id: &str) -> String {
+pub(super) fn order_pk(order_id: &str) -> String {
     format!("ORDER#{order_id}")
 }
 
@@ -398,41 +448,17 @@ impl Store {
         details: &TransitionDetails,
         now: u64,
     ) -> Result<Transition, AppError> {
-        let mut values = HashMap::from([
-            (":to".to_string(), s(to.as_str())),
-            (":now".to_string(), n(now)),
-        ]);
-        let mut condition = status_condition(&OrderStatus::sources_of(to), &mut values);
-        let mut set = vec!["#status = :to", "updated_at = :now"];
-        if let Some(pi) = &details.payment_intent_id {
-            values.insert(":pi".into(), s(pi));
-            condition.push_str(" AND payment_intent_id = :pi");
-        }
-        if to == OrderStatus::Paid {
-            set.push("paid_at = if_not_exists(paid_at, :now)");
-        }
-        if let Some(error) = &details.payment_error {
-            values.insert(":error".into(), s(error));
-            set.push("last_payment_error = :error");
-        }
-        if let Some(reason) = &details.review_reason {
-            values.insert(":review".into(), s(reason));
-            set.push("review_reason = :review");
-        }
-        let mut expression = format!("SET {}", set.join(", "));
-        if !to.awaits_payment() {
-            expression.push_str(" REMOVE pending_pk, pending_sk");
-        }
+        let expr = TransitionExpr::new(to, details, now);
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(order_pk(order_id)))
             .key("sk", s("ORDER"))
-            .update_expression(expression)
-            .condition_expression(format!("attribute_exists(pk) AND {condition}"))
+            .update_expression(expr.update)
+            .condition_expression(expr.condition)
             .expression_attribute_names("#status", "status")
-            .set_expression_attribute_values(Some(values))
+            .set_expression_attribute_values(Some(expr.values))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()

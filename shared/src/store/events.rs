@@ -1,0 +1,192 @@
+//! Processed Stripe events (`EVENT#{store_id}#{event_id}` / `EVENT`, expiring
+//! after about 30 days) and the transaction that records an event together
+//! with its effect, so each event changes an order at most once however
+//! often, and in whatever order, Stripe delivers it.
+
+use super::item::{Item, get_s, n, s};
+use super::orders::{TransitionExpr, order_pk};
+use super::{Store, dependency_error};
+use crate::domain::{OrderStatus, StoreId};
+use crate::error::AppError;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+
+/// Long enough to outlast Stripe's retries (three days) with a wide margin.
+pub const EVENT_RETENTION_SECS: u64 = 30 * 24 * 60 * 60;
+
+/// What writing an event did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventWrite {
+    /// The event was recorded and its change applied.
+    Applied,
+    /// Seen before: nothing was written.
+    Duplicate,
+    /// The order no longer allows the change (it moved on meanwhile):
+    /// nothing was written; read it again and decide anew.
+    OrderChanged,
+}
+
+/// Where a PaymentIntent belongs, from its link item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntentLink {
+    pub order_id: String,
+    pub store_id: StoreId,
+}
+
+impl Store {
+    pub async fn intent_link(
+        &self,
+        payment_intent_id: &str,
+    ) -> Result<Option<IntentLink>, AppError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("PI#{payment_intent_id}")))
+            .key("sk", s("PI"))
+            .send()
+            .await
+            .map_err(dependency_error)?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let store_id = StoreId::parse(get_s(&item, "store_id")?)
+            .map_err(|_| AppError::internal("intent link with an invalid store id"))?;
+        Ok(Some(IntentLink {
+            order_id: get_s(&item, "order_id")?.to_owned(),
+            store_id,
+        }))
+    }
+
+    /// Records the event and moves the order to `to` in one transaction.
+    /// `change` is `None` for an event that changes nothing (recorded only,
+    /// so a later duplicate is recognised).
+    pub async fn record_event(
+        &self,
+        store_id: &StoreId,
+        event_id: &str,
+        change: Option<(&str, OrderStatus, &super::TransitionDetails)>,
+        now: u64,
+    ) -> Result<EventWrite, AppError> {
+        let event = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(Item::from([
+                ("pk".into(), s(format!("EVENT#{store_id}#{event_id}"))),
+                ("sk".into(), s("EVENT")),
+                ("received_at".into(), n(now)),
+                ("expires_at".into(), n(now + EVENT_RETENTION_SECS)),
+            ])))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(AppError::internal)?;
+        let mut request = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(event).build());
+        if let Some((order_id, to, details)) = change {
+            let expr = TransitionExpr::new(to, details, now);
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(order_pk(order_id)))
+                .key("sk", s("ORDER"))
+                .update_expression(expr.update)
+                .condition_expression(expr.condition)
+                .expression_attribute_names("#status", "status")
+                .set_expression_attribute_values(Some(expr.values))
+                .build()
+                .map_err(AppError::internal)?;
+            request = request.transact_items(TransactWriteItem::builder().update(update).build());
+        }
+        match request.send().await {
+            Ok(_) => Ok(EventWrite::Applied),
+            Err(err) => match cancellation(&err) {
+                Some(reasons)
+                    if reasons
+                        .first()
+                        .is_some_and(|r| r == "ConditionalCheckFailed") =>
+                {
+                    Ok(EventWrite::Duplicate)
+                }
+                Some(reasons)
+                    if reasons
+                        .get(1)
+                        .is_some_and(|r| r == "ConditionalCheckFailed") =>
+                {
+                    Ok(EventWrite::OrderChanged)
+                }
+                _ => Err(dependency_error(err)),
+            },
+        }
+    }
+
+    /// Notes a verified delivery on the store's connection (webhook health).
+    pub async fn touch_last_webhook(&self, store_id: &StoreId, now: u64) -> Result<(), AppError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("STORE#{store_id}")))
+            .key("sk", s("STRIPE"))
+            .update_expression("SET last_webhook_at = :now")
+            // Skip the write when a recent delivery already noted it: busy
+            // stores would otherwise write this item on every event.
+            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(last_webhook_at) OR last_webhook_at < :stale)")
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":stale", n(now.saturating_sub(60)))
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|err| {
+                if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) {
+                    Ok(())
+                } else {
+                    Err(dependency_error(err))
+                }
+            })
+    }
+
+    /// Counts a delivery that failed verification for this store.
+    pub async fn note_webhook_failure(
+        &self,
+        store_id: &StoreId,
+        reason: &str,
+        now: u64,
+    ) -> Result<(), AppError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("STORE#{store_id}")))
+            .key("sk", s("STRIPE"))
+            .update_expression("SET last_webhook_failure_at = :now, last_webhook_failure = :reason ADD webhook_failures :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":reason", s(reason))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|err| {
+                if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) {
+                    Ok(())
+                } else {
+                    Err(dependency_error(err))
+                }
+            })
+    }
+}
+
+/// The per-item cancellation codes of a cancelled transaction, in order.
+fn cancellation(
+    err: &SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> Option<Vec<String>> {
+    match err.as_service_error()? {
+        TransactWriteItemsError::TransactionCanceledException(cancel) => Some(
+            cancel
+                .cancellation_reasons()
+                .iter()
+                .map(|r| r.code().unwrap_or("None").to_owned())
+                .collect(),
+        ),
+        _ => None,
+    }
+}

@@ -1,0 +1,315 @@
+//! The parts of a Stripe event we act on, parsed into our own structs: only
+//! the fields we use, so a merchant account pinned to another API version
+//! (or an emulator that leaves fields out) still works.
+
+use crate::domain::OrderStatus;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+pub struct Envelope {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub livemode: bool,
+    pub data: Data,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Data {
+    pub object: serde_json::Value,
+}
+
+#[derive(Debug, Deserialize)]
+struct IntentObject {
+    id: String,
+    amount: u64,
+    currency: String,
+    #[serde(default)]
+    last_payment_error: Option<ErrorObject>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorObject {
+    message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChargeObject {
+    payment_intent: Option<String>,
+    amount: u64,
+    #[serde(default)]
+    amount_refunded: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct DisputeObject {
+    payment_intent: Option<String>,
+    status: String,
+}
+
+/// What an event asks of its order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Move the order of `payment_intent` to `status`.
+    Transition {
+        payment_intent: String,
+        status: OrderStatus,
+        /// For `paid`: the money Stripe says arrived, checked against the order.
+        amount: Option<(u64, String)>,
+        payment_error: Option<String>,
+        amount_refunded: Option<u64>,
+    },
+    /// An event we do not act on (acknowledged with 200).
+    Ignore,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("event {kind} is missing a field we need: {reason}")]
+pub struct MalformedEvent {
+    kind: String,
+    reason: String,
+}
+
+impl Envelope {
+    pub fn parse(payload: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(payload)
+    }
+
+    /// `metadata.store_id` of the object, which our PaymentIntents carry.
+    pub fn metadata_store_id(&self) -> Option<&str> {
+        self.data.object.get("metadata")?.get("store_id")?.as_str()
+    }
+
+    /// The PaymentIntent this event is about: the object itself, or the
+    /// charge's or dispute's `payment_intent`.
+    pub fn payment_intent_id(&self) -> Option<&str> {
+        let object = &self.data.object;
+        match object.get("object")?.as_str()? {
+            "payment_intent" => object.get("id")?.as_str(),
+            _ => object.get("payment_intent")?.as_str(),
+        }
+    }
+
+    pub fn effect(&self) -> Result<Effect, MalformedEvent> {
+        let bad = |e: serde_json::Error| MalformedEvent {
+            kind: self.kind.clone(),
+            reason: e.to_string(),
+        };
+        let object = || self.data.object.clone();
+        let transition =
+            |payment_intent: Option<String>, status, amount, payment_error, amount_refunded| {
+                let payment_intent = payment_intent.ok_or_else(|| MalformedEvent {
+                    kind: self.kind.clone(),
+                    reason: "no payment_intent".into(),
+                })?;
+                Ok(Effect::Transition {
+                    payment_intent,
+                    status,
+                    amount,
+                    payment_error,
+                    amount_refunded,
+                })
+            };
+        match self.kind.as_str() {
+            "payment_intent.succeeded" => {
+                let pi: IntentObject = serde_json::from_value(object()).map_err(bad)?;
+                transition(
+                    Some(pi.id),
+                    OrderStatus::Paid,
+                    Some((pi.amount, pi.currency)),
+                    None,
+                    None,
+                )
+            }
+            "payment_intent.processing" => {
+                let pi: IntentObject = serde_json::from_value(object()).map_err(bad)?;
+                transition(Some(pi.id), OrderStatus::Processing, None, None, None)
+            }
+            "payment_intent.payment_failed" => {
+                let pi: IntentObject = serde_json::from_value(object()).map_err(bad)?;
+                let message = pi.last_payment_error.and_then(|e| e.message);
+                transition(Some(pi.id), OrderStatus::Failed, None, message, None)
+            }
+            "payment_intent.canceled" => {
+                let pi: IntentObject = serde_json::from_value(object()).map_err(bad)?;
+                transition(Some(pi.id), OrderStatus::Canceled, None, None, None)
+            }
+            "charge.refunded" => {
+                let charge: ChargeObject = serde_json::from_value(object()).map_err(bad)?;
+                let status = if charge.amount_refunded >= charge.amount {
+                    OrderStatus::Refunded
+                } else {
+                    OrderStatus::PartiallyRefunded
+                };
+                transition(
+                    charge.payment_intent,
+                    status,
+                    None,
+                    None,
+                    Some(charge.amount_refunded),
+                )
+            }
+            "charge.dispute.created" => {
+                let dispute: DisputeObject = serde_json::from_value(object()).map_err(bad)?;
+                transition(
+                    dispute.payment_intent,
+                    OrderStatus::Disputed,
+                    None,
+                    None,
+                    None,
+                )
+            }
+            "charge.dispute.closed" => {
+                let dispute: DisputeObject = serde_json::from_value(object()).map_err(bad)?;
+                // won / warning_closed: the money stays; lost: it is gone.
+                let status = if dispute.status == "lost" {
+                    OrderStatus::Lost
+                } else {
+                    OrderStatus::Paid
+                };
+                transition(dispute.payment_intent, status, None, None, None)
+            }
+            _ => Ok(Effect::Ignore),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(kind: &str, object: serde_json::Value) -> Envelope {
+        Envelope::parse(json!({"id": "evt_1", "type": kind, "livemode": false, "api_version": "2017-08-15", "data": {"object": object}}).to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn payment_intent_events_map_to_their_transitions() {
+        let pi = json!({"id": "pi_1", "object": "payment_intent", "amount": 2999, "currency": "eur", "metadata": {"store_id": "s", "order_id": "o"},
+                        "last_payment_error": {"message": "Your card was declined.", "code": "card_declined"}});
+        let succeeded = event("payment_intent.succeeded", pi.clone());
+        assert_eq!(succeeded.metadata_store_id(), Some("s"));
+        assert_eq!(succeeded.payment_intent_id(), Some("pi_1"));
+        assert_eq!(
+            succeeded.effect().unwrap(),
+            Effect::Transition {
+                payment_intent: "pi_1".into(),
+                status: OrderStatus::Paid,
+                amount: Some((2999, "eur".into())),
+                payment_error: None,
+                amount_refunded: None
+            }
+        );
+        match event("payment_intent.payment_failed", pi.clone())
+            .effect()
+            .unwrap()
+        {
+            Effect::Transition {
+                status,
+                payment_error,
+                ..
+            } => {
+                assert_eq!(status, OrderStatus::Failed);
+                assert_eq!(payment_error.as_deref(), Some("Your card was declined."));
+            }
+            other => panic!("{other:?}"),
+        }
+        for (kind, status) in [
+            ("payment_intent.processing", OrderStatus::Processing),
+            ("payment_intent.canceled", OrderStatus::Canceled),
+        ] {
+            assert!(
+                matches!(event(kind, pi.clone()).effect().unwrap(), Effect::Transition { status: s, .. } if s == status),
+                "{kind}"
+            );
+        }
+    }
+
+    #[test]
+    fn charges_and_disputes_reach_the_intent_without_our_metadata() {
+        let full = event(
+            "charge.refunded",
+            json!({"id": "ch_1", "object": "charge", "payment_intent": "pi_1", "amount": 2999, "amount_refunded": 2999}),
+        );
+        assert_eq!(full.metadata_store_id(), None);
+        assert_eq!(full.payment_intent_id(), Some("pi_1"));
+        assert!(matches!(
+            full.effect().unwrap(),
+            Effect::Transition {
+                status: OrderStatus::Refunded,
+                amount_refunded: Some(2999),
+                ..
+            }
+        ));
+        let partial = event(
+            "charge.refunded",
+            json!({"id": "ch_1", "object": "charge", "payment_intent": "pi_1", "amount": 2999, "amount_refunded": 1000}),
+        );
+        assert!(matches!(
+            partial.effect().unwrap(),
+            Effect::Transition {
+                status: OrderStatus::PartiallyRefunded,
+                ..
+            }
+        ));
+
+        let dispute = |status: &str| json!({"id": "dp_1", "object": "dispute", "payment_intent": "pi_1", "charge": "ch_1", "status": status, "amount": 2999});
+        assert!(matches!(
+            event("charge.dispute.created", dispute("needs_response"))
+                .effect()
+                .unwrap(),
+            Effect::Transition {
+                status: OrderStatus::Disputed,
+                ..
+            }
+        ));
+        assert!(matches!(
+            event("charge.dispute.closed", dispute("won"))
+                .effect()
+                .unwrap(),
+            Effect::Transition {
+                status: OrderStatus::Paid,
+                ..
+            }
+        ));
+        assert!(matches!(
+            event("charge.dispute.closed", dispute("lost"))
+                .effect()
+                .unwrap(),
+            Effect::Transition {
+                status: OrderStatus::Lost,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn other_events_are_ignored_and_broken_ones_are_errors() {
+        assert_eq!(
+            event(
+                "customer.created",
+                json!({"id": "cus_1", "object": "customer"})
+            )
+            .effect()
+            .unwrap(),
+            Effect::Ignore
+        );
+        assert!(
+            event(
+                "payment_intent.succeeded",
+                json!({"id": "pi_1", "object": "payment_intent"})
+            )
+            .effect()
+            .is_err()
+        );
+        assert!(
+            event(
+                "charge.dispute.created",
+                json!({"id": "dp_1", "object": "dispute", "status": "x"})
+            )
+            .effect()
+            .is_err()
+        );
+        assert!(Envelope::parse(b"{}").is_err());
+    }
+}

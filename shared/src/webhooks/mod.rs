@@ -1,0 +1,9 @@
+//! Stripe webhooks: verifying deliveries and reading the events we act on.
+
+pub mod event;
+pub mod process;
+pub mod signature;
+
+pub use event::{Effect, Envelope};
+pub use process::{Outcome, process};
+pub use signature::{SignatureError, verify};
