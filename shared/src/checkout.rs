@@ -215,6 +215,15 @@ pub async fn apply_intent(
     {
         Transition::Applied { from } => {
             tracing::info!(order_id = %order.order_id, %from, to = %target, source = "stripe_api", "order status changed");
+            if target == OrderStatus::Paid
+                && let Err(err) = app
+                    .store
+                    .note_api_payment(&order.store_id, clock::now())
+                    .await
+            {
+                // Diagnostics only; the payment itself is recorded.
+                tracing::warn!(cause = %crate::error::cause_chain(&err), "could not note the payment for webhook health");
+            }
             target
         }
         Transition::Refused { current } => current,

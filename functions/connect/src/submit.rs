@@ -9,7 +9,7 @@ use serde::Deserialize;
 use shared::auth::connect_link::{ConnectLink, Expiry, LinkParams};
 use shared::auth::csrf;
 use shared::domain::{KeyPair, PublishableKey, SecretKey, WebhookSecret};
-use shared::store::{AuditEntry, StripeConnection, WebhookSource};
+use shared::store::{AuditEntry, StripeConnection, WebhookActivity, WebhookSource};
 use shared::stripe::StripeFailure;
 use shared::vault::{EncryptionContext, Purpose};
 use shared::{App, AppError, clock, http};
@@ -148,7 +148,17 @@ async fn save(
         connected_at: previous.as_ref().map_or(now, |p| p.connected_at),
         updated_at: now,
         version: previous.as_ref().map_or(1, |p| p.version + 1),
-        last_webhook_at: previous.as_ref().and_then(|p| p.last_webhook_at),
+        // New keys start with a clean failure count; when and how webhooks
+        // and payments arrived stays, as it describes the store.
+        activity: previous
+            .as_ref()
+            .map(|p| WebhookActivity {
+                failures: 0,
+                last_failure_at: None,
+                last_failure: None,
+                ..p.activity.clone()
+            })
+            .unwrap_or_default(),
     };
     let audit = AuditEntry {
         action: if previous.is_some() {

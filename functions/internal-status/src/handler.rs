@@ -6,6 +6,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use shared::auth::internal;
 use shared::domain::StoreId;
+use shared::webhooks::{WebhookHealth, webhook_health};
 use shared::{App, AppError, clock, http};
 
 #[derive(Debug, Serialize)]
@@ -20,12 +21,20 @@ pub struct InternalStatus {
     pub connected_at: Option<String>,
     pub updated_at: Option<String>,
     pub last_webhook_at: Option<String>,
+    pub webhook_url: String,
+    pub webhook_health: Option<WebhookHealth>,
 }
 
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
     internal::authenticate_request(&app.config.internal_secret, &req)?;
     let store_id = StoreId::parse(&http::path_param(&req, "store_id").unwrap_or_default())?;
     let connection = app.store.get_connection(&store_id).await?;
+    let webhook_url = app
+        .config
+        .public_base_url
+        .join(&format!("webhook/stripe/{store_id}"))
+        .map_err(AppError::internal)?
+        .to_string();
     let status = match connection {
         None => InternalStatus {
             store_id: store_id.to_string(),
@@ -38,6 +47,8 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
             connected_at: None,
             updated_at: None,
             last_webhook_at: None,
+            webhook_health: None,
+            webhook_url,
         },
         Some(c) => InternalStatus {
             store_id: store_id.to_string(),
@@ -49,7 +60,9 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
             webhook_configured: c.webhook_secret.is_some(),
             connected_at: Some(clock::rfc3339(c.connected_at)),
             updated_at: Some(clock::rfc3339(c.updated_at)),
-            last_webhook_at: c.last_webhook_at.map(clock::rfc3339),
+            last_webhook_at: c.activity.last_webhook_at.map(clock::rfc3339),
+            webhook_health: Some(webhook_health(&c, &webhook_url, clock::now())),
+            webhook_url,
         },
     };
     Ok(http::json(StatusCode::OK, &status))

@@ -37,7 +37,20 @@ pub struct StripeConnection {
     pub updated_at: u64,
     /// Bumped by every write; a write names the version it read.
     pub version: u64,
+    pub activity: WebhookActivity,
+}
+
+/// What we have seen of the store's webhooks, for health diagnostics.
+/// Written by deliveries and payments, not by saves (which carry it over).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WebhookActivity {
     pub last_webhook_at: Option<u64>,
+    pub failures: u64,
+    pub last_failure_at: Option<u64>,
+    pub last_failure: Option<String>,
+    /// Last time an order was found paid by asking Stripe (return page or
+    /// reconciler) rather than by a webhook.
+    pub last_api_payment_at: Option<u64>,
 }
 
 impl StripeConnection {
@@ -81,8 +94,21 @@ impl StripeConnection {
             item.insert("webhook_secret_token".into(), s(&sealed.token));
             item.insert("webhook_source".into(), s(source.as_str()));
         }
-        if let Some(at) = self.last_webhook_at {
-            item.insert("last_webhook_at".into(), n(at));
+        let a = &self.activity;
+        for (name, value) in [
+            ("last_webhook_at", a.last_webhook_at),
+            ("last_webhook_failure_at", a.last_failure_at),
+            ("last_api_payment_at", a.last_api_payment_at),
+        ] {
+            if let Some(at) = value {
+                item.insert(name.into(), n(at));
+            }
+        }
+        if a.failures > 0 {
+            item.insert("webhook_failures".into(), n(a.failures));
+        }
+        if let Some(reason) = &a.last_failure {
+            item.insert("last_webhook_failure".into(), s(reason));
         }
         item
     }
@@ -121,7 +147,13 @@ impl StripeConnection {
             connected_at: get_n(item, "connected_at")?,
             updated_at: get_n(item, "updated_at")?,
             version: get_n(item, "version")?,
-            last_webhook_at: get_opt_n(item, "last_webhook_at")?,
+            activity: WebhookActivity {
+                last_webhook_at: get_opt_n(item, "last_webhook_at")?,
+                failures: get_opt_n(item, "webhook_failures")?.unwrap_or(0),
+                last_failure_at: get_opt_n(item, "last_webhook_failure_at")?,
+                last_failure: get_opt_s(item, "last_webhook_failure").map(str::to_owned),
+                last_api_payment_at: get_opt_n(item, "last_api_payment_at")?,
+            },
         })
     }
 }

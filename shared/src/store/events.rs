@@ -145,6 +145,32 @@ impl Store {
             })
     }
 
+    /// Notes that an order was found paid by asking Stripe (not by a
+    /// webhook): if webhooks stay silent after this, health says so.
+    pub async fn note_api_payment(&self, store_id: &StoreId, now: u64) -> Result<(), AppError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("STORE#{store_id}")))
+            .key("sk", s("STRIPE"))
+            .update_expression("SET last_api_payment_at = :now")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|err| {
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception())
+                {
+                    Ok(())
+                } else {
+                    Err(dependency_error(err))
+                }
+            })
+    }
+
     /// Counts a delivery that failed verification for this store.
     pub async fn note_webhook_failure(
         &self,

@@ -7,7 +7,7 @@ mod events;
 mod item;
 mod orders;
 
-pub use connections::{AuditEntry, StripeConnection, WebhookSource};
+pub use connections::{AuditEntry, StripeConnection, WebhookActivity, WebhookSource};
 pub use events::{EVENT_RETENTION_SECS, EventWrite, IntentLink};
 pub use orders::{CheckoutSession, Order, Transition, TransitionDetails, pending_partitions};
 

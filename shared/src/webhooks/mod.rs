@@ -1,9 +1,11 @@
 //! Stripe webhooks: verifying deliveries and reading the events we act on.
 
 pub mod event;
+pub mod health;
 pub mod process;
 pub mod signature;
 
 pub use event::{Effect, Envelope};
+pub use health::{WebhookHealth, webhook_health};
 pub use process::{Outcome, process};
 pub use signature::{SignatureError, verify};

@@ -337,3 +337,46 @@ pub async fn create_intent(token: &str, body: &str) -> (u16, serde_json::Value) 
     let status = response.status().as_u16();
     (status, response.json().await.expect("json"))
 }
+
+/// A store connected with a webhook signing secret: (store, secret key, whsec).
+pub async fn connected_store_with_webhook() -> (String, String, String) {
+    let store = new_store_id();
+    let body = key_body();
+    let secret = format!("sk_test_{body}");
+    let whsec = format!("whsec_{body}");
+    let link = connect_link(&store, "http://localhost:3000/admin").await;
+    let response = submit_connect_form(
+        &link,
+        &[
+            ("publishable_key", &format!("pk_test_{body}")),
+            ("secret_key", &secret),
+            ("webhook_secret", &whsec),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), 303, "connect");
+    (store, secret, whsec)
+}
+
+/// An order with an intent the customer has paid in the emulator; nothing
+/// has told our service yet. Returns (order_id, intent_id).
+pub async fn paid_in_stripe(store: &str, secret: &str) -> (String, String) {
+    let (status, session) = create_session(&cart(store)).await;
+    assert_eq!(status, 201, "{session}");
+    let token = token_of(session["checkout_url"].as_str().expect("url"));
+    let (status, intent) = create_intent(&token, "{}").await;
+    assert_eq!(status, 200, "{intent}");
+    let intent_id = intent["client_secret"]
+        .as_str()
+        .expect("secret")
+        .split("_secret_")
+        .next()
+        .expect("id")
+        .to_owned();
+    let (status, paid) = pay_in_emulator(secret, &intent_id, "4242424242424242").await;
+    assert_eq!(status, 200, "{paid}");
+    (
+        session["order_id"].as_str().expect("order").to_owned(),
+        intent_id,
+    )
+}

@@ -50,7 +50,7 @@ async fn store_and_order(app: &App) -> (StripeConnection, Order) {
         connected_at: clock::now(),
         updated_at: clock::now(),
         version: 1,
-        last_webhook_at: None,
+        activity: Default::default(),
     };
     let audit = AuditEntry {
         action: "stripe_connected",

@@ -63,7 +63,7 @@ async fn of_concurrent_saves_from_one_version_exactly_one_wins() {
             connected_at: clock::now(),
             updated_at: clock::now(),
             version,
-            last_webhook_at: None,
+            activity: Default::default(),
         };
     let audit = || AuditEntry {
         action: "stripe_keys_replaced",
