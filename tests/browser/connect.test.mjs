@@ -7,114 +7,30 @@
 // Needs CHECKOUT_BASE_URL and INTERNAL_SECRET (from $STACK_DIR/service.env);
 // fails, never skips, without them. Screenshots go to artifacts/browser/.
 //
-// The internal API's request signing and the connect link's signature are
-// implemented here independently, from the documented wire formats, with
-// node's crypto.
+// The internal API's request signing (support.mjs) and the connect link's
+// signature (below) are implemented independently, from the documented wire
+// formats, with node's crypto.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import { createHmac, randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const require = createRequire(join(ROOT, '.local/node/'));
-const { chromium } = require(join(ROOT, '.local/node/node_modules/playwright-core'));
-
-const BASE_URL = process.env.CHECKOUT_BASE_URL?.replace(/\/+$/, '');
-const SECRET = process.env.INTERNAL_SECRET;
-{
-  const missing = [['CHECKOUT_BASE_URL', BASE_URL], ['INTERNAL_SECRET', SECRET]]
-    .filter(([, v]) => !v)
-    .map(([k]) => k);
-  if (missing.length) {
-    throw new Error(
-      `${missing.join(' and ')} not set: start the stack (infra/stack.sh start && infra/stack.sh serve) ` +
-        'and `set -a; source "$STACK_DIR/env"; source "$STACK_DIR/service.env"; set +a` first',
-    );
-  }
-}
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import {
+  BASE_URL,
+  SHOTS,
+  TEST_MS,
+  STEP_MS,
+  connectLink as signedConnectLink,
+  hmacHex,
+  rand,
+  useBrowser,
+} from './support.mjs';
 
 const RETURN_URL = 'http://localhost:3000/admin/payments';
-const SHOTS = join(ROOT, 'artifacts/browser');
-const STEP_MS = 5_000; // per browser action / navigation / HTTP call
-const TEST_MS = 30_000; // per test
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
-let context;
-let profileDir;
-
-before(async () => {
-  mkdirSync(SHOTS, { recursive: true });
-  profileDir = mkdtempSync(join(tmpdir(), 'connect-browser-test-'));
-  context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 1280, height: 900 },
-    timeout: 15_000,
-  });
-  context.setDefaultTimeout(STEP_MS);
-  context.setDefaultNavigationTimeout(STEP_MS);
-});
-
-after(async () => {
-  await context?.close();
-  if (profileDir) rmSync(profileDir, { recursive: true, force: true });
-});
-
-// A fresh page with no cookies left over from another test.
-async function newPage(t) {
-  await context.clearCookies();
-  const page = await context.newPage();
-  t.after(() => page.close());
-  return page;
-}
-
-const rand = () => randomBytes(12).toString('hex'); // 24 alphanumerics
-
-const hmacHex = (message) => createHmac('sha256', SECRET).update(message).digest('hex');
-
-// POST /api/internal/... with the signed form:
-// v1=hex HMAC-SHA256(secret, "<timestamp>.<METHOD>.<path with query>.<raw body>").
-async function internalPost(path, payload) {
-  const body = JSON.stringify(payload);
-  const timestamp = String(Math.floor(Date.now() / 1000));
-  const signature = hmacHex(`${timestamp}.POST.${path}.${body}`);
-  const res = await fetch(BASE_URL + path, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      'x-internal-timestamp': timestamp,
-      'x-internal-signature': `v1=${signature}`,
-    },
-    body,
-    signal: AbortSignal.timeout(STEP_MS),
-  });
-  const text = await res.text();
-  assert.equal(res.status, 200, `POST ${path}: ${res.status} ${text}`);
-  return JSON.parse(text);
-}
-
-async function connectLink(storeId) {
-  const link = await internalPost(`/api/internal/stores/${storeId}/connect-links`, {
-    return_url: RETURN_URL,
-  });
-  assert.equal(link.store_id, storeId);
-  assert.ok(link.url.startsWith(`${BASE_URL}/stripe/connect?`), link.url);
-  return link.url;
-}
+const browser = useBrowser('connect-browser-test-');
+const newPage = (t) => browser.newPage(t);
+const connectLink = (storeId) => signedConnectLink(storeId, RETURN_URL);
 
 async function stripeStatus(storeId) {
   const res = await fetch(`${BASE_URL}/stripe/status/${storeId}`, {

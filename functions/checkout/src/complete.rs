@@ -21,7 +21,7 @@ pub async fn handle(app: &App, token: &str) -> Result<Response<Body>, AppError> 
     let order = &checkout.order;
     let back_to_page = || http::see_other(&format!("/checkout/{token}"));
     if order.status.is_paid() {
-        return paid(app, order);
+        return paid(order, token);
     }
     if order.payment_intent_id.is_none() {
         return back_to_page();
@@ -32,7 +32,7 @@ pub async fn handle(app: &App, token: &str) -> Result<Response<Body>, AppError> 
     };
     let intent = app.stripe.retrieve_intent(&key, intent_id).await?;
     match checkout::apply_intent(app, order, &intent).await? {
-        PaymentState::Paid => paid(app, order),
+        PaymentState::Paid => paid(order, token),
         PaymentState::Processing => result_page(app, order, Outcome::Processing),
         PaymentState::Flagged => result_page(app, order, Outcome::Review),
         // The page shows the failure reason recorded on the order.
@@ -40,8 +40,10 @@ pub async fn handle(app: &App, token: &str) -> Result<Response<Body>, AppError> 
     }
 }
 
-/// Paid: on to the shop's success page if it gave one, else our receipt.
-fn paid(app: &App, order: &Order) -> Result<Response<Body>, AppError> {
+/// Paid: on to the shop's success page if it gave one, else to the checkout
+/// page, which shows the receipt (and drops the client secret Stripe put in
+/// this URL from the address bar).
+fn paid(order: &Order, token: &str) -> Result<Response<Body>, AppError> {
     match &order.success_url {
         Some(url) => {
             let mut url = url::Url::parse(url).map_err(AppError::internal)?;
@@ -49,7 +51,7 @@ fn paid(app: &App, order: &Order) -> Result<Response<Body>, AppError> {
                 .append_pair("order_id", &order.order_id);
             http::see_other(url.as_str())
         }
-        None => result_page(app, order, Outcome::Paid),
+        None => http::see_other(&format!("/checkout/{token}")),
     }
 }
 
