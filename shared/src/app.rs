@@ -59,25 +59,26 @@ impl App {
     }
 }
 
-/// Runs an HTTP function: telemetry, the app context (a failure here stops
-/// the cold start with the reason), then one handler call per request. Errors
-/// become JSON error responses; the handler renders its own error pages.
+/// Telemetry and the app context, once per cold start. A failure stops the
+/// cold start with the reason in the log.
+async fn cold_start() -> Result<&'static App, BoxError> {
+    telemetry::init();
+    let app = App::from_env().await.inspect_err(|err| {
+        tracing::error!(cause = %crate::error::cause_chain(err.as_ref()), "cold start failed");
+    })?;
+    // The context lives as long as the process; leaking it once lets every
+    // request borrow it without reference counting.
+    Ok(Box::leak(Box::new(app)))
+}
+
+/// Runs an HTTP function: one handler call per request. Errors become JSON
+/// error responses; page handlers render their own error pages.
 pub async fn serve<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
 where
     F: Fn(&'static App, Request) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Response<Body>, AppError>> + Send + 'static,
 {
-    telemetry::init();
-    let app = match App::from_env().await {
-        Ok(app) => app,
-        Err(err) => {
-            tracing::error!(cause = %crate::error::cause_chain(err.as_ref()), "cold start failed");
-            return Err(err);
-        }
-    };
-    // The context lives as long as the process; leaking it once lets every
-    // request borrow it without reference counting.
-    let app: &'static App = Box::leak(Box::new(app));
+    let app = cold_start().await?;
     lambda_http::run(service_fn(move |req: Request| {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
@@ -93,6 +94,28 @@ where
                 elapsed_ms = started.elapsed().as_millis() as u64, "request"
             );
             Ok::<_, std::convert::Infallible>(response)
+        }
+    }))
+    .await
+}
+
+/// Runs an event function (the scheduled reconciler): the handler's error
+/// fails the invocation, so the platform records and retries it.
+pub async fn serve_events<F, Fut, E, R>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(&'static App, lambda_runtime::LambdaEvent<E>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<R, AppError>> + Send + 'static,
+    E: serde::de::DeserializeOwned + Send + 'static,
+    R: serde::Serialize + Send + 'static,
+{
+    let app = cold_start().await?;
+    lambda_runtime::run(lambda_runtime::service_fn(move |event| {
+        let result = handler(app, event);
+        async move {
+            result.await.map_err(|err| {
+                err.log();
+                lambda_runtime::Error::from(err.public_message().into_owned())
+            })
         }
     }))
     .await

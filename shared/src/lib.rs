@@ -11,13 +11,14 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod pages;
+pub mod reconcile;
 pub mod store;
 pub mod stripe;
 pub mod telemetry;
 pub mod vault;
 pub mod webhooks;
 
-pub use app::{App, serve};
+pub use app::{App, serve, serve_events};
 pub use error::AppError;
 
 #[cfg(feature = "testing")]

@@ -9,7 +9,9 @@ mod orders;
 
 pub use connections::{AuditEntry, StripeConnection, WebhookActivity, WebhookSource};
 pub use events::{EVENT_RETENTION_SECS, EventWrite, IntentLink};
-pub use orders::{CheckoutSession, Order, Transition, TransitionDetails, pending_partitions};
+pub use orders::{
+    CheckoutSession, Order, PENDING_INDEX, Transition, TransitionDetails, pending_partitions,
+};
 
 use crate::error::{AppError, BoxError};
 use aws_sdk_dynamodb::error::SdkError;

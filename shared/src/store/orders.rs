@@ -499,6 +499,56 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Orders whose intent was attached before `attached_before` and that
+    /// still wait for an outcome, from one shard of the sparse index (at most
+    /// `limit`). The index is eventually consistent: callers re-read each
+    /// order before acting.
+    pub async fn stale_pending_orders(
+        &self,
+        partition: &str,
+        attached_before: u64,
+        limit: i32,
+    ) -> Result<Vec<String>, AppError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(PENDING_INDEX)
+            .key_condition_expression("pending_pk = :p AND pending_sk < :cutoff")
+            .expression_attribute_values(":p", s(partition))
+            .expression_attribute_values(":cutoff", s(format!("{attached_before:010}")))
+            .limit(limit)
+            .send()
+            .await
+            .map_err(dependency_error)?;
+        out.items
+            .unwrap_or_default()
+            .iter()
+            .map(|item| get_s(item, "order_id").map(str::to_owned))
+            .collect()
+    }
+
+    /// Takes an order out of the reconciler's index without changing it
+    /// (an intent abandoned for so long that asking Stripe again is waste).
+    pub async fn forget_pending(&self, order_id: &str) -> Result<(), AppError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(order_pk(order_id)))
+            .key("sk", s("ORDER"))
+            .update_expression("REMOVE pending_pk, pending_sk")
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await
+            .map_err(dependency_error)?;
+        Ok(())
+    }
+}
+
+/// The sparse index over orders awaiting a payment outcome (template.yaml).
+pub const PENDING_INDEX: &str = "pending-orders";
+
 #[cfg(test)]
 mod tests {
     use super::*;

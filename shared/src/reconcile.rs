@@ -1,0 +1,122 @@
+//! The reconciler: every few minutes, ask Stripe about orders that still
+//! wait for a payment outcome well after their intent was made, and apply
+//! what Stripe says through the same guarded transitions as the webhook and
+//! the return page. A missing or misconfigured webhook then delays an
+//! order by minutes instead of stranding it.
+//!
+//! Bounded work per run, and safe to run twice at once: every change is a
+//! conditional write, so a second run finds nothing left to do.
+
+use crate::app::App;
+use crate::checkout::{self, PaymentState};
+use crate::domain::{SecretKey, StoreId};
+use crate::error::{AppError, cause_chain};
+use crate::store::pending_partitions;
+use serde::Serialize;
+use std::collections::HashMap;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Orders whose intent is younger than this are left to the webhook.
+    pub min_age_secs: u64,
+    /// Orders untouched for longer than this are dropped from the index.
+    pub give_up_after_secs: u64,
+    /// At most this many orders per run.
+    pub max_orders: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            min_age_secs: 5 * 60,
+            give_up_after_secs: 7 * 24 * 60 * 60,
+            max_orders: 100,
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Report {
+    pub examined: usize,
+    pub paid: usize,
+    pub processing: usize,
+    pub failed: usize,
+    pub flagged: usize,
+    pub unchanged: usize,
+    pub given_up: usize,
+    pub errors: usize,
+}
+
+pub async fn run(app: &App, now: u64, limits: Limits) -> Result<Report, AppError> {
+    let mut report = Report::default();
+    let mut keys: HashMap<StoreId, SecretKey> = HashMap::new();
+    let cutoff = now.saturating_sub(limits.min_age_secs);
+    for partition in pending_partitions() {
+        let room = limits.max_orders.saturating_sub(report.examined);
+        if room == 0 {
+            break;
+        }
+        let limit = i32::try_from(room).unwrap_or(i32::MAX);
+        for order_id in app
+            .store
+            .stale_pending_orders(&partition, cutoff, limit)
+            .await?
+        {
+            report.examined += 1;
+            if let Err(err) =
+                reconcile_one(app, &order_id, now, limits, &mut keys, &mut report).await
+            {
+                // One store's broken key must not stop the others.
+                report.errors += 1;
+                tracing::warn!(order_id = %order_id, cause = %cause_chain(&err), "could not reconcile order");
+            }
+        }
+    }
+    tracing::info!(?report, "reconciler run finished");
+    Ok(report)
+}
+
+async fn reconcile_one(
+    app: &App,
+    order_id: &str,
+    now: u64,
+    limits: Limits,
+    keys: &mut HashMap<StoreId, SecretKey>,
+    report: &mut Report,
+) -> Result<(), AppError> {
+    let Some(order) = app.store.get_order(order_id).await? else {
+        return Ok(());
+    };
+    let Some(intent_id) = order.payment_intent_id.as_deref() else {
+        report.unchanged += 1;
+        return Ok(());
+    };
+    if !order.status.awaits_payment() {
+        // The index lags the table; the order was settled meanwhile.
+        report.unchanged += 1;
+        return Ok(());
+    }
+    let key = match keys.get(&order.store_id) {
+        Some(key) => key.clone(),
+        None => {
+            let (_, key) = checkout::merchant_key(app, &order.store_id).await?;
+            keys.insert(order.store_id, key.clone());
+            key
+        }
+    };
+    let intent = app.stripe.retrieve_intent(&key, intent_id).await?;
+    match checkout::apply_intent(app, &order, &intent).await? {
+        PaymentState::Paid => report.paid += 1,
+        PaymentState::Processing => report.processing += 1,
+        PaymentState::Failed { .. } => report.failed += 1,
+        PaymentState::Flagged => report.flagged += 1,
+        PaymentState::Unfinished
+            if now.saturating_sub(order.updated_at) > limits.give_up_after_secs =>
+        {
+            app.store.forget_pending(order_id).await?;
+            report.given_up += 1;
+        }
+        PaymentState::Unfinished => report.unchanged += 1,
+    }
+    Ok(())
+}

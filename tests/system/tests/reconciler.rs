@@ -1,0 +1,108 @@
+//! The reconciler settles an order whose webhook never came (nor the
+//! customer back from Stripe), against the real emulators.
+// Helpers outside #[test] fns unwrap too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use shared::config::Config;
+use shared::reconcile::{self, Limits};
+use shared::vault::KmsDataKeys;
+use shared::{App, clock};
+use std::sync::Arc;
+use system_tests::*;
+
+async fn app() -> &'static App {
+    let kms = KmsDataKeys::new(aws_sdk_kms::Client::new(aws().await), env("KMS_KEY_ID"));
+    Box::leak(Box::new(App::with_parts(
+        Config::from_env().unwrap(),
+        dynamodb().await,
+        Arc::new(kms),
+    )))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_paid_in_stripe_without_any_webhook_is_settled() {
+    let (store, secret) = connected_store().await;
+    let (order_id, _) = paid_in_stripe(&store, &secret).await;
+    assert_eq!(get_order(&order_id).await["status"], "pending");
+    let app = app().await;
+
+    // Too young: left to the webhook.
+    let young = reconcile::run(
+        app,
+        clock::now(),
+        Limits {
+            max_orders: 1000,
+            ..Limits::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(get_order(&order_id).await["status"], "pending", "{young:?}");
+
+    // Bounded work: one order per run when asked.
+    let later = clock::now() + 600;
+    let one = reconcile::run(
+        app,
+        later,
+        Limits {
+            max_orders: 1,
+            ..Limits::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(one.examined <= 1, "{one:?}");
+
+    // Two runs at once: both may look, the order is paid once.
+    let limits = Limits {
+        max_orders: 1000,
+        ..Limits::default()
+    };
+    let (a, b) = tokio::join!(
+        reconcile::run(app, later, limits),
+        reconcile::run(app, later, limits)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let order = get_order(&order_id).await;
+    assert_eq!(order["status"], "paid", "{a:?} {b:?}");
+    assert!(order["paid_at"].as_str().is_some());
+
+    // Settled orders leave the sparse index, so no later run asks about them.
+    let item = dynamodb()
+        .await
+        .get_item()
+        .table_name(env("TABLE_NAME"))
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("ORDER#{order_id}")),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("ORDER".into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert!(
+        !item.contains_key("pending_pk") && !item.contains_key("pending_sk"),
+        "{item:?}"
+    );
+
+    // A store without a webhook secret is told so.
+    let path = format!("/api/internal/stores/{store}/stripe-status");
+    let status: serde_json::Value = http()
+        .get(format!("{}{path}", base_url()))
+        .headers(signed_headers("GET", &path, ""))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        status["webhook_health"]["status"], "not_configured",
+        "{status}"
+    );
+}
