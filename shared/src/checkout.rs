@@ -10,7 +10,6 @@ use crate::domain::{SecretKey, StoreId, status_for_intent};
 use crate::error::AppError;
 use crate::store::{CheckoutSession, Order, StripeConnection, Transition, TransitionDetails};
 use crate::stripe::{IntentStatus, NewIntent, PaymentIntent, StripeFailure};
-use crate::vault::{EncryptionContext, Purpose};
 
 pub struct Checkout {
     pub session: CheckoutSession,
@@ -48,15 +47,7 @@ pub async fn merchant_key(
     let connection = app.store.get_connection(store_id).await?.ok_or_else(|| {
         AppError::conflict("store_not_connected", "Store not connected to Stripe")
     })?;
-    let opened = app
-        .vault
-        .open(
-            EncryptionContext::new(*store_id, Purpose::StripeSecretKey),
-            &connection.secret_key,
-        )
-        .await?;
-    let key = SecretKey::parse(secrecy::ExposeSecret::expose_secret(&opened))
-        .map_err(|_| AppError::internal("stored secret key no longer parses"))?;
+    let key = crate::webhooks::setup::open_secret_key(app, &connection).await?;
     Ok((connection, key))
 }
 

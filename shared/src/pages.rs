@@ -27,6 +27,13 @@ pub struct ConnectForm<'a> {
     pub current: Option<CurrentConnection>,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WebhookState {
+    Auto,
+    Manual,
+    Missing,
+}
+
 #[derive(Template)]
 #[template(path = "connect_success.html")]
 pub struct ConnectSuccess<'a> {
@@ -34,8 +41,21 @@ pub struct ConnectSuccess<'a> {
     pub mode: &'static str,
     pub live: bool,
     pub publishable_key: &'a str,
-    pub webhook_configured: bool,
+    pub webhook: WebhookState,
+    pub webhook_url: &'a str,
+    pub events: &'a [&'a str],
+    pub webhook_secret_link: String,
     pub return_url: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "webhook_secret_form.html")]
+pub struct WebhookSecretForm<'a> {
+    pub nonce: String,
+    pub link: &'a LinkParams,
+    pub csrf_token: String,
+    pub webhook_url: &'a str,
+    pub error: Option<&'a str>,
 }
 
 #[derive(Template)]

@@ -1,7 +1,7 @@
 //! Routes the connect function's three pages. Every failure here is shown as
 //! a page, since a merchant's browser is on the other end.
 
-use crate::{submit, success};
+use crate::{submit, success, webhook_secret};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use shared::auth::connect_link::{ConnectLink, Expiry, LinkParams};
@@ -16,6 +16,8 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
         (&Method::GET, path) if path.starts_with("/stripe/success/") => {
             success::handle(app, &req).await
         }
+        (&Method::GET, "/stripe/webhook-secret") => webhook_secret::form(app, &req).await,
+        (&Method::POST, "/stripe/webhook-secret") => webhook_secret::submit(app, &req).await,
         _ => Err(AppError::not_found("not_found", "There is no page here.")),
     };
     Ok(result.unwrap_or_else(|err| pages::error_page(&err)))

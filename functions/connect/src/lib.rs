@@ -1,3 +1,4 @@
 pub mod handler;
 mod submit;
 mod success;
+mod webhook_secret;

@@ -9,9 +9,10 @@ use serde::Deserialize;
 use shared::auth::connect_link::{ConnectLink, Expiry, LinkParams};
 use shared::auth::csrf;
 use shared::domain::{KeyPair, PublishableKey, SecretKey, WebhookSecret};
-use shared::store::{AuditEntry, StripeConnection, WebhookActivity, WebhookSource};
+use shared::store::{AuditEntry, StripeConnection, WebhookActivity, WebhookConfig, WebhookSource};
 use shared::stripe::StripeFailure;
 use shared::vault::{EncryptionContext, Purpose};
+use shared::webhooks::setup;
 use shared::{App, AppError, clock, http};
 
 #[derive(Deserialize)]
@@ -75,7 +76,7 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, AppError
 
 /// Browsers send `Origin` on every form post; a post from any other origin
 /// (or none) did not come from our form.
-fn check_origin(app: &App, req: &Request) -> Result<(), AppError> {
+pub(crate) fn check_origin(app: &App, req: &Request) -> Result<(), AppError> {
     let expected = app.config.public_origin();
     let origin_ok = match http::header(req, "origin") {
         Some(origin) => origin == expected,
@@ -121,23 +122,36 @@ async fn save(
             keys.secret.expose(),
         )
         .await?;
-    let webhook_secret = match webhook_secret {
-        Some(secret) => Some((
-            app.vault
+    // The old signing secret (and our endpoint) belong to the old account
+    // and mode; they stay only when the merchant kept the same publishable key.
+    let kept = previous
+        .as_ref()
+        .filter(|p| p.publishable_key == keys.publishable)
+        .and_then(|p| p.webhook_secret.clone());
+    let webhook_secret = match (webhook_secret, kept) {
+        (Some(secret), _) => Some(WebhookConfig {
+            secret: app
+                .vault
                 .seal(
                     EncryptionContext::new(store_id, Purpose::WebhookSecret),
                     secret.expose(),
                 )
                 .await?,
-            WebhookSource::Manual,
-        )),
-        // The old signing secret belongs to the old account and mode; it
-        // stays only when the merchant kept the same publishable key.
-        None => previous
-            .as_ref()
-            .filter(|p| p.publishable_key == keys.publishable)
-            .and_then(|p| p.webhook_secret.clone()),
+            source: WebhookSource::Manual,
+            endpoint_id: None,
+        }),
+        (None, Some(kept)) => Some(kept),
+        (None, None) => setup::auto_register(app, &store_id, &keys.secret).await?,
     };
+    let created_endpoint = webhook_secret
+        .as_ref()
+        .and_then(|w| w.endpoint_id.clone())
+        .filter(|id| {
+            previous
+                .as_ref()
+                .and_then(|p| p.webhook_secret.as_ref()?.endpoint_id.as_ref())
+                != Some(id)
+        });
     let now = clock::now();
     let connection = StripeConnection {
         store_id,
@@ -170,7 +184,25 @@ async fn save(
         at_millis: clock::now_millis(),
         source_ip: http::source_ip(req),
     };
-    app.store.save_connection(&connection, &audit).await?;
+    if let Err(err) = app.store.save_connection(&connection, &audit).await {
+        if let Some(id) = &created_endpoint {
+            setup::delete_endpoint(app, &store_id, &keys.secret, id).await;
+        }
+        return Err(err);
+    }
+    // The previous keys' endpoint is no longer ours to use.
+    if let Some(previous) = &previous
+        && previous
+            .webhook_secret
+            .as_ref()
+            .and_then(|w| w.endpoint_id.as_ref())
+            != connection
+                .webhook_secret
+                .as_ref()
+                .and_then(|w| w.endpoint_id.as_ref())
+    {
+        setup::remove_auto_endpoint(app, previous).await;
+    }
     tracing::info!(
         store_id = %store_id,
         mode = connection.mode().as_str(),

@@ -6,7 +6,10 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use shared::auth::connect_link::{ConnectLink, Expiry};
 use shared::domain::StoreId;
-use shared::pages::{self, ConnectSuccess};
+use shared::pages::{self, ConnectSuccess, WebhookState};
+use shared::store::WebhookSource;
+use shared::stripe::webhook_endpoints;
+use shared::webhooks::setup;
 use shared::{App, AppError, clock, http};
 
 pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, AppError> {
@@ -36,13 +39,24 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, AppError
                 "This store has no Stripe account connected.",
             )
         })?;
+    let webhook = match &connection.webhook_secret {
+        Some(w) if w.source == WebhookSource::Auto => WebhookState::Auto,
+        Some(_) => WebhookState::Manual,
+        None => WebhookState::Missing,
+    };
+    let webhook_url = setup::webhook_url(app, &path_store)?;
+    // The same signed link opens the page where the merchant pastes the secret.
+    let query = serde_urlencoded::to_string(&link.params).map_err(AppError::internal)?;
     let nonce = http::nonce();
     let page = ConnectSuccess {
         nonce: nonce.clone(),
         mode: connection.mode().as_str(),
         live: connection.mode().is_live(),
         publishable_key: connection.publishable_key.as_str(),
-        webhook_configured: connection.webhook_secret.is_some(),
+        webhook,
+        webhook_url: &webhook_url,
+        events: &webhook_endpoints::EVENTS,
+        webhook_secret_link: format!("/stripe/webhook-secret?{query}"),
         return_url: link.return_url.as_str(),
     };
     pages::render(StatusCode::OK, &page, &nonce, pages::PageScripts::None)

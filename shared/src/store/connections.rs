@@ -32,12 +32,22 @@ pub struct StripeConnection {
     pub publishable_key: PublishableKey,
     pub key_kind: KeyKind,
     pub secret_key: SealedSecret,
-    pub webhook_secret: Option<(SealedSecret, WebhookSource)>,
+    pub webhook_secret: Option<WebhookConfig>,
     pub connected_at: u64,
     pub updated_at: u64,
     /// Bumped by every write; a write names the version it read.
     pub version: u64,
     pub activity: WebhookActivity,
+}
+
+/// The store's webhook signing secret and where it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookConfig {
+    pub secret: SealedSecret,
+    pub source: WebhookSource,
+    /// The endpoint we created in the merchant's account (auto set-up), to
+    /// delete when the keys change or the store disconnects.
+    pub endpoint_id: Option<String>,
 }
 
 /// What we have seen of the store's webhooks, for health diagnostics.
@@ -89,10 +99,16 @@ impl StripeConnection {
             ("updated_at".into(), n(self.updated_at)),
             ("version".into(), n(self.version)),
         ]);
-        if let Some((sealed, source)) = &self.webhook_secret {
-            item.insert("webhook_secret_wrapped".into(), b(&sealed.wrapped_key));
-            item.insert("webhook_secret_token".into(), s(&sealed.token));
-            item.insert("webhook_source".into(), s(source.as_str()));
+        if let Some(webhook) = &self.webhook_secret {
+            item.insert(
+                "webhook_secret_wrapped".into(),
+                b(&webhook.secret.wrapped_key),
+            );
+            item.insert("webhook_secret_token".into(), s(&webhook.secret.token));
+            item.insert("webhook_source".into(), s(webhook.source.as_str()));
+            if let Some(id) = &webhook.endpoint_id {
+                item.insert("webhook_endpoint_id".into(), s(id));
+            }
         }
         let a = &self.activity;
         for (name, value) in [
@@ -128,11 +144,16 @@ impl StripeConnection {
                     Some("auto") => WebhookSource::Auto,
                     _ => WebhookSource::Manual,
                 };
-                let sealed = SealedSecret {
+                let secret = SealedSecret {
                     wrapped_key: get_b(item, "webhook_secret_wrapped")?.to_vec(),
                     token: token.to_owned(),
                 };
-                Some((sealed, source))
+                let endpoint_id = get_opt_s(item, "webhook_endpoint_id").map(str::to_owned);
+                Some(WebhookConfig {
+                    secret,
+                    source,
+                    endpoint_id,
+                })
             }
         };
         Ok(StripeConnection {
@@ -254,6 +275,46 @@ impl Store {
             Err(err) if is_condition_failure(&err) => Err(AppError::conflict(
                 "concurrent_update",
                 "The Stripe settings of this store were changed at the same time by someone else; nothing was saved. Please try again.",
+            )),
+            Err(err) => Err(dependency_error(err)),
+        }
+    }
+}
+
+impl Store {
+    /// Removes the store's connection (still at the version it was read)
+    /// and records who did it, in one transaction.
+    pub async fn delete_connection(
+        &self,
+        connection: &StripeConnection,
+        audit: &AuditEntry,
+    ) -> Result<(), AppError> {
+        let delete = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(&self.table)
+            .key("pk", s(pk(&connection.store_id)))
+            .key("sk", s(CONNECTION_SK))
+            .condition_expression("version = :expected")
+            .expression_attribute_values(":expected", n(connection.version))
+            .build()
+            .map_err(AppError::internal)?;
+        let audit_put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(audit.to_item(connection)))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(AppError::internal)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(TransactWriteItem::builder().put(audit_put).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if is_condition_failure(&err) => Err(AppError::conflict(
+                "concurrent_update",
+                "The Stripe settings of this store changed at the same time; nothing was removed. Please try again.",
             )),
             Err(err) => Err(dependency_error(err)),
         }

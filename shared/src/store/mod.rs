@@ -7,7 +7,9 @@ mod events;
 mod item;
 mod orders;
 
-pub use connections::{AuditEntry, StripeConnection, WebhookActivity, WebhookSource};
+pub use connections::{
+    AuditEntry, StripeConnection, WebhookActivity, WebhookConfig, WebhookSource,
+};
 pub use events::{EVENT_RETENTION_SECS, EventWrite, IntentLink};
 pub use orders::{
     CheckoutSession, Order, PENDING_INDEX, Transition, TransitionDetails, pending_partitions,

@@ -7,6 +7,7 @@
 //! this module: callers get a `StripeFailure` that names what went wrong.
 
 mod intents;
+pub mod webhook_endpoints;
 
 pub use intents::{ClientSecret, IntentStatus, NewIntent, PaymentIntent};
 

@@ -69,7 +69,7 @@ pub fn webhook_health(connection: &StripeConnection, webhook_url: &str, now: u64
 mod tests {
     use super::*;
     use crate::domain::{KeyKind, PublishableKey, StoreId};
-    use crate::store::{WebhookActivity, WebhookSource};
+    use crate::store::{WebhookActivity, WebhookConfig, WebhookSource};
     use crate::vault::SealedSecret;
 
     fn connection(with_secret: bool, activity: WebhookActivity) -> StripeConnection {
@@ -82,7 +82,11 @@ mod tests {
             publishable_key: PublishableKey::parse("pk_test_51HqLyjWDarjtT1zdp7").unwrap(),
             key_kind: KeyKind::Secret,
             secret_key: sealed.clone(),
-            webhook_secret: with_secret.then_some((sealed, WebhookSource::Manual)),
+            webhook_secret: with_secret.then_some(WebhookConfig {
+                secret: sealed,
+                source: WebhookSource::Manual,
+                endpoint_id: None,
+            }),
             connected_at: 1_000,
             updated_at: 1_000,
             version: 1,

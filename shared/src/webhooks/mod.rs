@@ -3,6 +3,7 @@
 pub mod event;
 pub mod health;
 pub mod process;
+pub mod setup;
 pub mod signature;
 
 pub use event::{Effect, Envelope};

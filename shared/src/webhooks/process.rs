@@ -126,7 +126,7 @@ async fn webhook_secret(
     app: &App,
     connection: &StripeConnection,
 ) -> Result<WebhookSecret, AppError> {
-    let Some((sealed, _)) = &connection.webhook_secret else {
+    let Some(webhook) = &connection.webhook_secret else {
         let err = unverifiable(
             "no_webhook_secret",
             "This store has no webhook signing secret",
@@ -140,7 +140,7 @@ async fn webhook_secret(
         .vault
         .open(
             EncryptionContext::new(connection.store_id, Purpose::WebhookSecret),
-            sealed,
+            &webhook.secret,
         )
         .await?;
     WebhookSecret::parse(opened.expose_secret())

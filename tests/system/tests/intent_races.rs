@@ -5,10 +5,9 @@
 #![allow(clippy::unwrap_used)]
 
 use shared::checkout;
-use shared::config::Config;
 use shared::domain::{Currency, KeyKind, LineItem, Mode, OrderStatus, PublishableKey, StoreId};
 use shared::store::{AuditEntry, CheckoutSession, Order, StripeConnection};
-use shared::vault::{EncryptionContext, KmsDataKeys, Purpose};
+use shared::vault::{EncryptionContext, Purpose};
 use shared::{App, clock};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,15 +17,9 @@ use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 async fn app_with_stripe_at(stripe: &MockServer) -> &'static App {
-    let mut config = Config::from_env().expect("service configuration in the environment");
-    config.stripe_api_base = url::Url::parse(&format!("{}/", stripe.uri())).unwrap();
-    config.payment_method_types = None;
-    let kms = KmsDataKeys::new(aws_sdk_kms::Client::new(aws().await), env("KMS_KEY_ID"));
-    Box::leak(Box::new(App::with_parts(
-        config,
-        dynamodb().await,
-        Arc::new(kms),
-    )))
+    Box::leak(Box::new(
+        in_process::app_with_stripe_at(&stripe.uri()).await,
+    ))
 }
 
 /// A connected store and a pending order, written straight to the table.

@@ -5,65 +5,22 @@
 // Helpers outside #[test] fns unwrap too: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use lambda_http::{Body, Request};
-use shared::auth::connect_link::{self, ConnectLink, Expiry, LinkParams};
-use shared::auth::csrf;
-use shared::config::Config;
-use shared::domain::StoreId;
-use shared::vault::KmsDataKeys;
-use shared::{App, clock};
+use shared::App;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use system_tests::*;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-async fn app_with_stripe_at(stripe: &MockServer) -> App {
-    let mut config = Config::from_env().expect("service configuration in the environment");
-    config.stripe_api_base = url::Url::parse(&format!("{}/", stripe.uri())).unwrap();
-    let kms = KmsDataKeys::new(aws_sdk_kms::Client::new(aws().await), env("KMS_KEY_ID"));
-    App::with_parts(config, dynamodb().await, Arc::new(kms))
-}
-
-/// A form post for a fresh store, signed and CSRF-protected like the real form.
-fn post(app: &App, store: &str, pk: &str, sk: &str) -> Request {
-    let id = StoreId::parse(store).unwrap();
-    let return_url = "http://localhost:3000/back";
-    let expires = clock::now() + 600;
-    let params = LinkParams {
-        store_id: store.into(),
-        return_url: return_url.into(),
-        expires: expires.to_string(),
-        signature: connect_link::sign(&app.config.internal_secret, &id, return_url, expires),
-    };
-    let link = ConnectLink::verify(
-        params.clone(),
-        &app.config.internal_secret,
-        &app.config.return_urls,
-        clock::now(),
-        Expiry::Enforce,
+/// A connect form post for a fresh store, signed and CSRF-protected like the real form.
+fn post(app: &App, store: &str, pk: &str, sk: &str) -> lambda_http::Request {
+    let link = in_process::link(app, store);
+    in_process::form_post(
+        app,
+        &link,
+        "/stripe/connect",
+        &[("publishable_key", pk), ("secret_key", sk)],
     )
-    .unwrap();
-    let form = serde_urlencoded::to_string([
-        ("store_id", params.store_id.as_str()),
-        ("return_url", params.return_url.as_str()),
-        ("expires", params.expires.as_str()),
-        ("signature", params.signature.as_str()),
-        (
-            "csrf_token",
-            csrf::token(&app.config.internal_secret, &link).as_str(),
-        ),
-        ("publishable_key", pk),
-        ("secret_key", sk),
-    ])
-    .unwrap();
-    lambda_http::http::Request::builder()
-        .method("POST")
-        .uri("/stripe/connect")
-        .header("origin", app.config.public_origin())
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Body::Text(form))
-        .unwrap()
 }
 
 #[derive(Clone, Default)]
@@ -123,12 +80,12 @@ async fn each_stripe_refusal_gets_its_answer_and_stores_nothing() {
             .expect(1)
             .mount(&stripe)
             .await;
-        let app = app_with_stripe_at(&stripe).await;
+        let app = &in_process::app_with_stripe_at(&stripe.uri()).await;
         let store = new_store_id();
         let body = key_body();
         let sk = format!("rk_test_{body}");
         let response =
-            connect::handler::handle(&app, post(&app, &store, &format!("pk_test_{body}"), &sk))
+            connect::handler::handle(app, post(app, &store, &format!("pk_test_{body}"), &sk))
                 .await
                 .unwrap();
         let html = String::from_utf8_lossy(response.body().as_ref()).into_owned();
@@ -147,7 +104,7 @@ async fn each_stripe_refusal_gets_its_answer_and_stores_nothing() {
         .respond_with(ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(5)))
         .mount(&stripe)
         .await;
-    let mut app = app_with_stripe_at(&stripe).await;
+    let mut app = in_process::app_with_stripe_at(&stripe.uri()).await;
     app.stripe = shared::stripe::StripeApi::new(
         app.config.stripe_api_base.clone(),
         std::time::Duration::from_millis(300),

@@ -1,0 +1,80 @@
+//! Calling handlers in this process against the local stack's DynamoDB and
+//! KMS, with Stripe played by a wiremock server: for the answers the Stripe
+//! emulator cannot give (403, 429, 5xx, timeouts, webhook endpoints).
+
+use crate::{aws, dynamodb, env};
+use lambda_http::{Body, Request};
+use shared::auth::connect_link::{self, ConnectLink, Expiry, LinkParams};
+use shared::auth::csrf;
+use shared::config::Config;
+use shared::domain::StoreId;
+use shared::vault::KmsDataKeys;
+use shared::{App, clock};
+use std::sync::Arc;
+
+/// The service's app, but with Stripe at `stripe_base` (a wiremock URI).
+pub async fn app_with_stripe_at(stripe_base: &str) -> App {
+    let mut config = Config::from_env().expect("service configuration in the environment");
+    config.stripe_api_base = url::Url::parse(&format!("{stripe_base}/")).expect("stripe base");
+    config.payment_method_types = None;
+    let kms = KmsDataKeys::new(aws_sdk_kms::Client::new(aws().await), env("KMS_KEY_ID"));
+    App::with_parts(config, dynamodb().await, Arc::new(kms))
+}
+
+/// A fresh signed link for `store`, as BMOS would hand it out.
+pub fn link(app: &App, store: &str) -> ConnectLink {
+    let id = StoreId::parse(store).expect("store id");
+    let return_url = "http://localhost:3000/back";
+    let expires = clock::now() + 600;
+    let params = LinkParams {
+        store_id: store.into(),
+        return_url: return_url.into(),
+        expires: expires.to_string(),
+        signature: connect_link::sign(&app.config.internal_secret, &id, return_url, expires),
+    };
+    ConnectLink::verify(
+        params,
+        &app.config.internal_secret,
+        &app.config.return_urls,
+        clock::now(),
+        Expiry::Enforce,
+    )
+    .expect("a fresh link verifies")
+}
+
+/// A form post to `path` from our own page: link fields, CSRF token,
+/// Origin, and `fields`.
+pub fn form_post(app: &App, link: &ConnectLink, path: &str, fields: &[(&str, &str)]) -> Request {
+    let p = &link.params;
+    let csrf = csrf::token(&app.config.internal_secret, link);
+    let mut form: Vec<(&str, &str)> = vec![
+        ("store_id", &p.store_id),
+        ("return_url", &p.return_url),
+        ("expires", &p.expires),
+        ("signature", &p.signature),
+        ("csrf_token", &csrf),
+    ];
+    form.extend_from_slice(fields);
+    lambda_http::http::Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("origin", app.config.public_origin())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::Text(serde_urlencoded::to_string(form).expect("form")))
+        .expect("request")
+}
+
+/// `GET path?<link params>` with path parameters set, as the gateway would.
+pub fn page_get(link: &ConnectLink, path: &str, path_params: &[(&str, &str)]) -> Request {
+    let query = serde_urlencoded::to_string(&link.params).expect("query");
+    let req = lambda_http::http::Request::builder()
+        .method("GET")
+        .uri(format!("{path}?{query}"))
+        .body(Body::Empty)
+        .expect("request");
+    let params = path_params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect::<std::collections::HashMap<_, _>>();
+    lambda_http::RequestExt::with_path_parameters(req, params)
+}
