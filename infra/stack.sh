@@ -148,6 +148,8 @@ export AWS_ACCESS_KEY_ID=local
 export AWS_SECRET_ACCESS_KEY=local
 export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$ddb_port
 export AWS_ENDPOINT_URL_KMS=http://127.0.0.1:$kms_port
+# moto serves SSM too: the internal secret comes from SSM in AWS.
+export AWS_ENDPOINT_URL_SSM=http://127.0.0.1:$kms_port
 export TABLE_NAME=checkout-best-local
 export KMS_KEY_ID=alias/checkout-best-local
 export STRIPE_API_BASE=http://127.0.0.1:$stripe_port/

@@ -1,7 +1,7 @@
 //! The application context, built once per cold start, and the bootstrap
 //! every function's `main` calls.
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::error::{AppError, BoxError};
 use crate::http;
 use crate::store::Store;
@@ -22,7 +22,13 @@ pub struct App {
 
 impl App {
     pub async fn from_env() -> Result<Self, BoxError> {
-        let config = Config::from_env()?;
+        Self::from_lookup(|name| std::env::var(name).ok()).await
+    }
+
+    /// Reads settings through `lookup`. In AWS the internal secret is not an
+    /// environment variable but an SSM SecureString named by
+    /// `INTERNAL_SECRET_PARAMETER`, read here once per cold start.
+    pub async fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, BoxError> {
         // One AWS config for all clients; endpoints come from the standard
         // AWS_ENDPOINT_URL* variables, which is how the local stack is reached.
         // Bounded so a stalled dependency becomes a 5xx well inside the
@@ -36,6 +42,24 @@ impl App {
             .timeout_config(timeouts)
             .load()
             .await;
+        let from_ssm = match (
+            lookup("INTERNAL_SECRET_PARAMETER"),
+            lookup("INTERNAL_SECRET"),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    name: "INTERNAL_SECRET_PARAMETER",
+                    reason: "set it or INTERNAL_SECRET, not both",
+                }
+                .into());
+            }
+            (Some(parameter), None) => Some(read_parameter(&aws, &parameter).await?),
+            _ => None,
+        };
+        let config = Config::from_lookup(|name| match (name, &from_ssm) {
+            ("INTERNAL_SECRET", Some(secret)) => Some(secret.to_string()),
+            _ => lookup(name),
+        })?;
         let kms = KmsDataKeys::new(aws_sdk_kms::Client::new(&aws), config.kms_key_id.clone());
         Ok(Self::with_parts(
             config,
@@ -57,6 +81,30 @@ impl App {
             config,
         }
     }
+}
+
+/// A SecureString parameter, decrypted; the value is wiped when dropped.
+async fn read_parameter(
+    aws: &aws_config::SdkConfig,
+    name: &str,
+) -> Result<zeroize::Zeroizing<String>, BoxError> {
+    let out = aws_sdk_ssm::Client::new(aws)
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "could not read SSM parameter {name}: {}",
+                crate::error::cause_chain(&e)
+            )
+        })?;
+    let value = out
+        .parameter
+        .and_then(|p| p.value)
+        .ok_or_else(|| format!("SSM parameter {name} has no value"))?;
+    Ok(zeroize::Zeroizing::new(value))
 }
 
 /// Telemetry and the app context, once per cold start. A failure stops the
