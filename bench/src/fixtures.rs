@@ -1,0 +1,123 @@
+//! Unmeasured setup, written straight to the table as the system tests do:
+//! connected stores whose `sk_test_` keys are sealed through the real KMS
+//! vault, and pending orders with their checkout sessions.
+
+use crate::BoxError;
+use shared::auth::session_token;
+use shared::domain::{Currency, KeyKind, LineItem, Mode, OrderStatus, PublishableKey, StoreId};
+use shared::store::{AuditEntry, CheckoutSession, Order, StripeConnection};
+use shared::vault::{EncryptionContext, Purpose};
+use shared::{App, clock};
+use std::collections::BTreeMap;
+
+/// One customer checkout: the token is what the browser holds.
+#[derive(Clone, Debug)]
+pub struct Checkout {
+    pub store_id: StoreId,
+    pub order_id: String,
+    pub token: String,
+}
+
+/// A store connected to Stripe (test mode) with a fresh key pair.
+pub async fn connect_store(app: &App) -> Result<StoreId, BoxError> {
+    let store_id = StoreId::parse(&uuid::Uuid::new_v4().to_string())?;
+    // localstripe accepts any sk_test_ key with 8+ characters after the prefix.
+    let body = uuid::Uuid::new_v4().simple().to_string();
+    let sealed = app
+        .vault
+        .seal(
+            EncryptionContext::new(store_id, Purpose::StripeSecretKey),
+            &format!("sk_test_{body}"),
+        )
+        .await?;
+    let now = clock::now();
+    let connection = StripeConnection {
+        store_id,
+        publishable_key: PublishableKey::parse(&format!("pk_test_{body}"))?,
+        key_kind: KeyKind::Secret,
+        secret_key: sealed,
+        webhook_secret: None,
+        connected_at: now,
+        updated_at: now,
+        version: 1,
+        activity: Default::default(),
+    };
+    let audit = AuditEntry {
+        action: "stripe_connected",
+        actor: "bench".into(),
+        at_millis: clock::now_millis(),
+        source_ip: None,
+    };
+    app.store.save_connection(&connection, &audit).await?;
+    Ok(store_id)
+}
+
+/// A pending order of `amount` cents and a session for it, valid for an hour.
+pub async fn create_checkout(
+    app: &App,
+    store_id: StoreId,
+    amount: u64,
+) -> Result<Checkout, BoxError> {
+    let now = clock::now();
+    let order = Order {
+        order_id: uuid::Uuid::new_v4().to_string(),
+        store_id,
+        status: OrderStatus::Pending,
+        currency: Currency::parse("eur")?,
+        amount,
+        line_items: vec![LineItem {
+            name: "Blue mug".into(),
+            unit_amount: amount,
+            quantity: 1,
+        }],
+        mode: Mode::Test,
+        payment_intent_id: None,
+        intent_attempt: 0,
+        customer_email: None,
+        success_url: None,
+        cancel_url: None,
+        metadata: BTreeMap::new(),
+        store_name: None,
+        created_at: now,
+        updated_at: now,
+        paid_at: None,
+        last_payment_error: None,
+        review_reason: None,
+    };
+    let (token, token_hash) = session_token::generate()?;
+    let session = CheckoutSession {
+        token_hash,
+        order_id: order.order_id.clone(),
+        store_id,
+        expires_at: now + 3600,
+        created_at: now,
+    };
+    app.store.create_checkout(&order, &session).await?;
+    Ok(Checkout {
+        store_id,
+        order_id: order.order_id,
+        token,
+    })
+}
+
+/// `stores` connected stores with `per_store` checkouts each, returned
+/// interleaved round-robin (store 0, 1, …, n-1, 0, 1, …).
+pub async fn stores_with_checkouts(
+    app: &App,
+    stores: usize,
+    per_store: usize,
+) -> Result<Vec<Checkout>, BoxError> {
+    let mut ids = Vec::with_capacity(stores);
+    for _ in 0..stores {
+        ids.push(connect_store(app).await?);
+    }
+    let mut checkouts = Vec::with_capacity(stores * per_store);
+    for round in 0..per_store {
+        for store_id in &ids {
+            // Different amounts, so an intent mixed up between orders shows.
+            let amount = 1000 + round as u64;
+            checkouts.push(create_checkout(app, *store_id, amount).await?);
+        }
+    }
+    Ok(checkouts)
+}
