@@ -313,3 +313,42 @@ async fn sessions_are_validated_and_need_a_connected_store() {
     bad["success_url"] = serde_json::json!("ftp://shop.example/");
     assert_eq!(create_session(&bad).await.0, 422);
 }
+
+#[tokio::test]
+async fn a_live_mode_store_gets_a_page_without_test_cards() {
+    // The Stripe emulator accepts sk_live_ keys like test ones.
+    let store = new_store_id();
+    let body = key_body();
+    let link = connect_link(&store, "http://localhost:3000/admin").await;
+    let response = submit_connect_form(
+        &link,
+        &[
+            ("publishable_key", &format!("pk_live_{body}")),
+            ("secret_key", &format!("sk_live_{body}")),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(public_status(&store).await["is_live_mode"], true);
+
+    let (status, session) = create_session(&cart(&store)).await;
+    assert_eq!(status, 201, "{session}");
+    let page = http()
+        .get(session["checkout_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!("data-publishable-key=\"pk_live_{body}\"")),
+        "{page}"
+    );
+    assert!(
+        !page.contains("id=\"test-mode\"") && !page.contains("4242 4242"),
+        "no test banner in live mode: {page}"
+    );
+    let order = get_order(session["order_id"].as_str().unwrap()).await;
+    assert_eq!(order["livemode"], true);
+}
