@@ -164,6 +164,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_webhook_secret_page_needs_the_same_live_link_and_origin() {
+        let (status, body) = page(event(include_str!(
+            "../../../events/webhook-secret-form.json"
+        )))
+        .await;
+        assert_eq!(status, 403);
+        assert!(body.contains("expired"), "{body}");
+        let mut req = event(include_str!("../../../events/webhook-secret-submit.json"));
+        req.headers_mut()
+            .insert("origin", "https://evil.example".parse().unwrap());
+        let (status, body) = page(req).await;
+        assert_eq!(status, 403);
+        assert!(!body.contains("whsec_"), "{body}");
+    }
+
+    #[tokio::test]
     async fn unknown_routes_are_404_pages() {
         let mut req = event(include_str!("../../../events/connect-form.json"));
         *req.method_mut() = lambda_http::http::Method::DELETE;
