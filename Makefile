@@ -11,8 +11,13 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-build:  ## release Lambda binaries (x86-64 here; see README for arm64)
-	PATH="$(CURDIR)/.local/venv/bin:$$PATH" cargo lambda build --release --x86-64
+FUNCTIONS := $(notdir $(wildcard functions/*))
+
+build:  ## release Lambda binaries, zipped (x86-64 here; see README for arm64)
+	# Its own target dir: a cross build must not hold the dev build's lock.
+	PATH="$(CURDIR)/.local/venv/bin:$$PATH" CARGO_TARGET_DIR=target/lambda-build \
+	  cargo lambda build --release --x86-64 --output-format zip \
+	  $(addprefix -p ,$(FUNCTIONS))
 
 bench:
 	.local/venv/bin/python bench/lambda_bench.py

@@ -33,8 +33,18 @@ impl Checkout {
         Ok(Checkout { session, order })
     }
 
-    pub fn is_expired(&self, now: u64) -> bool {
-        now >= self.session.expires_at
+    /// 410 once the session's time is up (DynamoDB's TTL deletes it only
+    /// some time later, so reads check the time themselves).
+    pub fn check_not_expired(&self, now: u64) -> Result<(), AppError> {
+        if now < self.session.expires_at {
+            return Ok(());
+        }
+        Err(AppError::Gone {
+            code: "checkout_expired",
+            message:
+                "This checkout link has expired. Please go back to the shop and check out again."
+                    .into(),
+        })
     }
 }
 

@@ -13,14 +13,7 @@ pub async fn handle(app: &App, token: &str) -> Result<Response<Body>, AppError> 
     if order.status.is_paid() {
         return crate::complete::result_page(app, order, crate::complete::Outcome::Paid);
     }
-    if checkout.is_expired(clock::now()) {
-        return Err(AppError::Gone {
-            code: "checkout_expired",
-            message:
-                "This checkout link has expired. Please go back to the shop and check out again."
-                    .into(),
-        });
-    }
+    checkout.check_not_expired(clock::now())?;
     if !order.status.awaits_payment() {
         return Err(AppError::conflict(
             "order_closed",

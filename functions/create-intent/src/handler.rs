@@ -29,14 +29,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
             "This order has already been paid.",
         ));
     }
-    if checkout.is_expired(clock::now()) {
-        return Err(AppError::Gone {
-            code: "checkout_expired",
-            message:
-                "This checkout link has expired. Please go back to the shop and check out again."
-                    .into(),
-        });
-    }
+    checkout.check_not_expired(clock::now())?;
     let (connection, key) = checkout::merchant_key(app, &order.store_id).await?;
     let intent = checkout::payment_intent_for(app, order, &connection, &key).await?;
     let client_secret = intent.client_secret.as_ref().ok_or_else(|| {

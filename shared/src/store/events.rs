@@ -122,53 +122,27 @@ impl Store {
 
     /// Notes a verified delivery on the store's connection (webhook health).
     pub async fn touch_last_webhook(&self, store_id: &StoreId, now: u64) -> Result<(), AppError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("STORE#{store_id}")))
-            .key("sk", s("STRIPE"))
-            .update_expression("SET last_webhook_at = :now")
-            // Skip the write when a recent delivery already noted it: busy
-            // stores would otherwise write this item on every event.
-            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(last_webhook_at) OR last_webhook_at < :stale)")
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":stale", n(now.saturating_sub(60)))
-            .send()
-            .await
-            .map(|_| ())
-            .or_else(|err| {
-                if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) {
-                    Ok(())
-                } else {
-                    Err(dependency_error(err))
-                }
-            })
+        // Skip the write when a recent delivery already noted it: busy stores
+        // would otherwise write this item on every event.
+        self.note_activity(
+            store_id,
+            "SET last_webhook_at = :now",
+            "attribute_not_exists(last_webhook_at) OR last_webhook_at < :stale",
+            &[(":now", n(now)), (":stale", n(now.saturating_sub(60)))],
+        )
+        .await
     }
 
     /// Notes that an order was found paid by asking Stripe (not by a
     /// webhook): if webhooks stay silent after this, health says so.
     pub async fn note_api_payment(&self, store_id: &StoreId, now: u64) -> Result<(), AppError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("STORE#{store_id}")))
-            .key("sk", s("STRIPE"))
-            .update_expression("SET last_api_payment_at = :now")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":now", n(now))
-            .send()
-            .await
-            .map(|_| ())
-            .or_else(|err| {
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception())
-                {
-                    Ok(())
-                } else {
-                    Err(dependency_error(err))
-                }
-            })
+        self.note_activity(
+            store_id,
+            "SET last_api_payment_at = :now",
+            "",
+            &[(":now", n(now))],
+        )
+        .await
     }
 
     /// Counts a delivery that failed verification for this store.
@@ -178,26 +152,50 @@ impl Store {
         reason: &str,
         now: u64,
     ) -> Result<(), AppError> {
-        self.client
+        self.note_activity(
+            store_id,
+            "SET last_webhook_failure_at = :now, last_webhook_failure = :reason ADD webhook_failures :one",
+            "",
+            &[(":now", n(now)), (":reason", s(reason)), (":one", n(1))],
+        )
+        .await
+    }
+
+    /// Updates webhook bookkeeping on the store's connection item. Nothing
+    /// to do (no connection, or `condition` false) is not an error.
+    async fn note_activity(
+        &self,
+        store_id: &StoreId,
+        update: &str,
+        condition: &str,
+        values: &[(&str, aws_sdk_dynamodb::types::AttributeValue)],
+    ) -> Result<(), AppError> {
+        let condition = match condition {
+            "" => "attribute_exists(pk)".to_owned(),
+            extra => format!("attribute_exists(pk) AND ({extra})"),
+        };
+        let mut request = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(format!("STORE#{store_id}")))
             .key("sk", s("STRIPE"))
-            .update_expression("SET last_webhook_failure_at = :now, last_webhook_failure = :reason ADD webhook_failures :one")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":reason", s(reason))
-            .expression_attribute_values(":one", n(1))
-            .send()
-            .await
-            .map(|_| ())
-            .or_else(|err| {
-                if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) {
-                    Ok(())
-                } else {
-                    Err(dependency_error(err))
-                }
-            })
+            .update_expression(update)
+            .condition_expression(condition);
+        for (name, value) in values {
+            request = request.expression_attribute_values(*name, value.clone());
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(dependency_error(err)),
+        }
     }
 }
 

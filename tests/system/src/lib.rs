@@ -382,3 +382,26 @@ pub async fn paid_in_stripe(store: &str, secret: &str) -> (String, String) {
         intent_id,
     )
 }
+
+/// `Stripe-Signature` for `payload` at time `t`, computed here from Stripe's
+/// documented scheme (not with the service's code).
+pub fn stripe_signature(whsec: &str, payload: &str, t: u64) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(whsec.as_bytes())
+        .expect("any key length");
+    mac.update(format!("{t}.{payload}").as_bytes());
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// `GET /api/internal/stores/{id}/stripe-status`, signed.
+pub async fn internal_status(store_id: &str) -> serde_json::Value {
+    let path = format!("/api/internal/stores/{store_id}/stripe-status");
+    let response = http()
+        .get(format!("{}{path}", base_url()))
+        .headers(signed_headers("GET", &path, ""))
+        .send()
+        .await
+        .expect("internal status");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("json")
+}

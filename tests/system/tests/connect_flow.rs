@@ -58,16 +58,7 @@ async fn a_merchant_connects_and_everyone_sees_it() {
         serde_json::json!({"store_id": store, "has_stripe": true, "is_live_mode": false})
     );
 
-    let path = format!("/api/internal/stores/{store}/stripe-status");
-    let internal: serde_json::Value = http()
-        .get(format!("{}{path}", base_url()))
-        .headers(signed_headers("GET", &path, ""))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let internal = internal_status(&store).await;
     assert_eq!(internal["has_stripe"], true);
     assert_eq!(internal["publishable_key"], pk);
     assert_eq!(internal["webhook_configured"], true);

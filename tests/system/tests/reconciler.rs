@@ -91,16 +91,7 @@ async fn an_order_paid_in_stripe_without_any_webhook_is_settled() {
     );
 
     // A store without a webhook secret is told so.
-    let path = format!("/api/internal/stores/{store}/stripe-status");
-    let status: serde_json::Value = http()
-        .get(format!("{}{path}", base_url()))
-        .headers(signed_headers("GET", &path, ""))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = internal_status(&store).await;
     assert_eq!(
         status["webhook_health"]["status"], "not_configured",
         "{status}"

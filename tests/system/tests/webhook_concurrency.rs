@@ -4,7 +4,6 @@
 // Helpers outside #[test] fns unwrap too: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use hmac::{KeyInit, Mac};
 use shared::config::Config;
 use shared::domain::StoreId;
 use shared::vault::KmsDataKeys;
@@ -12,13 +11,6 @@ use shared::webhooks::{self, Outcome};
 use shared::{App, AppError};
 use std::sync::Arc;
 use system_tests::*;
-
-fn sign(whsec: &str, payload: &str) -> String {
-    let t = shared::clock::now();
-    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(whsec.as_bytes()).unwrap();
-    mac.update(format!("{t}.{payload}").as_bytes());
-    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_deliveries_of_one_event_make_one_transition() {
@@ -36,7 +28,7 @@ async fn fifty_concurrent_deliveries_of_one_event_make_one_transition() {
                             "metadata": {"store_id": store, "order_id": order_id}}}
     })
     .to_string();
-    let signature = sign(&whsec, &payload);
+    let signature = stripe_signature(&whsec, &payload, shared::clock::now());
     let store_id = StoreId::parse(&store).unwrap();
 
     let deliveries: Vec<_> = (0..50)

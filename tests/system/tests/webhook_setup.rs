@@ -5,7 +5,6 @@
 // Helpers outside #[test] fns unwrap too: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use hmac::{KeyInit, Mac};
 use shared::domain::StoreId;
 use shared::store::WebhookSource;
 use shared::webhooks::{self, Outcome};
@@ -30,13 +29,6 @@ async fn accept_keys(stripe: &MockServer) {
         )
         .mount(stripe)
         .await;
-}
-
-fn sign(whsec: &str, payload: &str) -> String {
-    let t = shared::clock::now();
-    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(whsec.as_bytes()).unwrap();
-    mac.update(format!("{t}.{payload}").as_bytes());
-    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 #[tokio::test]
@@ -130,7 +122,11 @@ async fn endpoints_are_created_on_connect_and_deleted_when_keys_change_or_the_st
     let outcome = webhooks::process(
         &app,
         Some(store_id),
-        Some(&sign(&first_secret, &payload)),
+        Some(&stripe_signature(
+            &first_secret,
+            &payload,
+            shared::clock::now(),
+        )),
         payload.as_bytes(),
     )
     .await
@@ -308,16 +304,7 @@ async fn bmos_sets_the_secret_and_disconnects_over_the_internal_api() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
-    let status_path = format!("/api/internal/stores/{store}/stripe-status");
-    let status: serde_json::Value = http()
-        .get(format!("{}{status_path}", base_url()))
-        .headers(signed_headers("GET", &status_path, ""))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = internal_status(&store).await;
     assert_eq!(status["webhook_configured"], true);
 
     let unknown = new_store_id();

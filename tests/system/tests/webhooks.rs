@@ -4,18 +4,9 @@
 // Helpers outside #[test] fns unwrap too: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
 use std::time::Duration;
 use system_tests::*;
-
-/// `Stripe-Signature` for `payload`, computed here from Stripe's documented
-/// scheme (not with the service's code).
-fn sign(whsec: &str, payload: &str, t: u64) -> String {
-    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(whsec.as_bytes()).unwrap();
-    mac.update(format!("{t}.{payload}").as_bytes());
-    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
-}
 
 fn event(id: &str, kind: &str, livemode: bool, object: Value) -> String {
     json!({"id": id, "object": "event", "api_version": "2026-09-30.endive", "created": shared::clock::now(),
@@ -81,16 +72,7 @@ async fn a_real_delivery_from_the_stripe_emulator_pays_the_order() {
     let order = wait_for_status(&order_id, "paid").await;
     assert!(order["paid_at"].as_str().is_some());
 
-    let path = format!("/api/internal/stores/{store}/stripe-status");
-    let status: Value = http()
-        .get(format!("{}{path}", base_url()))
-        .headers(signed_headers("GET", &path, ""))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = internal_status(&store).await;
     assert!(status["last_webhook_at"].as_str().is_some(), "{status}");
 }
 
@@ -107,12 +89,22 @@ async fn refunds_and_disputes_move_a_paid_order_and_never_backwards() {
         false,
         intent_object(&intent, &store, &order_id, 2999),
     );
-    let (status, body) = deliver(&path, &succeeded, &sign(&whsec, &succeeded, now)).await;
+    let (status, body) = deliver(
+        &path,
+        &succeeded,
+        &stripe_signature(&whsec, &succeeded, now),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(get_order(&order_id).await["status"], "paid");
 
     // The same event again: acknowledged, nothing changes.
-    let (status, body) = deliver(&path, &succeeded, &sign(&whsec, &succeeded, now)).await;
+    let (status, body) = deliver(
+        &path,
+        &succeeded,
+        &stripe_signature(&whsec, &succeeded, now),
+    )
+    .await;
     assert_eq!(
         (status, body["result"].as_str().unwrap()),
         (200, "duplicate: already processed")
@@ -127,7 +119,7 @@ async fn refunds_and_disputes_move_a_paid_order_and_never_backwards() {
         false,
         failed_object,
     );
-    let (status, _) = deliver(&path, &failed, &sign(&whsec, &failed, now)).await;
+    let (status, _) = deliver(&path, &failed, &stripe_signature(&whsec, &failed, now)).await;
     assert_eq!(status, 200);
     assert_eq!(get_order(&order_id).await["status"], "paid");
 
@@ -152,8 +144,12 @@ async fn refunds_and_disputes_move_a_paid_order_and_never_backwards() {
         let payload = event(&evt_id(), kind, false, object);
         // Charges and disputes carry no metadata of ours: use the shared URL,
         // which finds the store through the PaymentIntent link.
-        let (status, body) =
-            deliver("/webhook/stripe", &payload, &sign(&whsec, &payload, now)).await;
+        let (status, body) = deliver(
+            "/webhook/stripe",
+            &payload,
+            &stripe_signature(&whsec, &payload, now),
+        )
+        .await;
         assert_eq!(status, 200, "{kind}: {body}");
         assert_eq!(get_order(&order_id).await["status"], expected, "{kind}");
     }
@@ -181,7 +177,7 @@ async fn a_lost_dispute_is_lost() {
     ] {
         let payload = event(&evt_id(), kind, false, object);
         assert_eq!(
-            deliver(&path, &payload, &sign(&whsec, &payload, now))
+            deliver(&path, &payload, &stripe_signature(&whsec, &payload, now))
                 .await
                 .0,
             200,
@@ -209,28 +205,28 @@ async fn forged_misdirected_and_mismatched_events_change_nothing() {
             "signed with store B's secret",
             format!("/webhook/stripe/{store_a}"),
             succeeded.clone(),
-            sign(&whsec_b, &succeeded, now),
+            stripe_signature(&whsec_b, &succeeded, now),
             "invalid_signature",
         ),
         (
             "store B's URL and secret for A's payment",
             format!("/webhook/stripe/{store_b}"),
             succeeded.clone(),
-            sign(&whsec_b, &succeeded, now),
+            stripe_signature(&whsec_b, &succeeded, now),
             "store_mismatch",
         ),
         (
             "stale timestamp",
             format!("/webhook/stripe/{store_a}"),
             succeeded.clone(),
-            sign(&whsec_a, &succeeded, now - 301),
+            stripe_signature(&whsec_a, &succeeded, now - 301),
             "invalid_signature",
         ),
         (
             "tampered body",
             format!("/webhook/stripe/{store_a}"),
             succeeded.replace("2999", "1"),
-            sign(&whsec_a, &succeeded, now),
+            stripe_signature(&whsec_a, &succeeded, now),
             "invalid_signature",
         ),
         (
@@ -258,7 +254,7 @@ async fn forged_misdirected_and_mismatched_events_change_nothing() {
     let (status, body) = deliver(
         &format!("/webhook/stripe/{store_a}"),
         &live,
-        &sign(&whsec_a, &live, now),
+        &stripe_signature(&whsec_a, &live, now),
     )
     .await;
     assert_eq!(
@@ -282,7 +278,7 @@ async fn forged_misdirected_and_mismatched_events_change_nothing() {
     let (status, body) = deliver(
         &format!("/webhook/stripe/{store_a}"),
         &short,
-        &sign(&whsec_a, &short, now),
+        &stripe_signature(&whsec_a, &short, now),
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -294,16 +290,7 @@ async fn forged_misdirected_and_mismatched_events_change_nothing() {
     );
 
     // Signature failures show in BMOS's view of the store.
-    let path = format!("/api/internal/stores/{store_a}/stripe-status");
-    let status: Value = http()
-        .get(format!("{}{path}", base_url()))
-        .headers(signed_headers("GET", &path, ""))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = internal_status(&store_a).await;
     assert_eq!(status["webhook_health"]["status"], "attention", "{status}");
     assert!(
         status["webhook_health"]["problems"][0]
