@@ -1,11 +1,14 @@
 //! Unmeasured setup, written straight to the table as the system tests do:
-//! connected stores whose `sk_test_` keys are sealed through the real KMS
-//! vault, and pending orders with their checkout sessions.
+//! connected stores whose `sk_test_` keys (and, for the webhook benchmark,
+//! `whsec_` signing secrets) are sealed through the real KMS vault, and
+//! pending orders with their checkout sessions, optionally with an intent.
 
 use crate::BoxError;
 use shared::auth::session_token;
 use shared::domain::{Currency, KeyKind, LineItem, Mode, OrderStatus, PublishableKey, StoreId};
-use shared::store::{AuditEntry, CheckoutSession, Order, StripeConnection};
+use shared::store::{
+    AuditEntry, CheckoutSession, Order, StripeConnection, WebhookConfig, WebhookSource,
+};
 use shared::vault::{EncryptionContext, Purpose};
 use shared::{App, clock};
 use std::collections::BTreeMap;
@@ -20,6 +23,20 @@ pub struct Checkout {
 
 /// A store connected to Stripe (test mode) with a fresh key pair.
 pub async fn connect_store(app: &App) -> Result<StoreId, BoxError> {
+    save_store(app, None).await
+}
+
+/// A store connected to Stripe (test mode) with a fresh key pair and a
+/// webhook signing secret pasted by the merchant (as the connect form saves
+/// it: sealed with `Purpose::WebhookSecret`, source `Manual`). Returns the
+/// store and the plain `whsec_` secret, to sign deliveries with.
+pub async fn connect_store_with_webhook(app: &App) -> Result<(StoreId, String), BoxError> {
+    let whsec = format!("whsec_{}", uuid::Uuid::new_v4().simple());
+    let store_id = save_store(app, Some(&whsec)).await?;
+    Ok((store_id, whsec))
+}
+
+async fn save_store(app: &App, whsec: Option<&str>) -> Result<StoreId, BoxError> {
     let store_id = StoreId::parse(&uuid::Uuid::new_v4().to_string())?;
     // localstripe accepts any sk_test_ key with 8+ characters after the prefix.
     let body = uuid::Uuid::new_v4().simple().to_string();
@@ -30,13 +47,27 @@ pub async fn connect_store(app: &App) -> Result<StoreId, BoxError> {
             &format!("sk_test_{body}"),
         )
         .await?;
+    let webhook_secret = match whsec {
+        None => None,
+        Some(whsec) => Some(WebhookConfig {
+            secret: app
+                .vault
+                .seal(
+                    EncryptionContext::new(store_id, Purpose::WebhookSecret),
+                    whsec,
+                )
+                .await?,
+            source: WebhookSource::Manual,
+            endpoint_id: None,
+        }),
+    };
     let now = clock::now();
     let connection = StripeConnection {
         store_id,
         publishable_key: PublishableKey::parse(&format!("pk_test_{body}"))?,
         key_kind: KeyKind::Secret,
         secret_key: sealed,
-        webhook_secret: None,
+        webhook_secret,
         connected_at: now,
         updated_at: now,
         version: 1,
@@ -58,8 +89,48 @@ pub async fn create_checkout(
     store_id: StoreId,
     amount: u64,
 ) -> Result<Checkout, BoxError> {
+    let order = pending_order(store_id, amount)?;
+    let token = save_checkout(app, &order).await?;
+    Ok(Checkout {
+        store_id,
+        order_id: order.order_id,
+        token,
+    })
+}
+
+/// A pending order of `amount` cents and a session for it, with
+/// `payment_intent_id` attached as create-intent attaches one (order and
+/// `PI#` link in one transaction), so webhooks about that intent find it.
+/// The intent exists only here: nothing is asked of Stripe.
+pub async fn create_checkout_with_intent(
+    app: &App,
+    store_id: StoreId,
+    amount: u64,
+    payment_intent_id: &str,
+) -> Result<Checkout, BoxError> {
+    let order = pending_order(store_id, amount)?;
+    let token = save_checkout(app, &order).await?;
+    let attached = app
+        .store
+        .attach_intent(&order, payment_intent_id, 1, Mode::Test, clock::now())
+        .await?;
+    if !attached {
+        return Err(format!(
+            "order {}: intent {payment_intent_id} not attached",
+            order.order_id
+        )
+        .into());
+    }
+    Ok(Checkout {
+        store_id,
+        order_id: order.order_id,
+        token,
+    })
+}
+
+fn pending_order(store_id: StoreId, amount: u64) -> Result<Order, BoxError> {
     let now = clock::now();
-    let order = Order {
+    Ok(Order {
         order_id: uuid::Uuid::new_v4().to_string(),
         store_id,
         status: OrderStatus::Pending,
@@ -83,21 +154,22 @@ pub async fn create_checkout(
         paid_at: None,
         last_payment_error: None,
         review_reason: None,
-    };
+    })
+}
+
+/// Writes the order with a session valid for an hour; returns the token.
+async fn save_checkout(app: &App, order: &Order) -> Result<String, BoxError> {
+    let now = clock::now();
     let (token, token_hash) = session_token::generate()?;
     let session = CheckoutSession {
         token_hash,
         order_id: order.order_id.clone(),
-        store_id,
+        store_id: order.store_id,
         expires_at: now + 3600,
         created_at: now,
     };
-    app.store.create_checkout(&order, &session).await?;
-    Ok(Checkout {
-        store_id,
-        order_id: order.order_id,
-        token,
-    })
+    app.store.create_checkout(order, &session).await?;
+    Ok(token)
 }
 
 /// `stores` connected stores with `per_store` checkouts each, returned

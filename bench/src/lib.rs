@@ -7,5 +7,7 @@ pub mod cpu;
 pub mod fixtures;
 pub mod passes;
 pub mod report;
+pub mod rng;
+pub mod webhooks;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -1,0 +1,516 @@
+//! What happens to each order at Stripe, as the events our endpoint
+//! subscribes to (`shared::stripe::webhook_endpoints::EVENTS`), and a
+//! reference model of what the service must do with them: each event at most
+//! once, applied when `OrderStatus::can_become` allows it, acknowledged and
+//! dropped otherwise.
+
+use crate::rng::Rng;
+use shared::domain::OrderStatus;
+use std::collections::{HashMap, HashSet};
+
+/// One Stripe event about an order's PaymentIntent (or its charge).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StripeEvent {
+    Processing,
+    Succeeded,
+    PaymentFailed {
+        message: &'static str,
+    },
+    Canceled,
+    /// `amount_refunded` is the charge's running total, as Stripe sends it.
+    Refunded {
+        amount_refunded: u64,
+    },
+    DisputeCreated,
+    DisputeClosed {
+        won: bool,
+    },
+}
+
+impl StripeEvent {
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            StripeEvent::Processing => "payment_intent.processing",
+            StripeEvent::Succeeded => "payment_intent.succeeded",
+            StripeEvent::PaymentFailed { .. } => "payment_intent.payment_failed",
+            StripeEvent::Canceled => "payment_intent.canceled",
+            StripeEvent::Refunded { .. } => "charge.refunded",
+            StripeEvent::DisputeCreated => "charge.dispute.created",
+            StripeEvent::DisputeClosed { .. } => "charge.dispute.closed",
+        }
+    }
+
+    /// The status the event asks for (`shared::webhooks::Effect`).
+    pub fn target(&self, order_amount: u64) -> OrderStatus {
+        match self {
+            StripeEvent::Processing => OrderStatus::Processing,
+            StripeEvent::Succeeded => OrderStatus::Paid,
+            StripeEvent::PaymentFailed { .. } => OrderStatus::Failed,
+            StripeEvent::Canceled => OrderStatus::Canceled,
+            StripeEvent::Refunded { amount_refunded } if *amount_refunded >= order_amount => {
+                OrderStatus::Refunded
+            }
+            StripeEvent::Refunded { .. } => OrderStatus::PartiallyRefunded,
+            StripeEvent::DisputeCreated => OrderStatus::Disputed,
+            StripeEvent::DisputeClosed { won: true } => OrderStatus::Paid,
+            StripeEvent::DisputeClosed { won: false } => OrderStatus::Lost,
+        }
+    }
+
+    pub fn amount_refunded(&self) -> Option<u64> {
+        match self {
+            StripeEvent::Refunded { amount_refunded } => Some(*amount_refunded),
+            _ => None,
+        }
+    }
+
+    pub fn payment_error(&self) -> Option<&'static str> {
+        match self {
+            StripeEvent::PaymentFailed { message } => Some(message),
+            _ => None,
+        }
+    }
+}
+
+/// The orders' stories, by where they end at Stripe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Category {
+    Paid,
+    Refunded,
+    PartiallyRefunded,
+    DisputeWon,
+    DisputeLost,
+    Canceled,
+}
+
+impl Category {
+    pub const ALL: [Category; 6] = [
+        Category::Paid,
+        Category::Refunded,
+        Category::PartiallyRefunded,
+        Category::DisputeWon,
+        Category::DisputeLost,
+        Category::Canceled,
+    ];
+
+    /// Share of the orders, in percent.
+    fn weight(self) -> usize {
+        match self {
+            Category::Paid => 25,
+            Category::Refunded => 20,
+            Category::PartiallyRefunded => 15,
+            Category::DisputeWon => 10,
+            Category::DisputeLost => 10,
+            Category::Canceled => 20,
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Category::Paid => "paid",
+            Category::Refunded => "paid, then refunded in full (1–4 refunds)",
+            Category::PartiallyRefunded => "paid, then partly refunded (1–4 refunds)",
+            Category::DisputeWon => "paid, disputed, dispute won",
+            Category::DisputeLost => "paid, disputed, dispute lost",
+            Category::Canceled => "never paid: intent canceled",
+        }
+    }
+}
+
+const MAX_DECLINES: usize = 3;
+const MAX_REFUNDS: usize = 4;
+
+/// Stripe's customer-facing messages for declined attempts.
+const CARD_DECLINES: [&str; 3] = [
+    "Your card was declined.",
+    "Your card has insufficient funds.",
+    "Your card's security code is incorrect.",
+];
+const SEPA_FAILURE: &str = "The customer's bank account could not be debited.";
+
+/// One order's payment at Stripe: failed attempts (each by card, or by SEPA
+/// debit which first goes through `processing`), then either a successful
+/// attempt and what followed it, or a cancellation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lifecycle {
+    pub category: Category,
+    pub amount: u64,
+    /// One per failed attempt: was it a SEPA debit (processing, then failed)?
+    pub declines: Vec<bool>,
+    /// The successful attempt was a SEPA debit (ignored when canceled).
+    pub sepa_success: bool,
+    /// Refunds, for the refund categories.
+    pub refunds: usize,
+}
+
+impl Lifecycle {
+    fn base(category: Category, amount: u64) -> Self {
+        let refunds = match category {
+            Category::Refunded | Category::PartiallyRefunded => 1,
+            _ => 0,
+        };
+        Lifecycle {
+            category,
+            amount,
+            declines: Vec::new(),
+            sepa_success: false,
+            refunds,
+        }
+    }
+
+    /// The events, in the order Stripe generates them.
+    pub fn events(&self) -> Vec<StripeEvent> {
+        let mut events = Vec::new();
+        for (i, sepa) in self.declines.iter().enumerate() {
+            if *sepa {
+                events.push(StripeEvent::Processing);
+                events.push(StripeEvent::PaymentFailed {
+                    message: SEPA_FAILURE,
+                });
+            } else {
+                events.push(StripeEvent::PaymentFailed {
+                    message: CARD_DECLINES[i % CARD_DECLINES.len()],
+                });
+            }
+        }
+        if self.category == Category::Canceled {
+            events.push(StripeEvent::Canceled);
+            return events;
+        }
+        if self.sepa_success {
+            events.push(StripeEvent::Processing);
+        }
+        events.push(StripeEvent::Succeeded);
+        match self.category {
+            Category::Refunded | Category::PartiallyRefunded => {
+                let full = self.category == Category::Refunded;
+                // Running totals, strictly increasing; the last is the whole
+                // amount for a full refund.
+                let parts = self.refunds as u64 + u64::from(!full);
+                for i in 1..=self.refunds as u64 {
+                    events.push(StripeEvent::Refunded {
+                        amount_refunded: self.amount * i / parts,
+                    });
+                }
+            }
+            Category::DisputeWon | Category::DisputeLost => {
+                events.push(StripeEvent::DisputeCreated);
+                events.push(StripeEvent::DisputeClosed {
+                    won: self.category == Category::DisputeWon,
+                });
+            }
+            Category::Paid | Category::Canceled => {}
+        }
+        events
+    }
+
+    pub fn event_count(&self) -> usize {
+        self.declines
+            .iter()
+            .map(|sepa| 1 + usize::from(*sepa))
+            .sum::<usize>()
+            + match self.category {
+                Category::Canceled => 1,
+                Category::Paid => 1 + usize::from(self.sepa_success),
+                Category::Refunded | Category::PartiallyRefunded => {
+                    1 + usize::from(self.sepa_success) + self.refunds
+                }
+                Category::DisputeWon | Category::DisputeLost => 3 + usize::from(self.sepa_success),
+            }
+    }
+
+    /// Ways to make the story one event longer, still realistic.
+    fn grow(&mut self, rng: &mut Rng) -> bool {
+        let mut options: Vec<u8> = Vec::new();
+        if self.declines.len() < MAX_DECLINES {
+            options.push(0); // one more declined card
+        }
+        if self.declines.iter().any(|sepa| !sepa) {
+            options.push(1); // a declined card was a failed SEPA debit
+        }
+        if self.category != Category::Canceled && !self.sepa_success {
+            options.push(2); // paid by SEPA debit (processing first)
+        }
+        if matches!(
+            self.category,
+            Category::Refunded | Category::PartiallyRefunded
+        ) && self.refunds < MAX_REFUNDS
+        {
+            options.push(3); // one more refund
+        }
+        if options.is_empty() {
+            return false;
+        }
+        match options[rng.below(options.len())] {
+            0 => self.declines.push(false),
+            1 => {
+                let cards: Vec<usize> = (0..self.declines.len())
+                    .filter(|&i| !self.declines[i])
+                    .collect();
+                self.declines[cards[rng.below(cards.len())]] = true;
+            }
+            2 => self.sepa_success = true,
+            _ => self.refunds += 1,
+        }
+        true
+    }
+}
+
+/// `orders` lifecycles with `events` events in all: categories in fixed
+/// shares, then stories lengthened one event at a time (orders picked at
+/// random) until the total is reached.
+pub fn plan(orders: usize, events: usize, rng: &mut Rng) -> Result<Vec<Lifecycle>, String> {
+    let mut categories = Vec::with_capacity(orders);
+    for category in Category::ALL {
+        let n = orders * category.weight() / 100;
+        categories.extend(std::iter::repeat_n(category, n));
+    }
+    while categories.len() < orders {
+        categories.push(Category::Paid);
+    }
+    rng.shuffle(&mut categories);
+    let mut lifecycles: Vec<Lifecycle> = categories
+        .into_iter()
+        .map(|category| Lifecycle::base(category, rng.between(500, 20_000)))
+        .collect();
+    let mut total: usize = lifecycles.iter().map(Lifecycle::event_count).sum();
+    if total > events {
+        return Err(format!(
+            "{orders} orders need at least {total} events; asked for {events}"
+        ));
+    }
+    let mut growable: Vec<usize> = (0..orders).collect();
+    while total < events {
+        if growable.is_empty() {
+            return Err(format!(
+                "{orders} orders cannot carry {events} events (at most {total})"
+            ));
+        }
+        let pick = rng.below(growable.len());
+        if lifecycles[growable[pick]].grow(rng) {
+            total += 1;
+        } else {
+            growable.swap_remove(pick);
+        }
+    }
+    Ok(lifecycles)
+}
+
+/// What the model (and the table) knows of an order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ModelState {
+    pub status: OrderStatus,
+    pub amount_refunded: Option<u64>,
+    /// The event whose payment error the order shows.
+    pub last_error: Option<u8>,
+}
+
+impl ModelState {
+    pub const NEW: ModelState = ModelState {
+        status: OrderStatus::Pending,
+        amount_refunded: None,
+        last_error: None,
+    };
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelOutcome {
+    Applied(OrderStatus),
+    /// Recorded, order unchanged: the move is not allowed from here.
+    Refused,
+    Duplicate,
+}
+
+/// One delivery of event `index` as a correct implementation handles it:
+/// a seen event changes nothing; otherwise it is recorded, and its move is
+/// applied (with the fields the store's update sets) if the status allows.
+pub fn step(
+    state: &mut ModelState,
+    seen: &mut u64,
+    index: usize,
+    event: &StripeEvent,
+    order_amount: u64,
+) -> ModelOutcome {
+    let bit = 1u64 << index;
+    if *seen & bit != 0 {
+        return ModelOutcome::Duplicate;
+    }
+    *seen |= bit;
+    let to = event.target(order_amount);
+    if !state.status.can_become(to) {
+        return ModelOutcome::Refused;
+    }
+    state.status = to;
+    if let Some(refunded) = event.amount_refunded() {
+        state.amount_refunded = Some(refunded);
+    }
+    if event.payment_error().is_some() {
+        state.last_error = Some(index as u8);
+    }
+    ModelOutcome::Applied(to)
+}
+
+/// The end state when every event arrives once, in Stripe's order: what
+/// the order is at Stripe.
+pub fn in_order_final(events: &[StripeEvent], amount: u64) -> ModelState {
+    let (mut state, mut seen) = (ModelState::NEW, 0u64);
+    for (i, event) in events.iter().enumerate() {
+        step(&mut state, &mut seen, i, event, amount);
+    }
+    state
+}
+
+/// Every (status, amount_refunded) a correct implementation can end with
+/// when each event arrives at least once, in some order (duplicates change
+/// nothing). One element: the final state does not depend on the order.
+pub fn reachable_finals(
+    events: &[StripeEvent],
+    amount: u64,
+) -> HashSet<(OrderStatus, Option<u64>)> {
+    let n = events.len();
+    assert!(n < 20, "too many events for the subset search");
+    let full = (1u64 << n) - 1;
+    let mut frontier: HashSet<(u64, OrderStatus, Option<u64>)> =
+        HashSet::from([(0, OrderStatus::Pending, None)]);
+    for _ in 0..n {
+        let mut next = HashSet::new();
+        for (mask, status, refunded) in frontier {
+            for (i, event) in events.iter().enumerate() {
+                if mask & (1 << i) != 0 {
+                    continue;
+                }
+                let mut state = ModelState {
+                    status,
+                    amount_refunded: refunded,
+                    last_error: None,
+                };
+                let mut seen = mask;
+                step(&mut state, &mut seen, i, event, amount);
+                next.insert((seen, state.status, state.amount_refunded));
+            }
+        }
+        frontier = next;
+    }
+    frontier
+        .into_iter()
+        .filter(|(mask, _, _)| *mask == full)
+        .map(|(_, status, refunded)| (status, refunded))
+        .collect()
+}
+
+/// Counts of lifecycles by category: (orders, events, orders whose end
+/// state depends on the delivery order).
+pub fn mix(lifecycles: &[Lifecycle]) -> HashMap<Category, (usize, usize, usize)> {
+    let mut out: HashMap<Category, (usize, usize, usize)> = HashMap::new();
+    for lifecycle in lifecycles {
+        let events = lifecycle.events();
+        let entry = out.entry(lifecycle.category).or_default();
+        entry.0 += 1;
+        entry.1 += events.len();
+        if reachable_finals(&events, lifecycle.amount).len() > 1 {
+            entry.2 += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use OrderStatus::*;
+
+    fn lifecycle(category: Category, declines: Vec<bool>, sepa: bool, refunds: usize) -> Lifecycle {
+        Lifecycle {
+            category,
+            amount: 1000,
+            declines,
+            sepa_success: sepa,
+            refunds,
+        }
+    }
+
+    #[test]
+    fn in_order_each_story_ends_where_its_category_says() {
+        for (category, expected, refunded) in [
+            (Category::Paid, Paid, None),
+            (Category::Refunded, Refunded, Some(1000)),
+            (Category::PartiallyRefunded, PartiallyRefunded, Some(750)),
+            (Category::DisputeWon, Paid, None),
+            (Category::DisputeLost, Lost, None),
+            (Category::Canceled, Canceled, None),
+        ] {
+            let l = lifecycle(category, vec![true, false], true, 3);
+            let events = l.events();
+            assert_eq!(events.len(), l.event_count(), "{category:?}");
+            let end = in_order_final(&events, l.amount);
+            assert_eq!(
+                (end.status, end.amount_refunded),
+                (expected, refunded),
+                "{category:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_plan_has_exactly_the_events_asked_for() {
+        let mut rng = Rng::new(1);
+        let plan = plan(1000, 7000, &mut rng).unwrap();
+        assert_eq!(plan.len(), 1000);
+        assert_eq!(plan.iter().map(|l| l.events().len()).sum::<usize>(), 7000);
+        assert!(plan.iter().all(|l| l.events().len() == l.event_count()));
+        assert!(super::plan(10, 5, &mut rng).is_err());
+    }
+
+    #[test]
+    fn payment_stories_end_the_same_in_any_order_refunds_and_disputes_do_not() {
+        let paid = lifecycle(Category::Paid, vec![true, false, true], true, 0);
+        assert_eq!(
+            reachable_finals(&paid.events(), 1000),
+            HashSet::from([(Paid, None)])
+        );
+        let canceled = lifecycle(Category::Canceled, vec![false, false], false, 0);
+        assert_eq!(
+            reachable_finals(&canceled.events(), 1000),
+            HashSet::from([(Canceled, None)])
+        );
+        // Processing cannot become canceled: a cancellation that overtakes
+        // the SEPA failure is dropped.
+        let sepa_canceled = lifecycle(Category::Canceled, vec![true], false, 0);
+        assert!(reachable_finals(&sepa_canceled.events(), 1000).contains(&(Failed, None)));
+        // A refund before the payment is refused.
+        let refunded = lifecycle(Category::Refunded, vec![], false, 1);
+        assert_eq!(
+            reachable_finals(&refunded.events(), 1000),
+            HashSet::from([(Refunded, Some(1000)), (Paid, None)])
+        );
+        // Two partial refunds: the smaller total can land last.
+        let partial = lifecycle(Category::PartiallyRefunded, vec![], false, 2);
+        assert!(
+            reachable_finals(&partial.events(), 1000).contains(&(PartiallyRefunded, Some(333)))
+        );
+        let lost = lifecycle(Category::DisputeLost, vec![], false, 0);
+        assert_eq!(
+            reachable_finals(&lost.events(), 1000),
+            HashSet::from([(Lost, None), (Disputed, None), (Paid, None)])
+        );
+    }
+
+    #[test]
+    fn duplicates_change_nothing() {
+        let (mut state, mut seen) = (ModelState::NEW, 0);
+        let event = StripeEvent::Succeeded;
+        assert_eq!(
+            step(&mut state, &mut seen, 0, &event, 1000),
+            ModelOutcome::Applied(Paid)
+        );
+        assert_eq!(
+            step(&mut state, &mut seen, 0, &event, 1000),
+            ModelOutcome::Duplicate
+        );
+        assert_eq!(
+            step(&mut state, &mut seen, 1, &StripeEvent::Processing, 1000),
+            ModelOutcome::Refused
+        );
+        assert_eq!(state.status, Paid);
+    }
+}

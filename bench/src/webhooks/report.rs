@@ -1,0 +1,529 @@
+//! The Markdown report of the webhook run.
+
+use super::breakdown::Breakdown;
+use super::lifecycle::{self, Category};
+use super::repro::{self, Reproduced};
+use super::send::Measured;
+use super::verify::Verification;
+use super::workload::{Delivery, Shape, Workload};
+use crate::report::Machine;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// From the issue: webhook CPU per delivery, waits excluded.
+pub const CPU_GOAL_US: f64 = 200.0;
+
+pub struct Timings {
+    pub setup: Duration,
+    pub build: Duration,
+    pub measured: Duration,
+    pub verify: Duration,
+    pub breakdown: Duration,
+    pub total: Duration,
+}
+
+pub struct Report<'a> {
+    pub machine: Machine,
+    pub command: String,
+    pub shape: &'a Shape,
+    pub workload: &'a Workload,
+    pub deliveries: &'a [Delivery],
+    pub measured: &'a Measured,
+    pub verification: &'a Verification,
+    pub breakdown: Option<&'a Breakdown>,
+    pub reproduced: Option<&'a [Reproduced]>,
+    pub timings: Timings,
+    pub ticks_per_second: u64,
+    pub data_key_cache_ttl: Duration,
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn pass(ok: bool) -> &'static str {
+    if ok { "**PASS**" } else { "**FAIL**" }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted
+        .get(rank.clamp(1, sorted.len().max(1)) - 1)
+        .copied()
+        .unwrap_or_default()
+}
+
+impl Report<'_> {
+    fn deliveries(&self) -> usize {
+        self.measured.attempts.len()
+    }
+
+    pub fn cpu_per_delivery_us(&self) -> f64 {
+        us(self.measured.cpu.total()) / self.deliveries().max(1) as f64
+    }
+
+    pub fn lost_ok(&self) -> bool {
+        self.verification.lost_effects() == 0
+            && self.verification.undecided == 0
+            && self.verification.tally.given_up == 0
+    }
+
+    pub fn double_ok(&self) -> bool {
+        self.verification.double_transitions() == 0
+    }
+
+    pub fn cpu_ok(&self) -> bool {
+        self.cpu_per_delivery_us() <= CPU_GOAL_US
+    }
+
+    pub fn goals(&self) -> String {
+        let v = &self.verification;
+        let mut out = String::from("| goal | result | |\n|---|---|---|\n");
+        let _ = writeln!(
+            out,
+            "| 0 lost effects | {} ({} orders whose stored state no serial order of their deliveries explains, {} events never recorded, {} deliveries given up, {} orders undecided) | {} |",
+            v.lost_effects(),
+            v.unexplained,
+            v.events_not_recorded,
+            v.tally.given_up,
+            v.undecided,
+            pass(self.lost_ok())
+        );
+        let _ = writeln!(
+            out,
+            "| 0 double transitions | {} ({} events applied by two deliveries, {} recorded by two) | {} |",
+            v.double_transitions(),
+            v.applied_twice,
+            v.recorded_twice,
+            pass(self.double_ok())
+        );
+        let _ = writeln!(
+            out,
+            "| webhook CPU ≤ {CPU_GOAL_US:.0} µs per delivery, waits excluded | {:.0} µs | {} |",
+            self.cpu_per_delivery_us(),
+            pass(self.cpu_ok())
+        );
+        let short = v.short_of_stripe_orders();
+        let _ = writeln!(
+            out,
+            "| (informational) orders ending where they are at Stripe | {} of {} ({} short) | {} |",
+            v.match_stripe,
+            self.workload.orders.len(),
+            short,
+            if short == 0 {
+                "all"
+            } else {
+                "effects dropped by out-of-order delivery, see below"
+            }
+        );
+        out
+    }
+
+    pub fn results(&self) -> String {
+        let m = self.measured;
+        let n = self.deliveries().max(1) as f64;
+        let latencies = m.latencies();
+        let requests = m.dynamodb.requests();
+        let mut out = String::from(
+            "| deliveries | attempts | senders | wall s | deliveries/s | CPU µs / delivery (user + sys) | CPU µs / attempt | KMS calls (decrypt / generate) | DynamoDB requests | DynamoDB / delivery | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        );
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.2} | {:.0} | {:.0} ({:.0} + {:.0}) | {:.0} | {} ({} / {}) | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            self.deliveries(),
+            m.attempt_count(),
+            m.senders,
+            m.wall.as_secs_f64(),
+            n / m.wall.as_secs_f64().max(1e-9),
+            self.cpu_per_delivery_us(),
+            us(m.cpu.user) / n,
+            us(m.cpu.system) / n,
+            us(m.cpu.total()) / m.attempt_count().max(1) as f64,
+            m.kms.total(),
+            m.kms.decrypt,
+            m.kms.generate,
+            requests,
+            requests as f64 / n,
+            ms(percentile(&latencies, 50.0)),
+            ms(percentile(&latencies, 99.0)),
+            ms(latencies.last().copied().unwrap_or_default()),
+        );
+        out.push_str("\nDynamoDB requests by operation: ");
+        let ops: Vec<String> = m
+            .dynamodb
+            .requests_by_operation
+            .iter()
+            .map(|(op, count)| format!("{op} {count} ({:.2}/delivery)", *count as f64 / n))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{}; {} operations started, {} requests (the difference is SDK retries).",
+            ops.join(", "),
+            m.dynamodb.operations,
+            requests
+        );
+        let transactions = m
+            .dynamodb
+            .requests_by_operation
+            .get("TransactWriteItems")
+            .copied()
+            .unwrap_or(0);
+        let extra = transactions.saturating_sub(m.attempt_count() as u64);
+        let _ = writeln!(
+            out,
+            "\nEach attempt records its event with one `TransactWriteItems`; {}",
+            if extra == 0 {
+                "none needed a second one (no write was cancelled because a concurrent delivery had moved the order first).".to_owned()
+            } else {
+                format!(
+                    "the {extra} beyond one per attempt are `process` re-reading the order and writing again after its transaction was \
+cancelled because a concurrent delivery had moved the order first (`EventWrite::OrderChanged`)."
+                )
+            }
+        );
+        let stores = self.workload.stores.len() as u64;
+        let _ = writeln!(
+            out,
+            "\nKMS: {} Decrypt calls for {} stores{}.",
+            m.kms.decrypt,
+            stores,
+            if m.kms.decrypt > stores {
+                format!(
+                    ": {} more than one per store, from concurrent first deliveries of a store that all found the data-key cache empty \
+(the vault does not make concurrent misses for one key wait for a single Decrypt)",
+                    m.kms.decrypt - stores
+                )
+            } else {
+                String::new()
+            }
+        );
+        out
+    }
+
+    pub fn outcomes(&self) -> String {
+        let v = self.verification;
+        let t = &v.tally;
+        let mut out = String::from("| answer | attempts |\n|---|---|\n");
+        let _ = writeln!(out, "| Applied | {} |", t.applied);
+        let _ = writeln!(out, "| Duplicate | {} |", t.duplicate);
+        for (reason, count) in &t.no_change {
+            let _ = writeln!(out, "| NoChange: {reason} | {count} |");
+        }
+        let _ = writeln!(out, "| Flagged (amount mismatch) | {} |", t.flagged);
+        for (code, count) in &t.retryable {
+            let _ = writeln!(out, "| 5xx {code} (retried) | {count} |");
+        }
+        for (code, count) in &t.rejected {
+            let _ = writeln!(out, "| 4xx {code} | {count} |");
+        }
+        let _ = writeln!(
+            out,
+            "\nDeliveries retried: {} (after a 5xx; at most {} tries each); still failing after the last try: {}.{}",
+            t.retried_deliveries,
+            self.measured.max_tries,
+            t.given_up,
+            if t.retryable.is_empty() {
+                " No attempt got a 5xx: DynamoDB Local cancelled no transaction for a conflict with another in flight \
+(real DynamoDB can, for concurrent transactions on one item; the handler answers 5xx and Stripe retries), so that path is not exercised here."
+            } else {
+                ""
+            }
+        );
+        let first_seen = t.applied + t.no_change_total() + t.flagged;
+        let _ = writeln!(
+            out,
+            "\nAccounting: {} distinct events were sent in {} deliveries. Answers that saw an event for the first time (Applied + NoChange + Flagged): **{}**; \
+Duplicate answers: **{}** = successful deliveries {} − distinct events {} {}. \
+`EVENT#` items of this run's stores in the table: **{}** ({} sent events without one, {} items that match no sent event). \
+Events answered only Duplicate (recorded by an attempt that then failed): {}.",
+            self.workload.distinct_events,
+            t.deliveries,
+            first_seen,
+            t.duplicate,
+            t.successes(),
+            self.workload.distinct_events,
+            if t.duplicate + self.workload.distinct_events == t.successes() {
+                "(exact)"
+            } else {
+                "(**does not add up**)"
+            },
+            v.event_items,
+            v.events_not_recorded,
+            v.unknown_event_items,
+            v.only_duplicates,
+        );
+        let orders = self.workload.orders.len();
+        let _ = writeln!(
+            out,
+            "\nPer order: {} of {} orders have an end state that does not depend on the delivery order; {} of those ended elsewhere. \
+The linearizability search (see Method) explained {} orders; {} unexplained, {} undecided. Orders flagged for review: {}.",
+            v.order_independent,
+            orders,
+            v.order_independent_wrong,
+            orders - v.unexplained - v.undecided,
+            v.unexplained,
+            v.undecided,
+            v.flagged_orders,
+        );
+        for example in &v.unexplained_examples {
+            let _ = writeln!(out, "- {example}");
+        }
+        out
+    }
+
+    pub fn against_stripe(&self) -> String {
+        let v = self.verification;
+        let mut out = format!(
+            "{} of {} orders end where they are at Stripe (the state the events reach when each arrives once, in the order Stripe generated them). The others:\n\n",
+            v.match_stripe,
+            self.workload.orders.len()
+        );
+        if v.short_of_stripe.is_empty() {
+            return out;
+        }
+        out.push_str("| at Stripe | stored | orders | what the witness order shows (orders) |\n|---|---|---|---|\n");
+        for ((truth, stored), shortfall) in &v.short_of_stripe {
+            let causes: Vec<String> = shortfall
+                .causes
+                .iter()
+                .map(|(cause, n)| format!("{cause} ({n})"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {truth} | {stored} | {} | {} |",
+                shortfall.orders,
+                causes.join("; ")
+            );
+        }
+        out
+    }
+
+    pub fn workload_tables(&self) -> String {
+        let w = self.workload;
+        let lifecycles: Vec<_> = w.orders.iter().map(|o| o.lifecycle.clone()).collect();
+        let mix = lifecycle::mix(&lifecycles);
+        let mut out = String::from(
+            "| orders that are… | orders | events | events / order | end state depends on delivery order |\n|---|---|---|---|---|\n",
+        );
+        for category in Category::ALL {
+            let (orders, events, dependent) = mix.get(&category).copied().unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "| {} | {orders} | {events} | {:.1} | {dependent} |",
+                category.describe(),
+                events as f64 / orders.max(1) as f64
+            );
+        }
+        let mut by_type: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+        for order in &w.orders {
+            for event in &order.events {
+                by_type.entry(event.event_type()).or_default().0 += 1;
+            }
+        }
+        for d in self.deliveries {
+            by_type
+                .entry(w.orders[d.order].events[d.event].event_type())
+                .or_default()
+                .1 += 1;
+        }
+        out.push_str("\n| event type | distinct events | deliveries |\n|---|---|---|\n");
+        for (kind, (events, deliveries)) in &by_type {
+            let _ = writeln!(out, "| `{kind}` | {events} | {deliveries} |");
+        }
+        let sizes: Vec<usize> = self.deliveries.iter().map(|d| d.body.len()).collect();
+        let mean = sizes.iter().sum::<usize>() as f64 / sizes.len().max(1) as f64;
+        let mut copies: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+        for d in self.deliveries {
+            *copies.entry((d.order, d.event)).or_default() += 1;
+        }
+        let mut histogram: BTreeMap<usize, usize> = BTreeMap::new();
+        for n in copies.values() {
+            *histogram.entry(*n).or_default() += 1;
+        }
+        let histogram: Vec<String> = histogram
+            .iter()
+            .map(|(n, events)| format!("{events} events × {n}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "\nDeliveries per event: {}. Body size: mean {:.0} B (min {}, max {}). \
+Orders whose events were first delivered in another order than Stripe's: {} of {}. \
+Pairs of attempts on the same order that overlapped in time (concurrent deliveries to one order): {}.",
+            histogram.join(", "),
+            mean,
+            sizes.iter().min().copied().unwrap_or(0),
+            sizes.iter().max().copied().unwrap_or(0),
+            self.verification.out_of_order_orders,
+            w.orders.len(),
+            self.verification.same_order_overlaps,
+        );
+        out
+    }
+
+    fn breakdown_text(&self) -> String {
+        let Some(b) = self.breakdown else {
+            return String::new();
+        };
+        let per_delivery_requests =
+            self.measured.dynamodb.requests() as f64 / self.deliveries().max(1) as f64;
+        let measured = self.cpu_per_delivery_us();
+        format!(
+            "## Where the CPU goes\n\nMeasured after the run, the same way (process utime + stime ÷ count):\n\n\
+| part | CPU µs | share of the {measured:.0} µs per delivery |\n|---|---|---|\n\
+| parse the body, verify the HMAC, read the effect (no I/O; {rounds} passes over the {n} deliveries, one thread) | {logic:.1} per delivery | {logic_share:.0}% |\n\
+| one DynamoDB `GetItem` through the same SDK client ({reads} reads of the store's connection, {senders} at a time) | {get:.0} per request | |\n\
+| × {req:.2} DynamoDB requests per delivery | ≈ {est:.0} per delivery | {est_share:.0}% |\n\n\
+{req:.2} requests per delivery at ≈ {get:.0} µs each is {verdict} the {goal:.0} µs goal by itself, before any of the handler's own work.\n",
+            logic_share = us(b.logic) * 100.0 / measured.max(1e-9),
+            est_share = us(b.get_item) * per_delivery_requests * 100.0 / measured.max(1e-9),
+            rounds = b.logic_rounds,
+            n = self.deliveries(),
+            logic = us(b.logic),
+            reads = b.get_items,
+            senders = self.measured.senders,
+            get = us(b.get_item),
+            req = per_delivery_requests,
+            est = us(b.get_item) * per_delivery_requests,
+            verdict = if us(b.get_item) * per_delivery_requests > CPU_GOAL_US {
+                "already above"
+            } else {
+                "within"
+            },
+            goal = CPU_GOAL_US,
+        )
+    }
+
+    pub fn markdown(&self) -> String {
+        let m = &self.machine;
+        let s = self.shape;
+        let mut out = format!(
+            "# Stripe webhooks: {} deliveries over {} orders, {} duplicates, shuffled, {} concurrent senders\n\n",
+            self.deliveries(),
+            self.workload.orders.len(),
+            s.duplicates,
+            self.measured.senders
+        );
+        let _ = writeln!(
+            out,
+            "{} · {} CPUs ({}) · Linux {} · {} · commit {} · load average {} before, {} after\n",
+            m.date, m.cpus, m.cpu_model, m.kernel, m.rustc, m.commit, m.load_before, m.load_after
+        );
+        let _ = writeln!(out, "Command: `{}` (seed {})\n", self.command, s.seed);
+        out.push_str(&self.goals());
+        out.push_str("\n## Throughput, CPU and requests\n\n");
+        out.push_str(&self.results());
+        out.push_str("\n## Answers and what the table holds\n\n");
+        out.push_str(&self.outcomes());
+        out.push_str("\n## Against Stripe: effects that out-of-order delivery drops\n\n");
+        out.push_str(&self.against_stripe());
+        out.push_str(DROPS);
+        if let Some(reproduced) = self.reproduced {
+            out.push_str("\n### Reproductions, one delivery at a time\n\n");
+            out.push_str(&repro::markdown(reproduced));
+        }
+        out.push_str("\n## Workload\n\n");
+        out.push_str(&self.workload_tables());
+        out.push('\n');
+        out.push_str(&self.breakdown_text());
+        let t = &self.timings;
+        let _ = writeln!(
+            out,
+            "\nTimings: setup {:.1} s, building and signing the deliveries {:.1} s, measured run {:.1} s, verification {:.1} s, CPU breakdown {:.1} s, total {:.1} s.\n",
+            t.setup.as_secs_f64(),
+            t.build.as_secs_f64(),
+            t.measured.as_secs_f64(),
+            t.verify.as_secs_f64(),
+            t.breakdown.as_secs_f64(),
+            t.total.as_secs_f64()
+        );
+        out.push_str(&self.method());
+        out
+    }
+
+    fn method(&self) -> String {
+        let s = self.shape;
+        format!(
+            "## Method\n\n\
+- Stack: `infra/stack.sh start` (DynamoDB Local, moto for KMS; localstripe is not called), nothing else using it.\n\
+- Setup (not measured, its own app): {stores} stores written with `Store::save_connection`, each with an `sk_test_` key and a `whsec_` signing secret \
+sealed through the real KMS vault (`Purpose::WebhookSecret`, `WebhookSource::Manual`, as the connect form saves a pasted secret); \
+{orders} pending orders (round-robin over the stores, amounts 5–200 EUR) written with `Store::create_checkout`, each then given a made-up \
+`pi_…` with `Store::attach_intent` (order + `PI#` link in one transaction, as create-intent does); {conc} at a time.\n\
+- Lifecycles (seed {seed}): each order gets a story at Stripe from the seven event types our endpoint subscribes to \
+(`webhook_endpoints::EVENTS`): declined attempts (card: `payment_failed`; SEPA debit: `processing` then `payment_failed`), then either a \
+successful attempt (`succeeded`, after `processing` for SEPA) and what followed (1–4 `charge.refunded` with growing running totals, \
+ending at the full amount or not; or `charge.dispute.created` then `.closed` won/lost), or `payment_intent.canceled`. \
+Categories in fixed shares, then stories lengthened one event at a time until there are exactly {events} distinct events. \
+Then {dups} extra deliveries of events picked uniformly at random (with replacement), and all {total} deliveries shuffled together. \
+Bodies are Stripe-shaped (full `payment_intent`, `charge`, `dispute` objects; our intents carry `metadata.store_id/order_id`), \
+API version `webhook_endpoints::api_version()`, signed `t=<now>,v1=<HMAC-SHA256>` with the store's secret before the clock starts \
+(all within the 300 s tolerance of one run).\n\
+- Measured: a fresh `App` (new AWS config and pools, empty data-key cache) with a counting `DataKeys` decorator on the real `KmsDataKeys` \
+and a counting interceptor on the DynamoDB client, as in the create-intent benchmark. A tokio multi-thread runtime with 2 workers; \
+{senders} sender tasks take the next delivery from one shared atomic counter and call \
+`shared::webhooks::process(app, Some(store_id), Some(signature), body)` (what `POST /webhook/stripe/{{store_id}}` runs; the handler's JSON \
+answer is not built). An `Err` with a 5xx status (`AppError::Dependency`, or internal) is retried by the same sender after 10 ms × try, \
+at most {tries} tries (Stripe retries for three days); a 4xx is not retried. Each attempt's start and end (`Instant`) and answer are kept.\n\
+- CPU: this process's utime + stime from `/proc/self/stat` ({ticks} ticks/s) over the measured run, ÷ deliveries. DynamoDB Local and moto are \
+other processes, so waiting on them is not counted, but the SDK's work (signing, HTTP, JSON) is. No tracing subscriber is installed \
+(the service's per-delivery log lines would add to it in production); endpoints are plain HTTP (production adds TLS). Release build \
+(workspace profile: opt-level s, fat LTO). The 2 CPUs are shared with the emulators, so wall time and throughput are the emulators' as much as ours.\n\
+- KMS: the decorator's count; data-key cache TTL {ttl} s.\n\
+- Verification (not measured), read with another client: every order's `status`, `amount_refunded`, `last_payment_error`, `review_reason` \
+(consistent `GetItem`); every `EVENT#` key (one `Scan`). Double transitions: events answered Applied by two deliveries, or first-seen \
+(Applied/NoChange/Flagged) by two. Lost effects: sent events with no `EVENT#` item, plus orders that fail the linearizability search: \
+the order's attempts (events, answers, real-time intervals; an attempt that ended before another began must come first) must have a serial \
+order in which a correct implementation — each event at most once; its move applied iff `OrderStatus::can_become` allows it, else recorded \
+unchanged; `amount_refunded` and `last_payment_error` set as the update sets them — gives exactly the observed answers and ends in exactly \
+the stored fields. A 5xx attempt may or may not have taken effect (both are tried). This is what “correct” can mean here: with concurrent \
+deliveries the service may legitimately refuse an event that overtook the one it depends on, but it may not refuse an event that started after \
+the one it depends on was answered Applied, apply one twice, or end anywhere the answers do not lead.\n\
+- “At Stripe”: the state reached by applying each event once, in the order Stripe generated it. The table above lists every order that ends \
+elsewhere, with the refusals one witness serial order shows.\n",
+            stores = s.stores,
+            orders = s.orders,
+            conc = s.setup_concurrency,
+            seed = s.seed,
+            events = s.distinct_events,
+            dups = s.duplicates,
+            total = s.distinct_events + s.duplicates,
+            senders = self.measured.senders,
+            tries = self.measured.max_tries,
+            ticks = self.ticks_per_second,
+            ttl = self.data_key_cache_ttl.as_secs(),
+        )
+    }
+}
+
+const DROPS: &str = "
+Why these are not counted as lost effects of the implementation, and why they still matter: the service applies a move only when \
+`OrderStatus::can_become` allows it from the status it reads, and otherwise answers 200 `no change` (`process.rs`, `record_only`), \
+recording the event id so that every redelivery is a Duplicate. Stripe redelivers only after a non-2xx answer, and the reconciler only \
+looks at orders still awaiting payment. So an event that arrives before the one it depends on is acknowledged and gone for good. \
+Every order above is explained by a serial order of its deliveries (the check passed); the drops are these:
+
+- `charge.refunded` before `payment_intent.succeeded` (order still pending, processing or failed): that refund is never applied; the \
+order ends `paid`, or `partially_refunded` with a smaller total.
+- Two `charge.refunded` out of order: `partially_refunded → partially_refunded` is allowed and the update sets `amount_refunded` \
+unconditionally, so an older, smaller running total overwrites a larger one (`amount_refunded` goes down; no status shows it). Unlike \
+the others this one needs no knowledge of the future: keeping the larger total (a condition `amount_refunded < :refunded`, or refusing \
+the smaller one) would avoid it.
+- `charge.dispute.closed` before `.created` (order `paid`, not `disputed`): the closure is refused, and the late `created` then moves \
+the order to `disputed`, where it stays although the dispute is over (won or lost).
+- `charge.dispute.created` before `succeeded`: refused, and then a lost dispute's `closed` is refused too (`paid → lost` is not allowed): \
+the order ends `paid`.
+- `payment_intent.canceled` while the order is `processing`: `processing → canceled` is not allowed, so the cancellation is refused. \
+The order is `processing` then either because the cancellation overtook the SEPA attempt's `payment_failed`, or because a stale \
+`processing` of an attempt that had already failed moved it back (`failed → processing` is allowed, for a new attempt); it ends \
+`failed` or `processing`.
+
+Stripe does not promise ordered delivery, and a 5xx on one event lets a later one overtake it. A global shuffle of every event is \
+far more disorder than Stripe produces, so these counts say which drops exist and that the handling is otherwise exact, not how \
+often they would happen in production. They are design limits of forward-only, acknowledge-and-drop handling (any number of \
+senders, one at a time included); they are reported here, not fixed.
+";

@@ -1,0 +1,209 @@
+//! Each out-of-order drop the load run shows, reproduced with one delivery
+//! at a time (no concurrency involved): a fresh order per scenario, its
+//! events delivered in a fixed order through `shared::webhooks::process`,
+//! then the stored order next to where the order is at Stripe.
+
+use super::lifecycle::{self, StripeEvent};
+use super::payload::{self, StripeIds, Subject};
+use super::send::AttemptResult;
+use super::verify::{self, Stored};
+use crate::BoxError;
+use crate::fixtures;
+use crate::rng::Rng;
+use shared::domain::OrderStatus;
+use shared::webhooks::{self, Outcome};
+use shared::{App, clock};
+use std::fmt::Write as _;
+
+pub struct Scenario {
+    pub name: &'static str,
+    /// In the order Stripe generates them.
+    pub events: Vec<StripeEvent>,
+    /// Indices into `events`, in the order they are delivered.
+    pub delivered: Vec<usize>,
+}
+
+pub struct Reproduced {
+    pub scenario: Scenario,
+    pub answers: Vec<AttemptResult>,
+    pub stored: Stored,
+    pub at_stripe: (OrderStatus, Option<u64>),
+}
+
+pub const AMOUNT: u64 = 2999;
+
+pub fn scenarios() -> Vec<Scenario> {
+    let declined = StripeEvent::PaymentFailed {
+        message: "The customer's bank account could not be debited.",
+    };
+    vec![
+        Scenario {
+            name: "refund delivered before the payment",
+            events: vec![
+                StripeEvent::Succeeded,
+                StripeEvent::Refunded {
+                    amount_refunded: AMOUNT,
+                },
+            ],
+            delivered: vec![1, 0, 1],
+        },
+        Scenario {
+            name: "two partial refunds out of order",
+            events: vec![
+                StripeEvent::Succeeded,
+                StripeEvent::Refunded {
+                    amount_refunded: 1000,
+                },
+                StripeEvent::Refunded {
+                    amount_refunded: 2000,
+                },
+            ],
+            delivered: vec![0, 2, 1],
+        },
+        Scenario {
+            name: "dispute closed (lost) delivered before it was created",
+            events: vec![
+                StripeEvent::Succeeded,
+                StripeEvent::DisputeCreated,
+                StripeEvent::DisputeClosed { won: false },
+            ],
+            delivered: vec![0, 2, 1],
+        },
+        Scenario {
+            name: "cancellation overtakes the SEPA failure",
+            events: vec![
+                StripeEvent::Processing,
+                declined.clone(),
+                StripeEvent::Canceled,
+            ],
+            delivered: vec![0, 2, 1],
+        },
+        Scenario {
+            name: "stale processing after the failure, then the cancellation",
+            events: vec![StripeEvent::Processing, declined, StripeEvent::Canceled],
+            delivered: vec![1, 0, 2],
+        },
+    ]
+}
+
+fn answer(outcome: Result<Outcome, shared::AppError>) -> AttemptResult {
+    match outcome {
+        Ok(Outcome::Applied { to, .. }) => AttemptResult::Applied { to },
+        Ok(Outcome::Duplicate) => AttemptResult::Duplicate,
+        Ok(Outcome::NoChange { reason }) => AttemptResult::NoChange { reason },
+        Ok(Outcome::Flagged { .. }) => AttemptResult::Flagged,
+        Err(err) => AttemptResult::Rejected {
+            status: err.status().as_u16(),
+            code: err.code().to_owned(),
+        },
+    }
+}
+
+/// Runs every scenario on its own new order of one new store.
+pub async fn run(
+    app: &App,
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<Vec<Reproduced>, BoxError> {
+    // New ids each run: a `PI#` link is forever.
+    let mut rng = Rng::new(uuid::Uuid::new_v4().as_u64_pair().0);
+    let (store_id, whsec) = fixtures::connect_store_with_webhook(app).await?;
+    let api_version = shared::stripe::webhook_endpoints::api_version();
+    let mut out = Vec::new();
+    for scenario in scenarios() {
+        let ids = StripeIds::new(&mut rng);
+        let checkout =
+            fixtures::create_checkout_with_intent(app, store_id, AMOUNT, &ids.payment_intent)
+                .await?;
+        let subject = Subject {
+            store_id,
+            order_id: &checkout.order_id,
+            amount: AMOUNT,
+            ids: &ids,
+        };
+        let now = clock::now();
+        let mut refunds = 0;
+        let bodies: Vec<String> = scenario
+            .events
+            .iter()
+            .map(|event| {
+                if matches!(event, StripeEvent::Refunded { .. }) {
+                    refunds += 1;
+                }
+                let id = format!("evt_3{}", rng.alphanumeric(23));
+                payload::event_body(&id, event, &subject, refunds, now, &api_version)
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for &i in &scenario.delivered {
+            let body = bodies[i].as_bytes();
+            let signature = payload::sign(&whsec, clock::now(), body);
+            answers.push(answer(
+                webhooks::process(app, Some(store_id), Some(&signature), body).await,
+            ));
+        }
+        let stored = verify::read_order(client, table, &checkout.order_id).await?;
+        let truth = lifecycle::in_order_final(&scenario.events, AMOUNT);
+        out.push(Reproduced {
+            scenario,
+            answers,
+            stored,
+            at_stripe: (truth.status, truth.amount_refunded),
+        });
+    }
+    Ok(out)
+}
+
+fn name(event: &StripeEvent) -> String {
+    match event {
+        StripeEvent::Refunded { amount_refunded } => {
+            format!("`charge.refunded` (amount_refunded {amount_refunded})")
+        }
+        StripeEvent::DisputeClosed { won } => format!(
+            "`charge.dispute.closed` ({})",
+            if *won { "won" } else { "lost" }
+        ),
+        other => format!("`{}`", other.event_type()),
+    }
+}
+
+fn state(status: OrderStatus, refunded: Option<u64>) -> String {
+    match refunded {
+        Some(r) => format!("{status} (amount_refunded {r})"),
+        None => status.to_string(),
+    }
+}
+
+pub fn markdown(reproduced: &[Reproduced]) -> String {
+    let mut out = format!(
+        "Each on a new order of {AMOUNT} (EUR cents), one delivery at a time through `shared::webhooks::process`, \
+with the same binary (`--no-repro` skips it):\n\n\
+| scenario | deliveries, in order → answers | stored | at Stripe |\n|---|---|---|---|\n"
+    );
+    for r in reproduced {
+        let steps: Vec<String> = r
+            .scenario
+            .delivered
+            .iter()
+            .zip(&r.answers)
+            .map(|(&i, a)| {
+                let answer = match a {
+                    AttemptResult::Applied { to } => format!("Applied → {to}"),
+                    AttemptResult::Duplicate => "Duplicate".into(),
+                    AttemptResult::NoChange { reason } => format!("NoChange ({reason})"),
+                    other => format!("{other:?}"),
+                };
+                format!("{} → {answer}", name(&r.scenario.events[i]))
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            r.scenario.name,
+            steps.join("; "),
+            state(r.stored.status, r.stored.amount_refunded),
+            state(r.at_stripe.0, r.at_stripe.1),
+        );
+    }
+    out
+}

@@ -1,0 +1,766 @@
+//! After the run (not measured): what the table holds, checked against what
+//! the deliveries reported and against a correct implementation.
+//!
+//! The check per order is a linearizability search. Its operations are the
+//! order's delivery attempts, each with its observed outcome and its
+//! interval of real time; an attempt that ended before another started must
+//! come first. It looks for one serial order of the attempts in which the
+//! reference model (`lifecycle::step`: each event at most once, a move
+//! applied iff `OrderStatus::can_become` allows it) produces exactly the
+//! observed outcomes and ends in exactly the stored status, `amount_refunded`
+//! and `last_payment_error`. If there is none, the service did something no
+//! correct implementation could have done with those deliveries at those
+//! times: an effect lost, or applied twice. Attempts that failed with a 5xx
+//! may or may not have taken effect; the search tries both.
+
+use super::lifecycle::{self, ModelOutcome, ModelState, StripeEvent};
+use super::send::{AttemptResult, Measured};
+use super::workload::{Delivery, OrderPlan, Workload};
+use crate::BoxError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use shared::domain::OrderStatus;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+/// An order as stored after the run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stored {
+    pub status: OrderStatus,
+    pub amount_refunded: Option<u64>,
+    pub last_payment_error: Option<String>,
+    pub review_reason: Option<String>,
+}
+
+/// What the deliveries reported.
+#[derive(Clone, Debug, Default)]
+pub struct Tally {
+    pub deliveries: usize,
+    pub attempts: usize,
+    pub applied: usize,
+    pub duplicate: usize,
+    pub no_change: BTreeMap<&'static str, usize>,
+    pub flagged: usize,
+    /// 5xx answers, by error code.
+    pub retryable: BTreeMap<String, usize>,
+    /// Deliveries that needed more than one try.
+    pub retried_deliveries: usize,
+    /// Deliveries still failing after the last try.
+    pub given_up: usize,
+    /// 4xx answers, by status and code.
+    pub rejected: BTreeMap<String, usize>,
+}
+
+impl Tally {
+    pub fn no_change_total(&self) -> usize {
+        self.no_change.values().sum()
+    }
+
+    pub fn successes(&self) -> usize {
+        self.applied + self.duplicate + self.no_change_total() + self.flagged
+    }
+}
+
+/// Orders whose stored state differs from where they are at Stripe, grouped
+/// by (Stripe's state, stored state), with what the witness shows happened.
+#[derive(Clone, Debug, Default)]
+pub struct Shortfall {
+    pub orders: usize,
+    pub causes: BTreeMap<String, usize>,
+}
+
+#[derive(Debug, Default)]
+pub struct Verification {
+    pub tally: Tally,
+    /// `EVENT#` items of this run's stores.
+    pub event_items: usize,
+    /// Distinct events with no `EVENT#` item (never recorded).
+    pub events_not_recorded: usize,
+    /// `EVENT#` items that are none of the events sent.
+    pub unknown_event_items: usize,
+    /// Events that more than one delivery reported as applied.
+    pub applied_twice: usize,
+    /// Events that more than one delivery reported as first seen (applied,
+    /// no change or flagged): recorded twice.
+    pub recorded_twice: usize,
+    /// Events whose every successful answer was `Duplicate`: their record
+    /// was written by an attempt that then reported a failure.
+    pub only_duplicates: usize,
+    /// Orders whose outcomes and stored state no serial order explains,
+    /// with why (first few kept).
+    pub unexplained: usize,
+    pub unexplained_examples: Vec<String>,
+    /// Orders the search gave up on (too many interleavings).
+    pub undecided: usize,
+    pub flagged_orders: usize,
+    /// Orders whose end state is the same in every delivery order, and how
+    /// many of them did not end there.
+    pub order_independent: usize,
+    pub order_independent_wrong: usize,
+    /// Orders whose stored status and amount refunded equal Stripe's.
+    pub match_stripe: usize,
+    pub short_of_stripe: BTreeMap<(String, String), Shortfall>,
+    /// Orders whose events were first delivered in another order than
+    /// Stripe generated them.
+    pub out_of_order_orders: usize,
+    /// Pairs of attempts on the same order that overlapped in time.
+    pub same_order_overlaps: usize,
+}
+
+impl Verification {
+    /// Effects lost by the implementation: orders no correct handling of the
+    /// same deliveries explains, plus events never recorded.
+    pub fn lost_effects(&self) -> usize {
+        self.unexplained + self.events_not_recorded
+    }
+
+    pub fn double_transitions(&self) -> usize {
+        self.applied_twice + self.recorded_twice
+    }
+
+    pub fn short_of_stripe_orders(&self) -> usize {
+        self.short_of_stripe.values().map(|s| s.orders).sum()
+    }
+}
+
+fn tally(measured: &Measured) -> Tally {
+    let mut t = Tally {
+        deliveries: measured.attempts.len(),
+        attempts: measured.attempt_count(),
+        ..Tally::default()
+    };
+    for attempts in &measured.attempts {
+        if attempts.len() > 1 {
+            t.retried_deliveries += 1;
+        }
+        if !attempts.last().is_some_and(|a| a.result.succeeded()) {
+            t.given_up += 1;
+        }
+        for attempt in attempts {
+            match &attempt.result {
+                AttemptResult::Applied { .. } => t.applied += 1,
+                AttemptResult::Duplicate => t.duplicate += 1,
+                AttemptResult::NoChange { reason } => *t.no_change.entry(reason).or_default() += 1,
+                AttemptResult::Flagged => t.flagged += 1,
+                AttemptResult::Retryable { status, code } => {
+                    *t.retryable.entry(format!("{status} {code}")).or_default() += 1;
+                }
+                AttemptResult::Rejected { status, code } => {
+                    *t.rejected.entry(format!("{status} {code}")).or_default() += 1;
+                }
+            }
+        }
+    }
+    t
+}
+
+async fn read_orders(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    orders: &[OrderPlan],
+) -> Result<Vec<Stored>, BoxError> {
+    let mut out = Vec::with_capacity(orders.len());
+    for plan in orders {
+        out.push(read_order(client, table, &plan.order_id).await?);
+    }
+    Ok(out)
+}
+
+/// The fields of one stored order the check needs (consistent read).
+pub async fn read_order(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    order_id: &str,
+) -> Result<Stored, BoxError> {
+    let item = client
+        .get_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(format!("ORDER#{order_id}")))
+        .key("sk", AttributeValue::S("ORDER".into()))
+        .consistent_read(true)
+        .send()
+        .await?
+        .item
+        .ok_or_else(|| format!("order {order_id} is gone"))?;
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let status = text("status")
+        .as_deref()
+        .and_then(OrderStatus::parse)
+        .ok_or_else(|| format!("order {order_id} has no readable status"))?;
+    let amount_refunded = match item.get("amount_refunded") {
+        None => None,
+        Some(v) => Some(
+            v.as_n()
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| format!("order {order_id}: bad amount_refunded"))?,
+        ),
+    };
+    Ok(Stored {
+        status,
+        amount_refunded,
+        last_payment_error: text("last_payment_error"),
+        review_reason: text("review_reason"),
+    })
+}
+
+/// Every `pk` beginning with `EVENT#` (one paginated scan).
+async fn event_keys(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<HashSet<String>, BoxError> {
+    let mut keys = HashSet::new();
+    let mut start: Option<HashMap<String, AttributeValue>> = None;
+    loop {
+        let out = client
+            .scan()
+            .table_name(table)
+            .projection_expression("pk")
+            .filter_expression("begins_with(pk, :p)")
+            .expression_attribute_values(":p", AttributeValue::S("EVENT#".into()))
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await?;
+        for item in out.items() {
+            if let Some(pk) = item.get("pk").and_then(|v| v.as_s().ok()) {
+                keys.insert(pk.clone());
+            }
+        }
+        match out.last_evaluated_key {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => break,
+        }
+    }
+    Ok(keys)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Observed {
+    Applied(OrderStatus),
+    Refused,
+    Duplicate,
+    /// A 5xx: it may have taken effect or not.
+    Unknown,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Op {
+    event: usize,
+    start: Duration,
+    end: Duration,
+    observed: Observed,
+}
+
+/// One step of a witness: the op, and whether it took effect.
+type Witness = Vec<(usize, bool)>;
+
+enum Search {
+    Explained(Witness),
+    Unexplained,
+    Undecided,
+}
+
+struct Searcher<'a> {
+    ops: &'a [Op],
+    events: &'a [StripeEvent],
+    amount: u64,
+    stored: &'a Stored,
+    /// `preds[i]`: the ops that ended before op `i` started.
+    preds: Vec<u64>,
+    dead: HashSet<(u64, ModelState, u64)>,
+    budget: usize,
+}
+
+impl Searcher<'_> {
+    fn ends_as_stored(&self, state: &ModelState) -> bool {
+        let error = state
+            .last_error
+            .and_then(|i| self.events[usize::from(i)].payment_error());
+        state.status == self.stored.status
+            && state.amount_refunded == self.stored.amount_refunded
+            && error == self.stored.last_payment_error.as_deref()
+    }
+
+    /// Depth-first over the ops that may go next; `None` when out of budget.
+    fn search(
+        &mut self,
+        placed: u64,
+        state: ModelState,
+        seen: u64,
+        path: &mut Witness,
+    ) -> Option<bool> {
+        let all = (1u64 << self.ops.len()) - 1;
+        if placed == all {
+            return Some(self.ends_as_stored(&state));
+        }
+        if self.dead.contains(&(placed, state, seen)) {
+            return Some(false);
+        }
+        if self.budget == 0 {
+            return None;
+        }
+        self.budget -= 1;
+        for i in 0..self.ops.len() {
+            let bit = 1u64 << i;
+            if placed & bit != 0 || self.preds[i] & !placed != 0 {
+                continue;
+            }
+            let op = self.ops[i];
+            let mut next = state;
+            let mut next_seen = seen;
+            let outcome = lifecycle::step(
+                &mut next,
+                &mut next_seen,
+                op.event,
+                &self.events[op.event],
+                self.amount,
+            );
+            let choices: &[bool] = match (op.observed, outcome) {
+                (Observed::Unknown, ModelOutcome::Duplicate) => &[false],
+                (Observed::Unknown, _) => &[true, false],
+                (Observed::Applied(to), ModelOutcome::Applied(model)) if to == model => &[true],
+                (Observed::Refused, ModelOutcome::Refused)
+                | (Observed::Duplicate, ModelOutcome::Duplicate) => &[true],
+                _ => &[],
+            };
+            for &effect in choices {
+                let (s, n) = if effect {
+                    (next, next_seen)
+                } else {
+                    (state, seen)
+                };
+                path.push((i, effect));
+                match self.search(placed | bit, s, n, path) {
+                    Some(true) => return Some(true),
+                    Some(false) => {}
+                    None => return None,
+                }
+                path.pop();
+            }
+        }
+        self.dead.insert((placed, state, seen));
+        Some(false)
+    }
+}
+
+fn explain(ops: &[Op], events: &[StripeEvent], amount: u64, stored: &Stored) -> Search {
+    if ops.len() >= 64 || events.len() >= 64 {
+        return Search::Undecided;
+    }
+    let preds = ops
+        .iter()
+        .map(|op| {
+            ops.iter()
+                .enumerate()
+                .filter(|(_, other)| other.end < op.start)
+                .fold(0u64, |acc, (j, _)| acc | (1 << j))
+        })
+        .collect();
+    let mut searcher = Searcher {
+        ops,
+        events,
+        amount,
+        stored,
+        preds,
+        dead: HashSet::new(),
+        budget: 1_000_000,
+    };
+    let mut path = Vec::new();
+    match searcher.search(0, ModelState::NEW, 0, &mut path) {
+        Some(true) => Search::Explained(path),
+        Some(false) => Search::Unexplained,
+        None => Search::Undecided,
+    }
+}
+
+/// What, in the witness, kept the order from Stripe's end state.
+fn causes(witness: &Witness, ops: &[Op], events: &[StripeEvent], amount: u64) -> Vec<String> {
+    let (mut state, mut seen) = (ModelState::NEW, 0u64);
+    let mut out = Vec::new();
+    for &(i, effect) in witness {
+        if !effect {
+            continue;
+        }
+        let index = ops[i].event;
+        let event = &events[index];
+        let before = state;
+        let seen_before = seen;
+        match lifecycle::step(&mut state, &mut seen, index, event, amount) {
+            ModelOutcome::Refused => {
+                if matches!(
+                    event,
+                    StripeEvent::Refunded { .. }
+                        | StripeEvent::DisputeCreated
+                        | StripeEvent::DisputeClosed { .. }
+                        | StripeEvent::Canceled
+                ) {
+                    out.push(format!(
+                        "{} refused while {} (not yet {})",
+                        event.event_type(),
+                        before.status,
+                        match event {
+                            StripeEvent::Canceled => "failed",
+                            StripeEvent::DisputeClosed { .. } => "disputed",
+                            _ => "paid",
+                        }
+                    ));
+                }
+            }
+            ModelOutcome::Applied(_) => {
+                // A SEPA attempt's `processing` after its own failure (it
+                // matters where the order then gets canceled).
+                if matches!(event, StripeEvent::Processing)
+                    && events.iter().any(|e| matches!(e, StripeEvent::Canceled))
+                    && before.status == OrderStatus::Failed
+                    && matches!(
+                        events.get(index + 1),
+                        Some(StripeEvent::PaymentFailed { .. })
+                    )
+                    && seen_before & (1 << (index + 1)) != 0
+                {
+                    out.push(
+                        "payment_intent.processing applied after that attempt's payment_failed: failed → processing"
+                            .into(),
+                    );
+                }
+                if let (Some(was), Some(now)) = (before.amount_refunded, state.amount_refunded)
+                    && now < was
+                {
+                    out.push(
+                        "charge.refunded with a smaller running total applied after a larger one: amount_refunded went down"
+                            .into(),
+                    );
+                }
+                if matches!(event, StripeEvent::DisputeCreated) && seen_closed(seen, events) {
+                    out.push("charge.dispute.created applied after the dispute had closed".into());
+                }
+            }
+            ModelOutcome::Duplicate => {}
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn seen_closed(seen: u64, events: &[StripeEvent]) -> bool {
+    events
+        .iter()
+        .enumerate()
+        .any(|(i, e)| matches!(e, StripeEvent::DisputeClosed { .. }) && seen & (1 << i) != 0)
+}
+
+/// (Stripe's status, the stored one), naming a smaller or larger
+/// `amount_refunded` when the statuses agree.
+fn labels(truth: &ModelState, stored: &Stored) -> (String, String) {
+    let stored_label = if stored.status != truth.status {
+        stored.status.to_string()
+    } else if stored.amount_refunded < truth.amount_refunded {
+        format!("{}, smaller amount_refunded", stored.status)
+    } else {
+        format!("{}, other amount_refunded", stored.status)
+    };
+    (truth.status.to_string(), stored_label)
+}
+
+pub async fn verify(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    workload: &Workload,
+    deliveries: &[Delivery],
+    measured: &Measured,
+) -> Result<Verification, BoxError> {
+    let mut v = Verification {
+        tally: tally(measured),
+        ..Verification::default()
+    };
+    let stored = read_orders(client, table, &workload.orders).await?;
+
+    // Recorded events against sent ones.
+    let keys = event_keys(client, table).await?;
+    let prefixes: Vec<String> = workload
+        .stores
+        .iter()
+        .map(|s| format!("EVENT#{}#", s.store_id))
+        .collect();
+    let ours: HashSet<&String> = keys
+        .iter()
+        .filter(|k| prefixes.iter().any(|p| k.starts_with(p.as_str())))
+        .collect();
+    v.event_items = ours.len();
+    let mut sent_keys = HashSet::new();
+    for plan in &workload.orders {
+        for event_id in &plan.event_ids {
+            let key = format!("{}{event_id}", prefixes[plan.store]);
+            if !ours.contains(&key) {
+                v.events_not_recorded += 1;
+            }
+            sent_keys.insert(key);
+        }
+    }
+    v.unknown_event_items = ours.iter().filter(|k| !sent_keys.contains(**k)).count();
+
+    // Per event: how its deliveries were answered.
+    let mut per_event: HashMap<(usize, usize), Vec<&AttemptResult>> = HashMap::new();
+    let mut per_order: Vec<Vec<(usize, &super::send::Attempt)>> =
+        vec![Vec::new(); workload.orders.len()];
+    let mut first_delivery: Vec<Vec<Option<usize>>> = workload
+        .orders
+        .iter()
+        .map(|p| vec![None; p.events.len()])
+        .collect();
+    for (d, (delivery, attempts)) in deliveries.iter().zip(&measured.attempts).enumerate() {
+        let first = &mut first_delivery[delivery.order][delivery.event];
+        first.get_or_insert(d);
+        for attempt in attempts {
+            per_event
+                .entry((delivery.order, delivery.event))
+                .or_default()
+                .push(&attempt.result);
+            per_order[delivery.order].push((delivery.event, attempt));
+        }
+    }
+    for results in per_event.values() {
+        let applied = results
+            .iter()
+            .filter(|r| matches!(r, AttemptResult::Applied { .. }))
+            .count();
+        let first_seen = results
+            .iter()
+            .filter(|r| r.succeeded() && !matches!(r, AttemptResult::Duplicate))
+            .count();
+        v.applied_twice += usize::from(applied > 1);
+        v.recorded_twice += usize::from(first_seen > 1);
+        if first_seen == 0 && results.iter().any(|r| r.succeeded()) {
+            v.only_duplicates += 1;
+        }
+    }
+    v.out_of_order_orders = first_delivery
+        .iter()
+        .filter(|firsts| firsts.windows(2).any(|w| w[0] > w[1]))
+        .count();
+
+    for (o, plan) in workload.orders.iter().enumerate() {
+        let stored = &stored[o];
+        let amount = plan.lifecycle.amount;
+        if stored.review_reason.is_some() {
+            v.flagged_orders += 1;
+        }
+        let mut attempts = per_order[o].clone();
+        attempts.sort_by_key(|(_, a)| a.start);
+        for (i, (_, a)) in attempts.iter().enumerate() {
+            v.same_order_overlaps += attempts[i + 1..]
+                .iter()
+                .filter(|(_, b)| b.start < a.end)
+                .count();
+        }
+
+        // The observed outcomes, as the model names them.
+        let mut ops = Vec::new();
+        let mut anomaly = None;
+        for (event, attempt) in &attempts {
+            let observed = match &attempt.result {
+                AttemptResult::Applied { to } => match OrderStatus::parse(to) {
+                    Some(status) => Observed::Applied(status),
+                    None => {
+                        anomaly = Some(format!("applied to unknown status {to}"));
+                        continue;
+                    }
+                },
+                AttemptResult::Duplicate => Observed::Duplicate,
+                AttemptResult::NoChange {
+                    reason: "order does not allow this change",
+                } => Observed::Refused,
+                AttemptResult::NoChange { reason } => {
+                    anomaly = Some(format!(
+                        "{} answered no change: {reason}",
+                        plan.events[*event].event_type()
+                    ));
+                    continue;
+                }
+                AttemptResult::Flagged => {
+                    anomaly = Some(format!("{} flagged", plan.events[*event].event_type()));
+                    continue;
+                }
+                AttemptResult::Retryable { .. } => Observed::Unknown,
+                // Refused before any write.
+                AttemptResult::Rejected { .. } => continue,
+            };
+            ops.push(Op {
+                event: *event,
+                start: attempt.start,
+                end: attempt.end,
+                observed,
+            });
+        }
+
+        let finals = lifecycle::reachable_finals(&plan.events, amount);
+        let end = (stored.status, stored.amount_refunded);
+        if finals.len() == 1 {
+            v.order_independent += 1;
+            if !finals.contains(&end) {
+                v.order_independent_wrong += 1;
+            }
+        }
+        let witness = match anomaly {
+            Some(why) => {
+                v.unexplained += 1;
+                if v.unexplained_examples.len() < 10 {
+                    v.unexplained_examples
+                        .push(format!("order {}: {why}", plan.order_id));
+                }
+                None
+            }
+            None => match explain(&ops, &plan.events, amount, stored) {
+                Search::Explained(witness) => Some(witness),
+                Search::Unexplained => {
+                    v.unexplained += 1;
+                    if v.unexplained_examples.len() < 10 {
+                        v.unexplained_examples.push(format!(
+                            "order {} ({:?}, {} events, {} attempts): stored {:?} not reachable by any serial order of its deliveries",
+                            plan.order_id,
+                            plan.lifecycle.category,
+                            plan.events.len(),
+                            ops.len(),
+                            stored
+                        ));
+                    }
+                    None
+                }
+                Search::Undecided => {
+                    v.undecided += 1;
+                    None
+                }
+            },
+        };
+
+        let truth = lifecycle::in_order_final(&plan.events, amount);
+        if (truth.status, truth.amount_refunded) == end {
+            v.match_stripe += 1;
+        } else {
+            let key = labels(&truth, stored);
+            let entry = v.short_of_stripe.entry(key).or_default();
+            entry.orders += 1;
+            let found = match &witness {
+                Some(w) => causes(w, &ops, &plan.events, amount),
+                None => vec!["(no serial order explains it: see unexplained)".into()],
+            };
+            for cause in found {
+                *entry.causes.entry(cause).or_default() += 1;
+            }
+        }
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(event: usize, start: u64, end: u64, observed: Observed) -> Op {
+        Op {
+            event,
+            start: Duration::from_millis(start),
+            end: Duration::from_millis(end),
+            observed,
+        }
+    }
+
+    fn stored(status: OrderStatus, refunded: Option<u64>) -> Stored {
+        Stored {
+            status,
+            amount_refunded: refunded,
+            last_payment_error: None,
+            review_reason: None,
+        }
+    }
+
+    const EVENTS: [StripeEvent; 2] = [
+        StripeEvent::Succeeded,
+        StripeEvent::Refunded {
+            amount_refunded: 1000,
+        },
+    ];
+
+    #[test]
+    fn a_refund_refused_before_the_payment_is_explained() {
+        let ops = [
+            op(1, 0, 10, Observed::Refused),
+            op(0, 20, 30, Observed::Applied(OrderStatus::Paid)),
+            op(1, 40, 50, Observed::Duplicate),
+        ];
+        let Search::Explained(witness) =
+            explain(&ops, &EVENTS, 1000, &stored(OrderStatus::Paid, None))
+        else {
+            panic!("explainable");
+        };
+        assert_eq!(
+            causes(&witness, &ops, &EVENTS, 1000),
+            vec!["charge.refunded refused while pending (not yet paid)".to_string()]
+        );
+    }
+
+    #[test]
+    fn a_refund_refused_after_the_payment_was_applied_is_not() {
+        // The refund started after the payment's delivery had returned: it
+        // must have seen `paid`.
+        let ops = [
+            op(0, 0, 10, Observed::Applied(OrderStatus::Paid)),
+            op(1, 20, 30, Observed::Refused),
+        ];
+        assert!(matches!(
+            explain(&ops, &EVENTS, 1000, &stored(OrderStatus::Paid, None)),
+            Search::Unexplained
+        ));
+        // Overlapping, the refund may have read the order first.
+        let ops = [
+            op(0, 0, 25, Observed::Applied(OrderStatus::Paid)),
+            op(1, 20, 30, Observed::Refused),
+        ];
+        assert!(matches!(
+            explain(&ops, &EVENTS, 1000, &stored(OrderStatus::Paid, None)),
+            Search::Explained(_)
+        ));
+    }
+
+    #[test]
+    fn an_event_applied_twice_or_a_stored_state_nobody_wrote_is_not_explained() {
+        let twice = [
+            op(0, 0, 10, Observed::Applied(OrderStatus::Paid)),
+            op(0, 20, 30, Observed::Applied(OrderStatus::Paid)),
+        ];
+        assert!(matches!(
+            explain(&twice, &EVENTS, 1000, &stored(OrderStatus::Paid, None)),
+            Search::Unexplained
+        ));
+        let paid = [op(0, 0, 10, Observed::Applied(OrderStatus::Paid))];
+        assert!(matches!(
+            explain(
+                &paid,
+                &EVENTS,
+                1000,
+                &stored(OrderStatus::Refunded, Some(1000))
+            ),
+            Search::Unexplained
+        ));
+    }
+
+    #[test]
+    fn a_failed_attempt_may_or_may_not_have_taken_effect() {
+        let ops = [
+            op(0, 0, 10, Observed::Unknown),
+            op(0, 20, 30, Observed::Duplicate),
+        ];
+        assert!(matches!(
+            explain(&ops, &EVENTS, 1000, &stored(OrderStatus::Paid, None)),
+            Search::Explained(_)
+        ));
+        let ops = [
+            op(0, 0, 10, Observed::Unknown),
+            op(0, 20, 30, Observed::Applied(OrderStatus::Paid)),
+        ];
+        assert!(matches!(
+            explain(&ops, &EVENTS, 1000, &stored(OrderStatus::Paid, None)),
+            Search::Explained(_)
+        ));
+    }
+}
