@@ -300,3 +300,59 @@ async fn forged_misdirected_and_mismatched_events_change_nothing() {
         "{status}"
     );
 }
+
+#[tokio::test]
+async fn events_that_arrive_early_are_delivered_again_not_dropped() {
+    let (store, secret, whsec) = connected_store_with_webhook().await;
+    let (order_id, intent) = paid_in_stripe(&store, &secret).await;
+    let now = shared::clock::now();
+    let deliver_signed = |payload: String| {
+        let signature = stripe_signature(&whsec, &payload, now);
+        async move { deliver("/webhook/stripe", &payload, &signature).await }
+    };
+    let refund = event(
+        &evt_id(),
+        "charge.refunded",
+        false,
+        json!({"id": "ch_1", "object": "charge", "payment_intent": intent, "amount": 2999, "amount_refunded": 2999}),
+    );
+    let closed = event(
+        &evt_id(),
+        "charge.dispute.closed",
+        false,
+        json!({"id": "dp_3", "object": "dispute", "payment_intent": intent, "status": "won"}),
+    );
+
+    // Before the payment is known: "not yet" (a non-2xx, so Stripe retries).
+    let (status, body) = deliver_signed(refund.clone()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("event_too_early")),
+        "{body}"
+    );
+    assert_eq!(get_order(&order_id).await["status"], "pending");
+
+    let succeeded = event(
+        &evt_id(),
+        "payment_intent.succeeded",
+        false,
+        intent_object(&intent, &store, &order_id, 2999),
+    );
+    assert_eq!(deliver_signed(succeeded).await.0, 200);
+    // A dispute's closure before the dispute itself also waits.
+    let (status, _) = deliver_signed(closed.clone()).await;
+    assert_eq!(status, 409);
+    assert_eq!(get_order(&order_id).await["status"], "paid");
+
+    // Stripe's redelivery of the refund now applies it.
+    let (status, body) = deliver_signed(refund).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(get_order(&order_id).await["status"], "refunded");
+    // Refunded is final: the closure is acknowledged, not retried forever.
+    let (status, body) = deliver_signed(closed).await;
+    assert_eq!(
+        (status, body["result"].as_str()),
+        (200, Some("no change: order does not allow this change")),
+        "{body}"
+    );
+}
