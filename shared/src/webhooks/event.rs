@@ -90,18 +90,6 @@ impl Envelope {
         }
     }
 
-    /// The status this event's change presupposes: a refund or a dispute
-    /// follows the payment, a dispute's closure follows its creation. Until
-    /// the order has reached it, the event arrived early (Stripe does not
-    /// deliver in order) and must be delivered again later, not dropped.
-    pub fn prerequisite(&self) -> Option<OrderStatus> {
-        match self.kind.as_str() {
-            "charge.refunded" | "charge.dispute.created" => Some(OrderStatus::Paid),
-            "charge.dispute.closed" => Some(OrderStatus::Disputed),
-            _ => None,
-        }
-    }
-
     pub fn effect(&self) -> Result<Effect, MalformedEvent> {
         let bad = |e: serde_json::Error| MalformedEvent {
             kind: self.kind.clone(),
@@ -293,27 +281,6 @@ mod tests {
                 ..
             }
         ));
-    }
-
-    #[test]
-    fn refunds_and_disputes_name_what_they_follow() {
-        let charge = json!({"id": "ch_1", "object": "charge", "payment_intent": "pi_1", "amount": 1, "amount_refunded": 1});
-        assert_eq!(
-            event("charge.refunded", charge).prerequisite(),
-            Some(OrderStatus::Paid)
-        );
-        let dispute =
-            json!({"id": "dp_1", "object": "dispute", "payment_intent": "pi_1", "status": "won"});
-        assert_eq!(
-            event("charge.dispute.created", dispute.clone()).prerequisite(),
-            Some(OrderStatus::Paid)
-        );
-        assert_eq!(
-            event("charge.dispute.closed", dispute).prerequisite(),
-            Some(OrderStatus::Disputed)
-        );
-        let pi = json!({"id": "pi_1", "object": "payment_intent", "amount": 1, "currency": "eur"});
-        assert_eq!(event("payment_intent.succeeded", pi).prerequisite(), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::event::{Effect, Envelope};
 use super::signature::{self, SignatureError};
 use crate::app::App;
 use crate::clock;
-use crate::domain::{OrderStatus, StoreId, WebhookSecret};
+use crate::domain::{StoreId, WebhookSecret};
 use crate::error::AppError;
 use crate::store::{EventWrite, StripeConnection, TransitionDetails};
 use crate::vault::{EncryptionContext, Purpose};
@@ -98,14 +98,7 @@ pub async fn process(
         tracing::warn!(store_id = %store_id, event_id = %envelope.id, error = %e, "verified event we cannot read");
         unverifiable("malformed_event", "Event lacks fields we need")
     })?;
-    let outcome = apply(
-        app,
-        &store_id,
-        &envelope.id,
-        effect,
-        envelope.prerequisite(),
-    )
-    .await?;
+    let outcome = apply(app, &store_id, &envelope.id, effect).await?;
     if let Err(err) = app.store.touch_last_webhook(&store_id, clock::now()).await {
         // Health bookkeeping only: the event itself is safely recorded.
         tracing::warn!(store_id = %store_id, cause = %crate::error::cause_chain(&err), "could not note the webhook time");
@@ -174,7 +167,6 @@ async fn apply(
     store_id: &StoreId,
     event_id: &str,
     effect: Effect,
-    prerequisite: Option<OrderStatus>,
 ) -> Result<Outcome, AppError> {
     let now = clock::now;
     let Effect::Transition {
@@ -225,20 +217,6 @@ async fn apply(
             return Ok(Outcome::Flagged {
                 order_id: order.order_id,
             });
-        }
-        if let Some(requirement) = prerequisite
-            && !order.status.has_reached(requirement)
-        {
-            // Arrived before the event it follows: not recorded, so Stripe's
-            // redelivery (after this non-2xx) applies it once that one is in.
-            tracing::info!(order_id = %order.order_id, event_id, status = %order.status, "event arrived early; asking Stripe to deliver it again");
-            return Err(AppError::conflict(
-                "event_too_early",
-                format!(
-                    "The order is {}; deliver this event again after the one it follows",
-                    order.status
-                ),
-            ));
         }
         if !order.status.can_become(to) {
             return record_only(app, store_id, event_id, "order does not allow this change").await;
