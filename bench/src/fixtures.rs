@@ -154,6 +154,8 @@ fn pending_order(store_id: StoreId, amount: u64) -> Result<Order, BoxError> {
         paid_at: None,
         last_payment_error: None,
         review_reason: None,
+        amount_refunded: None,
+        status_as_of: None,
     })
 }
 

@@ -8,6 +8,7 @@ use crate::store::Store;
 use crate::stripe::StripeApi;
 use crate::telemetry;
 use crate::vault::{DataKeys, KmsDataKeys, Vault};
+use crate::webhooks::WebhookMemory;
 use lambda_http::{Body, Request, Response, service_fn};
 use std::future::Future;
 use std::sync::Arc;
@@ -18,6 +19,8 @@ pub struct App {
     pub store: Store,
     pub vault: Vault,
     pub stripe: StripeApi,
+    /// Kept between deliveries by a warm webhook container.
+    pub webhook_memory: WebhookMemory,
 }
 
 impl App {
@@ -78,6 +81,7 @@ impl App {
             store: Store::new(dynamodb, config.table_name.clone()),
             vault: Vault::new(keys, config.data_key_cache_ttl),
             stripe: StripeApi::new(config.stripe_api_base.clone(), config.stripe_timeout),
+            webhook_memory: WebhookMemory::default(),
             config,
         }
     }

@@ -207,6 +207,8 @@ pub async fn apply_intent(
             .last_error
             .clone()
             .filter(|_| target == OrderStatus::Failed),
+        // Read from Stripe just now: as new as any event sent before it.
+        status_as_of: Some(clock::now()),
         ..TransitionDetails::default()
     };
     let now_status = match app

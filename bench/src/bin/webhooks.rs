@@ -42,7 +42,7 @@ fn options() -> Result<Options, BoxError> {
             setup_concurrency: 8,
         },
         senders: 8,
-        max_tries: 5,
+        max_tries: 16,
         breakdown: true,
         repro: true,
         out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results/webhooks.md"),

@@ -1,8 +1,11 @@
 //! What happens to each order at Stripe, as the events our endpoint
 //! subscribes to (`shared::stripe::webhook_endpoints::EVENTS`), and a
-//! reference model of what the service must do with them: each event at most
-//! once, applied when `OrderStatus::can_become` allows it, acknowledged and
-//! dropped otherwise.
+//! reference model of what the service must do with them: an event whose
+//! prerequisite the order has not reached (a refund or dispute before the
+//! payment, a dispute's closure before its creation) is answered "too
+//! early" and not recorded, so Stripe delivers it again; otherwise each
+//! event at most once, applied when `OrderStatus::can_become` allows it,
+//! acknowledged and dropped when it does not.
 
 use crate::rng::Rng;
 use shared::domain::OrderStatus;
@@ -60,6 +63,16 @@ impl StripeEvent {
     pub fn amount_refunded(&self) -> Option<u64> {
         match self {
             StripeEvent::Refunded { amount_refunded } => Some(*amount_refunded),
+            _ => None,
+        }
+    }
+
+    /// The status the event's change presupposes (the service's
+    /// `Envelope::prerequisite`; checked against it in the payload tests).
+    pub fn prerequisite(&self) -> Option<OrderStatus> {
+        match self {
+            StripeEvent::Refunded { .. } | StripeEvent::DisputeCreated => Some(OrderStatus::Paid),
+            StripeEvent::DisputeClosed { .. } => Some(OrderStatus::Disputed),
             _ => None,
         }
     }
@@ -319,10 +332,15 @@ pub enum ModelOutcome {
     /// Recorded, order unchanged: the move is not allowed from here.
     Refused,
     Duplicate,
+    /// Not recorded, to be delivered again: the order has not reached the
+    /// event's prerequisite.
+    TooEarly,
 }
 
-/// One delivery of event `index` as a correct implementation handles it:
-/// a seen event changes nothing; otherwise it is recorded, and its move is
+/// One delivery of event `index` as the service specifies it: too early
+/// (whether seen or not: the service reads the order before it looks for
+/// the event's record) if the order has not reached the prerequisite; else
+/// a seen event changes nothing; else it is recorded, and its move is
 /// applied (with the fields the store's update sets) if the status allows.
 pub fn step(
     state: &mut ModelState,
@@ -331,6 +349,12 @@ pub fn step(
     event: &StripeEvent,
     order_amount: u64,
 ) -> ModelOutcome {
+    if event
+        .prerequisite()
+        .is_some_and(|requirement| !state.status.has_reached(requirement))
+    {
+        return ModelOutcome::TooEarly;
+    }
     let bit = 1u64 << index;
     if *seen & bit != 0 {
         return ModelOutcome::Duplicate;
@@ -361,8 +385,9 @@ pub fn in_order_final(events: &[StripeEvent], amount: u64) -> ModelState {
 }
 
 /// Every (status, amount_refunded) a correct implementation can end with
-/// when each event arrives at least once, in some order (duplicates change
-/// nothing). One element: the final state does not depend on the order.
+/// when each event is delivered in some order and delivered again while it
+/// is too early (duplicates change nothing). One element: the end state
+/// does not depend on the delivery order.
 pub fn reachable_finals(
     events: &[StripeEvent],
     amount: u64,
@@ -370,32 +395,34 @@ pub fn reachable_finals(
     let n = events.len();
     assert!(n < 20, "too many events for the subset search");
     let full = (1u64 << n) - 1;
-    let mut frontier: HashSet<(u64, OrderStatus, Option<u64>)> =
-        HashSet::from([(0, OrderStatus::Pending, None)]);
-    for _ in 0..n {
-        let mut next = HashSet::new();
-        for (mask, status, refunded) in frontier {
-            for (i, event) in events.iter().enumerate() {
-                if mask & (1 << i) != 0 {
-                    continue;
-                }
-                let mut state = ModelState {
-                    status,
-                    amount_refunded: refunded,
-                    last_error: None,
-                };
-                let mut seen = mask;
-                step(&mut state, &mut seen, i, event, amount);
-                next.insert((seen, state.status, state.amount_refunded));
+    let start = (0u64, OrderStatus::Pending, None);
+    let mut visited: HashSet<(u64, OrderStatus, Option<u64>)> = HashSet::from([start]);
+    let mut work = vec![start];
+    let mut finals = HashSet::new();
+    while let Some((mask, status, refunded)) = work.pop() {
+        if mask == full {
+            finals.insert((status, refunded));
+            continue;
+        }
+        for (i, event) in events.iter().enumerate() {
+            if mask & (1 << i) != 0 {
+                continue;
+            }
+            let mut state = ModelState {
+                status,
+                amount_refunded: refunded,
+                last_error: None,
+            };
+            let mut seen = mask;
+            // Too early changes nothing: it is delivered again later.
+            step(&mut state, &mut seen, i, event, amount);
+            let next = (seen, state.status, state.amount_refunded);
+            if visited.insert(next) {
+                work.push(next);
             }
         }
-        frontier = next;
     }
-    frontier
-        .into_iter()
-        .filter(|(mask, _, _)| *mask == full)
-        .map(|(_, status, refunded)| (status, refunded))
-        .collect()
+    finals
 }
 
 /// Counts of lifecycles by category: (orders, events, orders whose end
@@ -462,7 +489,7 @@ mod tests {
     }
 
     #[test]
-    fn payment_stories_end_the_same_in_any_order_refunds_and_disputes_do_not() {
+    fn with_early_events_delivered_again_only_refund_totals_depend_on_the_order() {
         let paid = lifecycle(Category::Paid, vec![true, false, true], true, 0);
         assert_eq!(
             reachable_finals(&paid.events(), 1000),
@@ -476,22 +503,30 @@ mod tests {
         // Processing cannot become canceled: a cancellation that overtakes
         // the SEPA failure is dropped.
         let sepa_canceled = lifecycle(Category::Canceled, vec![true], false, 0);
-        assert!(reachable_finals(&sepa_canceled.events(), 1000).contains(&(Failed, None)));
-        // A refund before the payment is refused.
+        assert_eq!(
+            reachable_finals(&sepa_canceled.events(), 1000),
+            HashSet::from([(Canceled, None)])
+        );
+        // A refund before the payment is too early: delivered again, it
+        // applies.
         let refunded = lifecycle(Category::Refunded, vec![], false, 1);
         assert_eq!(
             reachable_finals(&refunded.events(), 1000),
-            HashSet::from([(Refunded, Some(1000)), (Paid, None)])
+            HashSet::from([(Refunded, Some(1000))])
         );
         // Two partial refunds: the smaller total can land last.
         let partial = lifecycle(Category::PartiallyRefunded, vec![], false, 2);
-        assert!(
-            reachable_finals(&partial.events(), 1000).contains(&(PartiallyRefunded, Some(333)))
+        assert_eq!(
+            reachable_finals(&partial.events(), 1000),
+            HashSet::from([
+                (PartiallyRefunded, Some(333)),
+                (PartiallyRefunded, Some(666))
+            ])
         );
         let lost = lifecycle(Category::DisputeLost, vec![], false, 0);
         assert_eq!(
             reachable_finals(&lost.events(), 1000),
-            HashSet::from([(Lost, None), (Disputed, None), (Paid, None)])
+            HashSet::from([(Lost, None)])
         );
     }
 
@@ -512,5 +547,35 @@ mod tests {
             ModelOutcome::Refused
         );
         assert_eq!(state.status, Paid);
+    }
+
+    #[test]
+    fn early_events_wait_even_when_seen() {
+        let (mut state, mut seen) = (ModelState::NEW, 0);
+        let closed = StripeEvent::DisputeClosed { won: true };
+        assert_eq!(
+            step(&mut state, &mut seen, 2, &closed, 1000),
+            ModelOutcome::TooEarly
+        );
+        assert_eq!(seen, 0);
+        for (i, event) in [StripeEvent::Succeeded, StripeEvent::DisputeCreated]
+            .iter()
+            .enumerate()
+        {
+            assert!(matches!(
+                step(&mut state, &mut seen, i, event, 1000),
+                ModelOutcome::Applied(_)
+            ));
+        }
+        assert_eq!(
+            step(&mut state, &mut seen, 2, &closed, 1000),
+            ModelOutcome::Applied(Paid)
+        );
+        // Back at paid, a redelivery of the closure is too early again,
+        // though it was applied: the service reads the order first.
+        assert_eq!(
+            step(&mut state, &mut seen, 2, &closed, 1000),
+            ModelOutcome::TooEarly
+        );
     }
 }

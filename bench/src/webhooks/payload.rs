@@ -294,6 +294,7 @@ mod tests {
                 envelope.payment_intent_id(),
                 Some(ids.payment_intent.as_str())
             );
+            assert_eq!(envelope.prerequisite(), event.prerequisite(), "{event:?}");
             match envelope.effect().unwrap_or_else(|e| panic!("{e}")) {
                 Effect::Transition {
                     status,

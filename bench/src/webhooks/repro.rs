@@ -1,17 +1,18 @@
-//! Each out-of-order drop the load run shows, reproduced with one delivery
-//! at a time (no concurrency involved): a fresh order per scenario, its
-//! events delivered in a fixed order through `shared::webhooks::process`,
-//! then the stored order next to where the order is at Stripe.
+//! Each out-of-order case the load run exercises, reproduced with one
+//! delivery at a time (no concurrency involved): a fresh order per
+//! scenario, its events delivered in a fixed order (redeliveries after a
+//! non-2xx written out) through `shared::webhooks::process`, then the
+//! stored order next to where the order is at Stripe.
 
 use super::lifecycle::{self, StripeEvent};
 use super::payload::{self, StripeIds, Subject};
-use super::send::AttemptResult;
+use super::send::{self, AttemptResult};
 use super::verify::{self, Stored};
 use crate::BoxError;
 use crate::fixtures;
 use crate::rng::Rng;
 use shared::domain::OrderStatus;
-use shared::webhooks::{self, Outcome};
+use shared::webhooks;
 use shared::{App, clock};
 use std::fmt::Write as _;
 
@@ -36,38 +37,35 @@ pub fn scenarios() -> Vec<Scenario> {
     let declined = StripeEvent::PaymentFailed {
         message: "The customer's bank account could not be debited.",
     };
+    let refund = |amount_refunded| StripeEvent::Refunded { amount_refunded };
     vec![
         Scenario {
-            name: "refund delivered before the payment",
-            events: vec![
-                StripeEvent::Succeeded,
-                StripeEvent::Refunded {
-                    amount_refunded: AMOUNT,
-                },
-            ],
+            name: "refund delivered before the payment, then again",
+            events: vec![StripeEvent::Succeeded, refund(AMOUNT)],
             delivered: vec![1, 0, 1],
         },
         Scenario {
             name: "two partial refunds out of order",
-            events: vec![
-                StripeEvent::Succeeded,
-                StripeEvent::Refunded {
-                    amount_refunded: 1000,
-                },
-                StripeEvent::Refunded {
-                    amount_refunded: 2000,
-                },
-            ],
+            events: vec![StripeEvent::Succeeded, refund(1000), refund(2000)],
             delivered: vec![0, 2, 1],
         },
         Scenario {
-            name: "dispute closed (lost) delivered before it was created",
+            name: "dispute closed (lost) before it was created, then again",
             events: vec![
                 StripeEvent::Succeeded,
                 StripeEvent::DisputeCreated,
                 StripeEvent::DisputeClosed { won: false },
             ],
-            delivered: vec![0, 2, 1],
+            delivered: vec![0, 2, 1, 2],
+        },
+        Scenario {
+            name: "a won dispute's closure delivered twice",
+            events: vec![
+                StripeEvent::Succeeded,
+                StripeEvent::DisputeCreated,
+                StripeEvent::DisputeClosed { won: true },
+            ],
+            delivered: vec![0, 1, 2, 2],
         },
         Scenario {
             name: "cancellation overtakes the SEPA failure",
@@ -84,19 +82,6 @@ pub fn scenarios() -> Vec<Scenario> {
             delivered: vec![1, 0, 2],
         },
     ]
-}
-
-fn answer(outcome: Result<Outcome, shared::AppError>) -> AttemptResult {
-    match outcome {
-        Ok(Outcome::Applied { to, .. }) => AttemptResult::Applied { to },
-        Ok(Outcome::Duplicate) => AttemptResult::Duplicate,
-        Ok(Outcome::NoChange { reason }) => AttemptResult::NoChange { reason },
-        Ok(Outcome::Flagged { .. }) => AttemptResult::Flagged,
-        Err(err) => AttemptResult::Rejected {
-            status: err.status().as_u16(),
-            code: err.code().to_owned(),
-        },
-    }
 }
 
 /// Runs every scenario on its own new order of one new store.
@@ -138,7 +123,7 @@ pub async fn run(
         for &i in &scenario.delivered {
             let body = bodies[i].as_bytes();
             let signature = payload::sign(&whsec, clock::now(), body);
-            answers.push(answer(
+            answers.push(send::result_of(
                 webhooks::process(app, Some(store_id), Some(&signature), body).await,
             ));
         }
@@ -176,8 +161,8 @@ fn state(status: OrderStatus, refunded: Option<u64>) -> String {
 
 pub fn markdown(reproduced: &[Reproduced]) -> String {
     let mut out = format!(
-        "Each on a new order of {AMOUNT} (EUR cents), one delivery at a time through `shared::webhooks::process`, \
-with the same binary (`--no-repro` skips it):\n\n\
+        "Each on a new order of {AMOUNT} (EUR cents), one delivery at a time through `shared::webhooks::process` \
+(a delivery listed twice is Stripe's redelivery), with the same binary (`--no-repro` skips it):\n\n\
 | scenario | deliveries, in order → answers | stored | at Stripe |\n|---|---|---|---|\n"
     );
     for r in reproduced {
@@ -191,6 +176,7 @@ with the same binary (`--no-repro` skips it):\n\n\
                     AttemptResult::Applied { to } => format!("Applied → {to}"),
                     AttemptResult::Duplicate => "Duplicate".into(),
                     AttemptResult::NoChange { reason } => format!("NoChange ({reason})"),
+                    AttemptResult::TooEarly => "409 event_too_early".into(),
                     other => format!("{other:?}"),
                 };
                 format!("{} → {answer}", name(&r.scenario.events[i]))

@@ -40,11 +40,13 @@ pub struct Tally {
     pub duplicate: usize,
     pub no_change: BTreeMap<&'static str, usize>,
     pub flagged: usize,
+    /// 409 `event_too_early` answers.
+    pub too_early: usize,
     /// 5xx answers, by error code.
     pub retryable: BTreeMap<String, usize>,
     /// Deliveries that needed more than one try.
     pub retried_deliveries: usize,
-    /// Deliveries still failing after the last try.
+    /// Deliveries still not answered 2xx after the last try.
     pub given_up: usize,
     /// 4xx answers, by status and code.
     pub rejected: BTreeMap<String, usize>,
@@ -85,12 +87,19 @@ pub struct Verification {
     /// Events whose every successful answer was `Duplicate`: their record
     /// was written by an attempt that then reported a failure.
     pub only_duplicates: usize,
+    /// Distinct events with at least one 2xx answer.
+    pub events_answered: usize,
     /// Orders whose outcomes and stored state no serial order explains,
     /// with why (first few kept).
     pub unexplained: usize,
     pub unexplained_examples: Vec<String>,
     /// Orders the search gave up on (too many interleavings).
     pub undecided: usize,
+    /// Deliveries given up whose event was recorded anyway (by another
+    /// delivery): Stripe would keep delivering them for days, in vain.
+    pub given_up_recorded: usize,
+    /// The same, by event type and the order's final status.
+    pub given_up_kinds: BTreeMap<String, usize>,
     pub flagged_orders: usize,
     /// Orders whose end state is the same in every delivery order, and how
     /// many of them did not end there.
@@ -141,6 +150,7 @@ fn tally(measured: &Measured) -> Tally {
                 AttemptResult::Duplicate => t.duplicate += 1,
                 AttemptResult::NoChange { reason } => *t.no_change.entry(reason).or_default() += 1,
                 AttemptResult::Flagged => t.flagged += 1,
+                AttemptResult::TooEarly => t.too_early += 1,
                 AttemptResult::Retryable { status, code } => {
                     *t.retryable.entry(format!("{status} {code}")).or_default() += 1;
                 }
@@ -171,16 +181,27 @@ pub async fn read_order(
     table: &str,
     order_id: &str,
 ) -> Result<Stored, BoxError> {
-    let item = client
-        .get_item()
-        .table_name(table)
-        .key("pk", AttributeValue::S(format!("ORDER#{order_id}")))
-        .key("sk", AttributeValue::S("ORDER".into()))
-        .consistent_read(true)
-        .send()
-        .await?
-        .item
-        .ok_or_else(|| format!("order {order_id} is gone"))?;
+    let mut tries = 0;
+    let item = loop {
+        let read = client
+            .get_item()
+            .table_name(table)
+            .key("pk", AttributeValue::S(format!("ORDER#{order_id}")))
+            .key("sk", AttributeValue::S("ORDER".into()))
+            .consistent_read(true)
+            .send()
+            .await;
+        match read {
+            Ok(out) => break out.item,
+            // DynamoDB Local (64 MiB heap) sometimes fails under load.
+            Err(_) if tries < 5 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    .ok_or_else(|| format!("order {order_id} is gone"))?;
     let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
     let status = text("status")
         .as_deref()
@@ -210,16 +231,28 @@ async fn event_keys(
 ) -> Result<HashSet<String>, BoxError> {
     let mut keys = HashSet::new();
     let mut start: Option<HashMap<String, AttributeValue>> = None;
+    let mut tries = 0;
     loop {
-        let out = client
+        let page = client
             .scan()
             .table_name(table)
             .projection_expression("pk")
             .filter_expression("begins_with(pk, :p)")
             .expression_attribute_values(":p", AttributeValue::S("EVENT#".into()))
-            .set_exclusive_start_key(start.take())
+            // Small pages: DynamoDB Local runs with a 64 MiB heap.
+            .limit(1000)
+            .set_exclusive_start_key(start.clone())
             .send()
-            .await?;
+            .await;
+        let out = match page {
+            Ok(out) => out,
+            Err(_) if tries < 5 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+                continue;
+            }
+            Err(err) => return Err(err.into()),
+        };
         for item in out.items() {
             if let Some(pk) = item.get("pk").and_then(|v| v.as_s().ok()) {
                 keys.insert(pk.clone());
@@ -238,6 +271,7 @@ enum Observed {
     Applied(OrderStatus),
     Refused,
     Duplicate,
+    TooEarly,
     /// A 5xx: it may have taken effect or not.
     Unknown,
 }
@@ -265,8 +299,8 @@ struct Searcher<'a> {
     amount: u64,
     stored: &'a Stored,
     /// `preds[i]`: the ops that ended before op `i` started.
-    preds: Vec<u64>,
-    dead: HashSet<(u64, ModelState, u64)>,
+    preds: Vec<u128>,
+    dead: HashSet<(u128, ModelState, u64)>,
     budget: usize,
 }
 
@@ -283,12 +317,12 @@ impl Searcher<'_> {
     /// Depth-first over the ops that may go next; `None` when out of budget.
     fn search(
         &mut self,
-        placed: u64,
+        placed: u128,
         state: ModelState,
         seen: u64,
         path: &mut Witness,
     ) -> Option<bool> {
-        let all = (1u64 << self.ops.len()) - 1;
+        let all = (1u128 << self.ops.len()) - 1;
         if placed == all {
             return Some(self.ends_as_stored(&state));
         }
@@ -300,7 +334,7 @@ impl Searcher<'_> {
         }
         self.budget -= 1;
         for i in 0..self.ops.len() {
-            let bit = 1u64 << i;
+            let bit = 1u128 << i;
             if placed & bit != 0 || self.preds[i] & !placed != 0 {
                 continue;
             }
@@ -315,11 +349,12 @@ impl Searcher<'_> {
                 self.amount,
             );
             let choices: &[bool] = match (op.observed, outcome) {
-                (Observed::Unknown, ModelOutcome::Duplicate) => &[false],
+                (Observed::Unknown, ModelOutcome::Duplicate | ModelOutcome::TooEarly) => &[false],
                 (Observed::Unknown, _) => &[true, false],
                 (Observed::Applied(to), ModelOutcome::Applied(model)) if to == model => &[true],
                 (Observed::Refused, ModelOutcome::Refused)
-                | (Observed::Duplicate, ModelOutcome::Duplicate) => &[true],
+                | (Observed::Duplicate, ModelOutcome::Duplicate)
+                | (Observed::TooEarly, ModelOutcome::TooEarly) => &[true],
                 _ => &[],
             };
             for &effect in choices {
@@ -343,7 +378,7 @@ impl Searcher<'_> {
 }
 
 fn explain(ops: &[Op], events: &[StripeEvent], amount: u64, stored: &Stored) -> Search {
-    if ops.len() >= 64 || events.len() >= 64 {
+    if ops.len() >= 128 || events.len() >= 64 {
         return Search::Undecided;
     }
     let preds = ops
@@ -352,7 +387,7 @@ fn explain(ops: &[Op], events: &[StripeEvent], amount: u64, stored: &Stored) -> 
             ops.iter()
                 .enumerate()
                 .filter(|(_, other)| other.end < op.start)
-                .fold(0u64, |acc, (j, _)| acc | (1 << j))
+                .fold(0u128, |acc, (j, _)| acc | (1 << j))
         })
         .collect();
     let mut searcher = Searcher {
@@ -362,7 +397,7 @@ fn explain(ops: &[Op], events: &[StripeEvent], amount: u64, stored: &Stored) -> 
         stored,
         preds,
         dead: HashSet::new(),
-        budget: 1_000_000,
+        budget: 5_000_000,
     };
     let mut path = Vec::new();
     match searcher.search(0, ModelState::NEW, 0, &mut path) {
@@ -434,12 +469,22 @@ fn causes(witness: &Witness, ops: &[Op], events: &[StripeEvent], amount: u64) ->
                     out.push("charge.dispute.created applied after the dispute had closed".into());
                 }
             }
-            ModelOutcome::Duplicate => {}
+            ModelOutcome::Duplicate | ModelOutcome::TooEarly => {}
         }
     }
     out.sort();
     out.dedup();
     out
+}
+
+fn describe_event(event: &StripeEvent) -> String {
+    match event {
+        StripeEvent::DisputeClosed { won } => format!(
+            "charge.dispute.closed ({})",
+            if *won { "won" } else { "lost" }
+        ),
+        other => other.event_type().to_owned(),
+    }
 }
 
 fn seen_closed(seen: u64, events: &[StripeEvent]) -> bool {
@@ -511,6 +556,25 @@ pub async fn verify(
     for (d, (delivery, attempts)) in deliveries.iter().zip(&measured.attempts).enumerate() {
         let first = &mut first_delivery[delivery.order][delivery.event];
         first.get_or_insert(d);
+        if !attempts.last().is_some_and(|a| a.result.succeeded()) {
+            let plan = &workload.orders[delivery.order];
+            let key = format!("{}{}", prefixes[plan.store], plan.event_ids[delivery.event]);
+            if ours.contains(&key) {
+                v.given_up_recorded += 1;
+                let last = match attempts.last().map(|a| &a.result) {
+                    Some(AttemptResult::TooEarly) => "409 event_too_early".to_owned(),
+                    Some(other) => format!("{other:?}"),
+                    None => String::new(),
+                };
+                *v.given_up_kinds
+                    .entry(format!(
+                        "{} answered {last} {} times",
+                        describe_event(&plan.events[delivery.event]),
+                        attempts.len()
+                    ))
+                    .or_default() += 1;
+            }
+        }
         for attempt in attempts {
             per_event
                 .entry((delivery.order, delivery.event))
@@ -530,8 +594,11 @@ pub async fn verify(
             .count();
         v.applied_twice += usize::from(applied > 1);
         v.recorded_twice += usize::from(first_seen > 1);
-        if first_seen == 0 && results.iter().any(|r| r.succeeded()) {
-            v.only_duplicates += 1;
+        if results.iter().any(|r| r.succeeded()) {
+            v.events_answered += 1;
+            if first_seen == 0 {
+                v.only_duplicates += 1;
+            }
         }
     }
     v.out_of_order_orders = first_delivery
@@ -581,6 +648,7 @@ pub async fn verify(
                     anomaly = Some(format!("{} flagged", plan.events[*event].event_type()));
                     continue;
                 }
+                AttemptResult::TooEarly => Observed::TooEarly,
                 AttemptResult::Retryable { .. } => Observed::Unknown,
                 // Refused before any write.
                 AttemptResult::Rejected { .. } => continue,
@@ -628,6 +696,15 @@ pub async fn verify(
                 }
                 Search::Undecided => {
                     v.undecided += 1;
+                    if v.unexplained_examples.len() < 10 {
+                        v.unexplained_examples.push(format!(
+                            "order {} ({:?}, {} events, {} attempts): undecided (search budget)",
+                            plan.order_id,
+                            plan.lifecycle.category,
+                            plan.events.len(),
+                            ops.len()
+                        ));
+                    }
                     None
                 }
             },
@@ -642,7 +719,9 @@ pub async fn verify(
             entry.orders += 1;
             let found = match &witness {
                 Some(w) => causes(w, &ops, &plan.events, amount),
-                None => vec!["(no serial order explains it: see unexplained)".into()],
+                None => {
+                    vec!["(no witness: the order is unexplained or undecided, see above)".into()]
+                }
             };
             for cause in found {
                 *entry.causes.entry(cause).or_default() += 1;
@@ -682,42 +761,50 @@ mod tests {
     ];
 
     #[test]
-    fn a_refund_refused_before_the_payment_is_explained() {
+    fn a_refund_too_early_before_the_payment_then_applied_is_explained() {
         let ops = [
-            op(1, 0, 10, Observed::Refused),
+            op(1, 0, 10, Observed::TooEarly),
             op(0, 20, 30, Observed::Applied(OrderStatus::Paid)),
-            op(1, 40, 50, Observed::Duplicate),
+            op(1, 40, 50, Observed::Applied(OrderStatus::Refunded)),
         ];
-        let Search::Explained(witness) =
-            explain(&ops, &EVENTS, 1000, &stored(OrderStatus::Paid, None))
-        else {
+        let refunded = stored(OrderStatus::Refunded, Some(1000));
+        let Search::Explained(witness) = explain(&ops, &EVENTS, 1000, &refunded) else {
             panic!("explainable");
         };
-        assert_eq!(
-            causes(&witness, &ops, &EVENTS, 1000),
-            vec!["charge.refunded refused while pending (not yet paid)".to_string()]
-        );
+        assert!(causes(&witness, &ops, &EVENTS, 1000).is_empty());
+        // Acknowledged instead, the refund would be lost: not what happened.
+        let dropped = [
+            op(1, 0, 10, Observed::Refused),
+            op(0, 20, 30, Observed::Applied(OrderStatus::Paid)),
+        ];
+        assert!(matches!(
+            explain(&dropped, &EVENTS, 1000, &stored(OrderStatus::Paid, None)),
+            Search::Unexplained
+        ));
     }
 
     #[test]
-    fn a_refund_refused_after_the_payment_was_applied_is_not() {
+    fn too_early_after_the_payment_was_applied_is_not_explained() {
         // The refund started after the payment's delivery had returned: it
         // must have seen `paid`.
         let ops = [
             op(0, 0, 10, Observed::Applied(OrderStatus::Paid)),
-            op(1, 20, 30, Observed::Refused),
+            op(1, 20, 30, Observed::TooEarly),
+            op(1, 40, 50, Observed::Applied(OrderStatus::Refunded)),
         ];
+        let refunded = stored(OrderStatus::Refunded, Some(1000));
         assert!(matches!(
-            explain(&ops, &EVENTS, 1000, &stored(OrderStatus::Paid, None)),
+            explain(&ops, &EVENTS, 1000, &refunded),
             Search::Unexplained
         ));
         // Overlapping, the refund may have read the order first.
         let ops = [
             op(0, 0, 25, Observed::Applied(OrderStatus::Paid)),
-            op(1, 20, 30, Observed::Refused),
+            op(1, 20, 30, Observed::TooEarly),
+            op(1, 40, 50, Observed::Applied(OrderStatus::Refunded)),
         ];
         assert!(matches!(
-            explain(&ops, &EVENTS, 1000, &stored(OrderStatus::Paid, None)),
+            explain(&ops, &EVENTS, 1000, &refunded),
             Search::Explained(_)
         ));
     }

@@ -75,6 +75,8 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
         paid_at: None,
         last_payment_error: None,
         review_reason: None,
+        amount_refunded: None,
+        status_as_of: None,
     };
     let session = CheckoutSession {
         token_hash,

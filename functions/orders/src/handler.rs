@@ -31,6 +31,7 @@ struct OrderView<'a> {
     updated_at: String,
     paid_at: Option<String>,
     last_payment_error: Option<&'a str>,
+    amount_refunded: Option<u64>,
     needs_review: bool,
     review_reason: Option<&'a str>,
 }
@@ -60,6 +61,7 @@ impl<'a> From<&'a Order> for OrderView<'a> {
             updated_at: clock::rfc3339(o.updated_at),
             paid_at: o.paid_at.map(clock::rfc3339),
             last_payment_error: o.last_payment_error.as_deref(),
+            amount_refunded: o.amount_refunded,
             needs_review: o.review_reason.is_some(),
             review_reason: o.review_reason.as_deref(),
         }

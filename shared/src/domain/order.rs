@@ -53,18 +53,33 @@ impl OrderStatus {
     /// `pending → processing → paid`, `pending/processing → failed → paid`
     /// (a retry can still succeed), `paid → refunded | partially_refunded`,
     /// `partially_refunded → partially_refunded | refunded`,
-    /// `paid → disputed → paid | lost`, `pending/failed → canceled`.
+    /// `paid → disputed → paid | lost`, `pending/processing/failed → canceled`.
     pub fn can_become(self, next: OrderStatus) -> bool {
         use OrderStatus::*;
         matches!(
             (self, next),
             (Pending, Processing | Paid | Failed | Canceled)
-                | (Processing, Paid | Failed)
+                // Stripe may cancel what it was processing (the cancellation
+                // can also overtake the attempt's failure).
+                | (Processing, Paid | Failed | Canceled)
                 | (Failed, Processing | Paid | Failed | Canceled)
                 | (Paid, Refunded | PartiallyRefunded | Disputed)
                 | (PartiallyRefunded, PartiallyRefunded | Refunded | Disputed)
                 | (Disputed, Paid | Lost)
         )
+    }
+
+    /// Whether the order has got as far as `requirement` (see
+    /// `Envelope::prerequisite`): `paid` once it is no longer waiting for a
+    /// payment outcome, `disputed` once it is past plain `paid`. Orders that
+    /// ended another way (canceled, refunded) count as past it, so an event
+    /// that can never apply is acknowledged instead of redelivered forever.
+    pub fn has_reached(self, requirement: OrderStatus) -> bool {
+        match requirement {
+            OrderStatus::Paid => !self.awaits_payment(),
+            OrderStatus::Disputed => !self.awaits_payment() && self != OrderStatus::Paid,
+            _ => true,
+        }
     }
 
     /// Every status `next` may be reached from: the condition a write uses.
@@ -142,10 +157,28 @@ mod tests {
             (Canceled, Paid),
             (Canceled, Pending),
             (Processing, Pending),
-            (Processing, Canceled),
             (Disputed, Refunded),
         ] {
             assert!(!from.can_become(to), "{from} -> {to} must be refused");
+        }
+    }
+
+    #[test]
+    fn early_events_wait_for_what_they_follow() {
+        for status in [Pending, Processing, Failed] {
+            assert!(!status.has_reached(Paid), "{status}");
+            assert!(!status.has_reached(Disputed), "{status}");
+        }
+        assert!(Paid.has_reached(Paid));
+        assert!(
+            !Paid.has_reached(Disputed),
+            "a closure before its dispute waits"
+        );
+        for status in [Disputed, Lost, Refunded, PartiallyRefunded, Canceled] {
+            assert!(
+                status.has_reached(Paid) && status.has_reached(Disputed),
+                "{status}"
+            );
         }
     }
 

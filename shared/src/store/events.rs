@@ -4,27 +4,29 @@
 //! often, and in whatever order, Stripe delivers it.
 
 use super::item::{Item, get_s, n, s};
-use super::orders::{TransitionExpr, order_pk};
+use super::orders::{Order, TransitionExpr, order_pk};
 use super::{Store, dependency_error};
 use crate::domain::{OrderStatus, StoreId};
 use crate::error::AppError;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 
 /// Long enough to outlast Stripe's retries (three days) with a wide margin.
 pub const EVENT_RETENTION_SECS: u64 = 30 * 24 * 60 * 60;
 
 /// What writing an event did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum EventWrite {
     /// The event was recorded and its change applied.
     Applied,
     /// Seen before: nothing was written.
     Duplicate,
-    /// The order no longer allows the change (it moved on meanwhile):
-    /// nothing was written; read it again and decide anew.
-    OrderChanged,
+    /// The order's condition did not hold: nothing was written. Carries the
+    /// order as DynamoDB saw it, so the caller can tell why without a read.
+    OrderRefused(Box<Order>),
 }
 
 /// Where a PaymentIntent belongs, from its link item.
@@ -45,6 +47,8 @@ impl Store {
             .table_name(&self.table)
             .key("pk", s(format!("PI#{payment_intent_id}")))
             .key("sk", s("PI"))
+            // Written moments before the first event about it can arrive.
+            .consistent_read(true)
             .send()
             .await
             .map_err(dependency_error)?;
@@ -59,9 +63,31 @@ impl Store {
         }))
     }
 
+    /// Whether the event has been recorded (strongly consistent).
+    pub async fn event_recorded(
+        &self,
+        store_id: &StoreId,
+        event_id: &str,
+    ) -> Result<bool, AppError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(event_pk(store_id, event_id)))
+            .key("sk", s("EVENT"))
+            .consistent_read(true)
+            .projection_expression("pk")
+            .send()
+            .await
+            .map_err(dependency_error)?;
+        Ok(out.item.is_some())
+    }
+
     /// Records the event and moves the order to `to` in one transaction.
     /// `change` is `None` for an event that changes nothing (recorded only,
-    /// so a later duplicate is recognised).
+    /// so a later duplicate is recognised). The order is not read first:
+    /// the status, intent, amount and ordering rules are all in the write's
+    /// condition, and a refusal returns the order as it was.
     pub async fn record_event(
         &self,
         store_id: &StoreId,
@@ -72,7 +98,7 @@ impl Store {
         let event = Put::builder()
             .table_name(&self.table)
             .set_item(Some(Item::from([
-                ("pk".into(), s(format!("EVENT#{store_id}#{event_id}"))),
+                ("pk".into(), s(event_pk(store_id, event_id))),
                 ("sk".into(), s("EVENT")),
                 ("received_at".into(), n(now)),
                 ("expires_at".into(), n(now + EVENT_RETENTION_SECS)),
@@ -94,29 +120,25 @@ impl Store {
                 .condition_expression(expr.condition)
                 .expression_attribute_names("#status", "status")
                 .set_expression_attribute_values(Some(expr.values))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
                 .build()
                 .map_err(AppError::internal)?;
             request = request.transact_items(TransactWriteItem::builder().update(update).build());
         }
-        match request.send().await {
-            Ok(_) => Ok(EventWrite::Applied),
-            Err(err) => match cancellation(&err) {
-                Some(reasons)
-                    if reasons
-                        .first()
-                        .is_some_and(|r| r == "ConditionalCheckFailed") =>
-                {
-                    Ok(EventWrite::Duplicate)
-                }
-                Some(reasons)
-                    if reasons
-                        .get(1)
-                        .is_some_and(|r| r == "ConditionalCheckFailed") =>
-                {
-                    Ok(EventWrite::OrderChanged)
-                }
-                _ => Err(dependency_error(err)),
+        let err = match request.send().await {
+            Ok(_) => return Ok(EventWrite::Applied),
+            Err(err) => err,
+        };
+        let failed = |reason: &CancellationReason| reason.code() == Some("ConditionalCheckFailed");
+        match cancellation(&err) {
+            Some([event, ..]) if failed(event) => Ok(EventWrite::Duplicate),
+            Some([_, order]) if failed(order) => match order.item() {
+                Some(item) => Ok(EventWrite::OrderRefused(Box::new(Order::from_item(item)?))),
+                None => Err(AppError::internal("event for an order that does not exist")),
             },
+            _ => Err(dependency_error(err)),
         }
     }
 
@@ -199,18 +221,18 @@ impl Store {
     }
 }
 
-/// The per-item cancellation codes of a cancelled transaction, in order.
+fn event_pk(store_id: &StoreId, event_id: &str) -> String {
+    format!("EVENT#{store_id}#{event_id}")
+}
+
+/// The per-item reasons of a cancelled transaction, in item order.
 fn cancellation(
     err: &SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
-) -> Option<Vec<String>> {
+) -> Option<&[CancellationReason]> {
     match err.as_service_error()? {
-        TransactWriteItemsError::TransactionCanceledException(cancel) => Some(
-            cancel
-                .cancellation_reasons()
-                .iter()
-                .map(|r| r.code().unwrap_or("None").to_owned())
-                .collect(),
-        ),
+        TransactWriteItemsError::TransactionCanceledException(cancel) => {
+            Some(cancel.cancellation_reasons())
+        }
         _ => None,
     }
 }

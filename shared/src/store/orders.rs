@@ -39,6 +39,11 @@ pub struct Order {
     pub last_payment_error: Option<String>,
     /// Set instead of paying when Stripe's amount or currency differs.
     pub review_reason: Option<String>,
+    /// The charge's refunded total from the newest `charge.refunded` applied.
+    pub amount_refunded: Option<u64>,
+    /// Stripe's time of the payment state the status reflects (see
+    /// `TransitionDetails::status_as_of`).
+    pub status_as_of: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -70,8 +75,16 @@ pub struct TransitionDetails {
     pub payment_intent_id: Option<String>,
     pub payment_error: Option<String>,
     pub review_reason: Option<String>,
-    /// From `charge.refunded`: how much has been refunded so far.
+    /// From `charge.refunded`: how much has been refunded so far. Only a
+    /// larger total is written, since Stripe may deliver an older one last.
     pub amount_refunded: Option<u64>,
+    /// Only apply if Stripe's amount and currency are the order's.
+    pub expected_amount: Option<(u64, String)>,
+    /// When Stripe's intent was in the state this change reports (the
+    /// event's `created`, or now for a state read from the API). A move to
+    /// `processing` or `failed` older than the state the order shows is
+    /// refused: an earlier attempt's news must not override a later one's.
+    pub status_as_of: Option<u64>,
 }
 
 /// The pieces of a guarded status change, shared by the single-item write
@@ -109,6 +122,22 @@ impl TransitionExpr {
         if let Some(refunded) = details.amount_refunded {
             values.insert(":refunded".into(), n(refunded));
             set.push("amount_refunded = :refunded");
+            condition.push_str(
+                " AND (attribute_not_exists(amount_refunded) OR amount_refunded < :refunded)",
+            );
+        }
+        if let Some((amount, currency)) = &details.expected_amount {
+            values.insert(":amount".into(), n(*amount));
+            values.insert(":currency".into(), s(currency.to_ascii_lowercase()));
+            condition.push_str(" AND amount = :amount AND currency = :currency");
+        }
+        if let Some(as_of) = details.status_as_of {
+            values.insert(":as_of".into(), n(as_of));
+            set.push("status_as_of = :as_of");
+            if matches!(to, OrderStatus::Processing | OrderStatus::Failed) {
+                condition
+                    .push_str(" AND (attribute_not_exists(status_as_of) OR status_as_of < :as_of)");
+            }
         }
         let mut update = format!("SET {}", set.join(", "));
         if !to.awaits_payment() {
@@ -193,13 +222,20 @@ impl Order {
                 item.insert(name.into(), s(value));
             }
         }
-        if let Some(at) = self.paid_at {
-            item.insert("paid_at".into(), n(at));
+        let numbers = [
+            ("paid_at", self.paid_at),
+            ("amount_refunded", self.amount_refunded),
+            ("status_as_of", self.status_as_of),
+        ];
+        for (name, value) in numbers {
+            if let Some(value) = value {
+                item.insert(name.into(), n(value));
+            }
         }
         item
     }
 
-    fn from_item(item: &Item) -> Result<Self, AppError> {
+    pub(super) fn from_item(item: &Item) -> Result<Self, AppError> {
         let line_items = item
             .get("line_items")
             .and_then(|v| v.as_l().ok())
@@ -248,6 +284,8 @@ impl Order {
             paid_at: get_opt_n(item, "paid_at")?,
             last_payment_error: opt("last_payment_error"),
             review_reason: opt("review_reason"),
+            amount_refunded: get_opt_n(item, "amount_refunded")?,
+            status_as_of: get_opt_n(item, "status_as_of")?,
         })
     }
 }
@@ -578,6 +616,8 @@ mod tests {
             paid_at: None,
             last_payment_error: None,
             review_reason: None,
+            amount_refunded: Some(500),
+            status_as_of: Some(1_700_000_000),
         }
     }
 

@@ -11,6 +11,9 @@ pub struct Envelope {
     #[serde(rename = "type")]
     pub kind: String,
     pub livemode: bool,
+    /// When Stripe created the event (seconds). Every real event has it.
+    #[serde(default)]
+    pub created: Option<u64>,
     pub data: Data,
 }
 
@@ -88,6 +91,28 @@ impl Envelope {
             "payment_intent" => object.get("id")?.as_str(),
             _ => object.get("payment_intent")?.as_str(),
         }
+    }
+
+    /// The status this event's change presupposes: a refund or a dispute
+    /// follows the payment, a dispute's closure follows its creation. Until
+    /// the order has reached it, the event arrived early (Stripe does not
+    /// deliver in order) and must be delivered again later, not dropped.
+    pub fn prerequisite(&self) -> Option<OrderStatus> {
+        match self.kind.as_str() {
+            "charge.refunded" | "charge.dispute.created" => Some(OrderStatus::Paid),
+            "charge.dispute.closed" => Some(OrderStatus::Disputed),
+            _ => None,
+        }
+    }
+
+    /// For a PaymentIntent event, when the intent was in the state it
+    /// reports: lets an older attempt's `processing` or `payment_failed`,
+    /// delivered late, be told from a newer one's.
+    pub fn status_as_of(&self) -> Option<u64> {
+        self.kind
+            .starts_with("payment_intent.")
+            .then_some(self.created)
+            .flatten()
     }
 
     pub fn effect(&self) -> Result<Effect, MalformedEvent> {
@@ -281,6 +306,46 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn refunds_and_disputes_name_what_they_follow() {
+        let charge = json!({"id": "ch_1", "object": "charge", "payment_intent": "pi_1", "amount": 1, "amount_refunded": 1});
+        assert_eq!(
+            event("charge.refunded", charge).prerequisite(),
+            Some(OrderStatus::Paid)
+        );
+        let dispute =
+            json!({"id": "dp_1", "object": "dispute", "payment_intent": "pi_1", "status": "won"});
+        assert_eq!(
+            event("charge.dispute.created", dispute.clone()).prerequisite(),
+            Some(OrderStatus::Paid)
+        );
+        assert_eq!(
+            event("charge.dispute.closed", dispute).prerequisite(),
+            Some(OrderStatus::Disputed)
+        );
+        let pi = json!({"id": "pi_1", "object": "payment_intent", "amount": 1, "currency": "eur"});
+        assert_eq!(event("payment_intent.succeeded", pi).prerequisite(), None);
+    }
+
+    #[test]
+    fn only_intent_events_date_the_state_they_report() {
+        let dated = |kind: &str, object: serde_json::Value| {
+            Envelope::parse(json!({"id": "evt_1", "type": kind, "livemode": false, "created": 1_700_000_123, "data": {"object": object}}).to_string().as_bytes()).unwrap()
+        };
+        let pi = json!({"id": "pi_1", "object": "payment_intent", "amount": 1, "currency": "eur"});
+        assert_eq!(
+            dated("payment_intent.processing", pi.clone()).status_as_of(),
+            Some(1_700_000_123)
+        );
+        let charge = json!({"id": "ch_1", "object": "charge", "payment_intent": "pi_1", "amount": 1, "amount_refunded": 1});
+        assert_eq!(dated("charge.refunded", charge).status_as_of(), None);
+        assert_eq!(
+            event("payment_intent.processing", pi).status_as_of(),
+            None,
+            "an event without `created` is not dated"
+        );
     }
 
     #[test]

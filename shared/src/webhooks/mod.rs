@@ -2,11 +2,14 @@
 
 pub mod event;
 pub mod health;
+pub mod memory;
 pub mod process;
 pub mod setup;
 pub mod signature;
+pub mod verdict;
 
 pub use event::{Effect, Envelope};
 pub use health::{WebhookHealth, webhook_health};
+pub use memory::WebhookMemory;
 pub use process::{Outcome, process};
 pub use signature::{SignatureError, verify};

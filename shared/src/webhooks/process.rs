@@ -5,13 +5,16 @@
 
 use super::event::{Effect, Envelope};
 use super::signature::{self, SignatureError};
+use super::verdict::{Change, Verdict};
 use crate::app::App;
 use crate::clock;
-use crate::domain::{StoreId, WebhookSecret};
+use crate::domain::{Mode, StoreId, WebhookSecret};
 use crate::error::AppError;
-use crate::store::{EventWrite, StripeConnection, TransitionDetails};
+use crate::store::{EventWrite, IntentLink, Order, StripeConnection, TransitionDetails};
 use crate::vault::{EncryptionContext, Purpose};
 use secrecy::ExposeSecret;
+use std::sync::Arc;
+use std::time::Instant;
 
 /// Stripe's events are small; this bounds what we hash and parse.
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
@@ -26,8 +29,9 @@ pub enum Outcome {
     },
     Duplicate,
     /// Verified and recorded, but nothing to change (an event type we do
-    /// not act on, an intent that is not ours, or a move the order does not
-    /// allow, such as `payment_failed` after `succeeded`).
+    /// not act on, an intent that is not ours, a move the order does not
+    /// allow, such as `payment_failed` after `succeeded`, or news older
+    /// than what the order already shows).
     NoChange {
         reason: &'static str,
     },
@@ -64,46 +68,151 @@ pub async fn process(
         Some(id) => id,
         None => store_of(app, &envelope).await?,
     };
-    let connection = app
-        .store
-        .get_connection(&store_id)
-        .await?
-        .ok_or_else(|| unverifiable("unknown_store", "No Stripe connection for this store"))?;
-    let secret = webhook_secret(app, &connection).await?;
-    if let Err(reason) = signature::verify(signature_header, payload, &secret, clock::now()) {
-        return Err(rejected(app, &store_id, reason).await);
-    }
+    let delivery = Delivery {
+        envelope: &envelope,
+        signature_header,
+        payload,
+    };
+    verify_for_store(app, &store_id, &delivery).await?;
 
     // Verified: the event comes from this store's Stripe account.
-    if envelope
-        .metadata_store_id()
-        .is_some_and(|meta| meta != store_id.to_string())
-    {
-        return Err(unverifiable(
-            "store_mismatch",
-            "Event metadata names another store",
-        ));
-    }
-    if envelope.livemode != connection.mode().is_live() {
-        return Err(unverifiable(
-            "mode_mismatch",
-            format!(
-                "A {} event for a store connected in {} mode",
-                if envelope.livemode { "live" } else { "test" },
-                connection.mode().as_str()
-            ),
-        ));
-    }
     let effect = envelope.effect().map_err(|e| {
         tracing::warn!(store_id = %store_id, event_id = %envelope.id, error = %e, "verified event we cannot read");
         unverifiable("malformed_event", "Event lacks fields we need")
     })?;
-    let outcome = apply(app, &store_id, &envelope.id, effect).await?;
-    if let Err(err) = app.store.touch_last_webhook(&store_id, clock::now()).await {
+    let outcome = apply(app, &store_id, &envelope, effect).await?;
+    if app.webhook_memory.due_for_touch(&store_id, Instant::now())
+        && let Err(err) = app.store.touch_last_webhook(&store_id, clock::now()).await
+    {
         // Health bookkeeping only: the event itself is safely recorded.
         tracing::warn!(store_id = %store_id, cause = %crate::error::cause_chain(&err), "could not note the webhook time");
     }
     Ok(outcome)
+}
+
+struct Delivery<'a> {
+    envelope: &'a Envelope,
+    signature_header: Option<&'a str>,
+    payload: &'a [u8],
+}
+
+/// Why a delivery is not this store's verified event.
+enum Rejection {
+    UnknownStore,
+    NoSecret,
+    Signature(SignatureError),
+    StoreMismatch,
+    ModeMismatch { event_live: bool, store_mode: Mode },
+}
+
+/// Verifies with the store's connection as this container last read it,
+/// and when that fails, with a fresh read (the secret or keys may have been
+/// replaced since): a stale connection never turns a good delivery away,
+/// and only a fresh one's verdict is reported and counted.
+async fn verify_for_store(
+    app: &App,
+    store_id: &StoreId,
+    delivery: &Delivery<'_>,
+) -> Result<(), AppError> {
+    let now = Instant::now();
+    if let Some(remembered) = app.webhook_memory.connection(store_id, now) {
+        if check(app, Some(&remembered), delivery).await?.is_ok() {
+            return Ok(());
+        }
+        app.webhook_memory.forget_connection(store_id);
+    }
+    let connection = app.store.get_connection(store_id).await?.map(Arc::new);
+    match check(app, connection.as_deref(), delivery).await? {
+        Ok(()) => {
+            if let Some(connection) = connection {
+                app.webhook_memory.remember_connection(connection, now);
+            }
+            Ok(())
+        }
+        Err(rejection) => Err(reject(app, store_id, rejection).await),
+    }
+}
+
+/// `Ok(Err(_))`: not verified; `Err(_)`: we could not tell (5xx).
+async fn check(
+    app: &App,
+    connection: Option<&StripeConnection>,
+    delivery: &Delivery<'_>,
+) -> Result<Result<(), Rejection>, AppError> {
+    let Some(connection) = connection else {
+        return Ok(Err(Rejection::UnknownStore));
+    };
+    let Some(secret) = webhook_secret(app, connection).await? else {
+        return Ok(Err(Rejection::NoSecret));
+    };
+    if let Err(reason) = signature::verify(
+        delivery.signature_header,
+        delivery.payload,
+        &secret,
+        clock::now(),
+    ) {
+        return Ok(Err(Rejection::Signature(reason)));
+    }
+    let envelope = delivery.envelope;
+    if envelope
+        .metadata_store_id()
+        .is_some_and(|meta| meta != connection.store_id.to_string())
+    {
+        return Ok(Err(Rejection::StoreMismatch));
+    }
+    if envelope.livemode != connection.mode().is_live() {
+        return Ok(Err(Rejection::ModeMismatch {
+            event_live: envelope.livemode,
+            store_mode: connection.mode(),
+        }));
+    }
+    Ok(Ok(()))
+}
+
+async fn reject(app: &App, store_id: &StoreId, rejection: Rejection) -> AppError {
+    let noted = match &rejection {
+        Rejection::NoSecret => Some("no signing secret".to_owned()),
+        Rejection::Signature(reason) => {
+            tracing::warn!(store_id = %store_id, reason = %reason, metric = "webhook_signature_failure", "webhook rejected");
+            Some(reason.to_string())
+        }
+        _ => None,
+    };
+    if let Some(reason) = noted
+        && let Err(err) = app
+            .store
+            .note_webhook_failure(store_id, &reason, clock::now())
+            .await
+    {
+        return err;
+    }
+    match rejection {
+        Rejection::UnknownStore => {
+            unverifiable("unknown_store", "No Stripe connection for this store")
+        }
+        Rejection::NoSecret => unverifiable(
+            "no_webhook_secret",
+            "This store has no webhook signing secret",
+        ),
+        Rejection::Signature(reason) => unverifiable(
+            "invalid_signature",
+            format!("Webhook not verified: {reason}"),
+        ),
+        Rejection::StoreMismatch => {
+            unverifiable("store_mismatch", "Event metadata names another store")
+        }
+        Rejection::ModeMismatch {
+            event_live,
+            store_mode,
+        } => unverifiable(
+            "mode_mismatch",
+            format!(
+                "A {} event for a store connected in {} mode",
+                if event_live { "live" } else { "test" },
+                store_mode.as_str()
+            ),
+        ),
+    }
 }
 
 async fn store_of(app: &App, envelope: &Envelope) -> Result<StoreId, AppError> {
@@ -112,7 +221,7 @@ async fn store_of(app: &App, envelope: &Envelope) -> Result<StoreId, AppError> {
             .map_err(|_| unverifiable("unknown_store", "Event metadata has an invalid store_id"));
     }
     if let Some(pi) = envelope.payment_intent_id()
-        && let Some(link) = app.store.intent_link(pi).await?
+        && let Some(link) = intent_link(app, pi).await?
     {
         return Ok(link.store_id);
     }
@@ -122,19 +231,25 @@ async fn store_of(app: &App, envelope: &Envelope) -> Result<StoreId, AppError> {
     ))
 }
 
+/// Links never change once written, so the container keeps them.
+async fn intent_link(app: &App, payment_intent: &str) -> Result<Option<IntentLink>, AppError> {
+    if let Some(link) = app.webhook_memory.intent_link(payment_intent) {
+        return Ok(Some(link));
+    }
+    let link = app.store.intent_link(payment_intent).await?;
+    if let Some(link) = &link {
+        app.webhook_memory
+            .remember_intent_link(payment_intent, link.clone());
+    }
+    Ok(link)
+}
+
 async fn webhook_secret(
     app: &App,
     connection: &StripeConnection,
-) -> Result<WebhookSecret, AppError> {
+) -> Result<Option<WebhookSecret>, AppError> {
     let Some(webhook) = &connection.webhook_secret else {
-        let err = unverifiable(
-            "no_webhook_secret",
-            "This store has no webhook signing secret",
-        );
-        app.store
-            .note_webhook_failure(&connection.store_id, "no signing secret", clock::now())
-            .await?;
-        return Err(err);
+        return Ok(None);
     };
     let opened = app
         .vault
@@ -144,31 +259,17 @@ async fn webhook_secret(
         )
         .await?;
     WebhookSecret::parse(opened.expose_secret())
+        .map(Some)
         .map_err(|_| AppError::internal("stored webhook secret no longer parses"))
-}
-
-async fn rejected(app: &App, store_id: &StoreId, reason: SignatureError) -> AppError {
-    tracing::warn!(store_id = %store_id, reason = %reason, metric = "webhook_signature_failure", "webhook rejected");
-    if let Err(err) = app
-        .store
-        .note_webhook_failure(store_id, &reason.to_string(), clock::now())
-        .await
-    {
-        return err;
-    }
-    unverifiable(
-        "invalid_signature",
-        format!("Webhook not verified: {reason}"),
-    )
 }
 
 async fn apply(
     app: &App,
     store_id: &StoreId,
-    event_id: &str,
+    envelope: &Envelope,
     effect: Effect,
 ) -> Result<Outcome, AppError> {
-    let now = clock::now;
+    let event_id = envelope.id.as_str();
     let Effect::Transition {
         payment_intent,
         status: to,
@@ -179,7 +280,7 @@ async fn apply(
     else {
         return record_only(app, store_id, event_id, "event type not acted on").await;
     };
-    let Some(link) = app.store.intent_link(&payment_intent).await? else {
+    let Some(link) = intent_link(app, &payment_intent).await? else {
         return record_only(app, store_id, event_id, "payment intent not made by us").await;
     };
     if link.store_id != *store_id {
@@ -188,59 +289,67 @@ async fn apply(
             "The payment belongs to another store",
         ));
     }
+    let change = Change {
+        payment_intent: &payment_intent,
+        to,
+        amount: amount.as_ref().map(|(a, c)| (*a, c.as_str())),
+        amount_refunded,
+        status_as_of: envelope.status_as_of(),
+        prerequisite: envelope.prerequisite(),
+    };
     let details = TransitionDetails {
         payment_intent_id: Some(payment_intent.clone()),
         payment_error,
         amount_refunded,
+        expected_amount: amount.clone(),
+        status_as_of: change.status_as_of,
         ..TransitionDetails::default()
     };
     for _ in 0..ATTEMPTS {
-        let order = app.store.get_order(&link.order_id).await?.ok_or_else(|| {
-            AppError::internal(format!("intent link to missing order {}", link.order_id))
-        })?;
-        if order.payment_intent_id.as_deref() != Some(payment_intent.as_str()) {
-            return record_only(app, store_id, event_id, "intent was replaced on the order").await;
-        }
-        if let Some((got, currency)) = &amount
-            && (*got != order.amount || !currency.eq_ignore_ascii_case(order.currency.code()))
-        {
-            let reason = format!(
-                "Stripe reports {got} {currency} for intent {payment_intent}, the order expects {} {}",
-                order.amount,
-                order.currency.code()
-            );
-            tracing::error!(order_id = %order.order_id, %reason, "payment does not match its order; flagged for review");
-            app.store
-                .flag_order(&order.order_id, &reason, now())
-                .await?;
-            record_only(app, store_id, event_id, "amount mismatch").await?;
-            return Ok(Outcome::Flagged {
-                order_id: order.order_id,
-            });
-        }
-        if !order.status.can_become(to) {
-            return record_only(app, store_id, event_id, "order does not allow this change").await;
-        }
-        match app
+        // Written first, with every rule in the condition: the common case
+        // is one request, and only a refusal needs the order (returned
+        // with it) to tell why.
+        let order = match app
             .store
             .record_event(
                 store_id,
                 event_id,
-                Some((&order.order_id, to, &details)),
-                now(),
+                Some((&link.order_id, to, &details)),
+                clock::now(),
             )
             .await?
         {
             EventWrite::Applied => {
-                tracing::info!(order_id = %order.order_id, from = %order.status, to = %to, event_id, source = "webhook", "order status changed");
+                tracing::info!(order_id = %link.order_id, to = %to, event_id, source = "webhook", "order status changed");
                 return Ok(Outcome::Applied {
-                    order_id: order.order_id,
+                    order_id: link.order_id,
                     to: to.as_str(),
                 });
             }
             EventWrite::Duplicate => return Ok(Outcome::Duplicate),
-            // Another delivery moved the order between our read and write.
-            EventWrite::OrderChanged => continue,
+            EventWrite::OrderRefused(order) => order,
+        };
+        match change.judge(&order) {
+            // It moved between the write and its check: decide anew.
+            Verdict::Allowed => continue,
+            Verdict::IntentReplaced => {
+                return record_only(app, store_id, event_id, "intent was replaced on the order")
+                    .await;
+            }
+            Verdict::AmountMismatch { reason } => {
+                tracing::error!(order_id = %order.order_id, %reason, "payment does not match its order; flagged for review");
+                app.store
+                    .flag_order(&order.order_id, &reason, clock::now())
+                    .await?;
+                record_only(app, store_id, event_id, "amount mismatch").await?;
+                return Ok(Outcome::Flagged {
+                    order_id: order.order_id,
+                });
+            }
+            Verdict::TooEarly => return too_early(app, store_id, event_id, &order).await,
+            Verdict::NoChange { reason } => {
+                return record_only(app, store_id, event_id, reason).await;
+            }
         }
     }
     Err(AppError::Dependency {
@@ -248,6 +357,32 @@ async fn apply(
         throttled: true,
         source: "order kept changing under concurrent deliveries".into(),
     })
+}
+
+/// An event that follows one the order has not seen yet (Stripe does not
+/// deliver in order) is not recorded and is answered 409, so Stripe
+/// delivers it again later, when it can apply. Unless it was applied before
+/// and the order has moved on since (a won dispute's closure takes the
+/// order back to `paid`): then it is a duplicate. DynamoDB reports the
+/// event's own failed condition with the order's, so that case is normally
+/// answered `Duplicate` by the write; this read holds even where it is not.
+async fn too_early(
+    app: &App,
+    store_id: &StoreId,
+    event_id: &str,
+    order: &Order,
+) -> Result<Outcome, AppError> {
+    if app.store.event_recorded(store_id, event_id).await? {
+        return Ok(Outcome::Duplicate);
+    }
+    tracing::info!(order_id = %order.order_id, event_id, status = %order.status, "event arrived early; asking Stripe to deliver it again");
+    Err(AppError::conflict(
+        "event_too_early",
+        format!(
+            "The order is {}; deliver this event again after the one it follows",
+            order.status
+        ),
+    ))
 }
 
 async fn record_only(

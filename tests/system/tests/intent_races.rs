@@ -79,6 +79,8 @@ async fn store_and_order(app: &App) -> (StripeConnection, Order) {
         paid_at: None,
         last_payment_error: None,
         review_reason: None,
+        amount_refunded: None,
+        status_as_of: None,
     };
     let session = CheckoutSession {
         token_hash: format!("{:064x}", uuid::Uuid::new_v4().as_u128()),

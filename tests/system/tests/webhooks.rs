@@ -300,3 +300,244 @@ async fn forged_misdirected_and_mismatched_events_change_nothing() {
         "{status}"
     );
 }
+
+/// An event Stripe created at `created` (seconds), to deliver out of order.
+fn event_at(kind: &str, created: u64, object: Value) -> String {
+    json!({"id": evt_id(), "object": "event", "api_version": "2026-09-30.endive", "created": created,
+           "livemode": false, "type": kind, "data": {"object": object}})
+    .to_string()
+}
+
+#[tokio::test]
+async fn events_that_arrive_early_are_delivered_again_not_dropped() {
+    let (store, secret, whsec) = connected_store_with_webhook().await;
+    let (order_id, intent) = paid_in_stripe(&store, &secret).await;
+    let now = shared::clock::now();
+    let deliver_signed = |payload: String| {
+        let signature = stripe_signature(&whsec, &payload, now);
+        async move { deliver("/webhook/stripe", &payload, &signature).await }
+    };
+    let refund = event(
+        &evt_id(),
+        "charge.refunded",
+        false,
+        json!({"id": "ch_1", "object": "charge", "payment_intent": intent, "amount": 2999, "amount_refunded": 2999}),
+    );
+    let closed = event(
+        &evt_id(),
+        "charge.dispute.closed",
+        false,
+        json!({"id": "dp_3", "object": "dispute", "payment_intent": intent, "status": "won"}),
+    );
+
+    // Before the payment is known: "not yet" (a non-2xx, so Stripe retries).
+    let (status, body) = deliver_signed(refund.clone()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("event_too_early")),
+        "{body}"
+    );
+    assert_eq!(get_order(&order_id).await["status"], "pending");
+
+    let succeeded = event(
+        &evt_id(),
+        "payment_intent.succeeded",
+        false,
+        intent_object(&intent, &store, &order_id, 2999),
+    );
+    assert_eq!(deliver_signed(succeeded).await.0, 200);
+    // A dispute's closure before the dispute itself also waits.
+    let (status, _) = deliver_signed(closed.clone()).await;
+    assert_eq!(status, 409);
+    assert_eq!(get_order(&order_id).await["status"], "paid");
+
+    // Stripe's redelivery of the refund now applies it.
+    let (status, body) = deliver_signed(refund).await;
+    assert_eq!(status, 200, "{body}");
+    let order = get_order(&order_id).await;
+    assert_eq!(
+        (order["status"].as_str(), order["amount_refunded"].as_u64()),
+        (Some("refunded"), Some(2999)),
+        "{order}"
+    );
+    // Refunded is final: the closure is acknowledged, not retried forever.
+    let (status, body) = deliver_signed(closed).await;
+    assert_eq!(
+        (status, body["result"].as_str()),
+        (200, Some("no change: order does not allow this change")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_won_disputes_closure_delivered_again_is_a_duplicate_not_early() {
+    let (store, secret, whsec) = connected_store_with_webhook().await;
+    let (order_id, intent) = paid_in_stripe(&store, &secret).await;
+    let now = shared::clock::now();
+    let path = format!("/webhook/stripe/{store}");
+    let dispute = |status: &str| json!({"id": "dp_4", "object": "dispute", "payment_intent": intent, "status": status});
+    let closed = event(&evt_id(), "charge.dispute.closed", false, dispute("won"));
+    for payload in [
+        event(
+            &evt_id(),
+            "payment_intent.succeeded",
+            false,
+            intent_object(&intent, &store, &order_id, 2999),
+        ),
+        event(
+            &evt_id(),
+            "charge.dispute.created",
+            false,
+            dispute("needs_response"),
+        ),
+        closed.clone(),
+    ] {
+        let (status, body) =
+            deliver(&path, &payload, &stripe_signature(&whsec, &payload, now)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(get_order(&order_id).await["status"], "paid");
+    // Back at paid, the order looks as if the dispute had not begun; the
+    // redelivered closure must still be known as applied, or Stripe would
+    // be told "too early" until it gives up.
+    let (status, body) = deliver(&path, &closed, &stripe_signature(&whsec, &closed, now)).await;
+    assert_eq!(
+        (status, body["result"].as_str()),
+        (200, Some("duplicate: already processed")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn older_news_delivered_late_does_not_override_newer() {
+    let (store, secret, whsec) = connected_store_with_webhook().await;
+    let path = format!("/webhook/stripe/{store}");
+    let now = shared::clock::now();
+    let send = |payload: String| {
+        let signature = stripe_signature(&whsec, &payload, now);
+        let path = path.clone();
+        async move { deliver(&path, &payload, &signature).await }
+    };
+
+    // Refund totals: the larger, newer one arrives first and stays.
+    let (order_id, intent) = paid_in_stripe(&store, &secret).await;
+    let intent_event = |kind: &str, created: u64| {
+        let mut object = intent_object(&intent, &store, &order_id, 2999);
+        object["last_payment_error"] = json!({"message": "Your card was declined."});
+        event_at(kind, created, object)
+    };
+    assert_eq!(
+        send(intent_event("payment_intent.succeeded", now)).await.0,
+        200
+    );
+    let charge = |refunded: u64| json!({"id": "ch_1", "object": "charge", "payment_intent": intent, "amount": 2999, "amount_refunded": refunded});
+    let (status, body) = send(event_at("charge.refunded", now, charge(2000))).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = send(event_at("charge.refunded", now - 60, charge(1000))).await;
+    assert_eq!(
+        (status, body["result"].as_str()),
+        (200, Some("no change: an older refund total")),
+        "{body}"
+    );
+    let order = get_order(&order_id).await;
+    assert_eq!(
+        (order["status"].as_str(), order["amount_refunded"].as_u64()),
+        (Some("partially_refunded"), Some(2000)),
+        "{order}"
+    );
+
+    // A SEPA-like payment: it failed, and the earlier `processing` comes
+    // last. The order stays failed; a later attempt's `processing` moves it.
+    let (order_id, intent) = paid_in_stripe(&store, &secret).await;
+    let intent_event = |kind: &str, created: u64| {
+        let mut object = intent_object(&intent, &store, &order_id, 2999);
+        object["last_payment_error"] = json!({"message": "The account has insufficient funds."});
+        event_at(kind, created, object)
+    };
+    let (status, body) = send(intent_event("payment_intent.payment_failed", now - 100)).await;
+    assert_eq!(
+        (status, body["result"].as_str()),
+        (200, Some("applied: order is now failed")),
+        "{body}"
+    );
+    let (status, body) = send(intent_event("payment_intent.processing", now - 200)).await;
+    assert_eq!(
+        (status, body["result"].as_str()),
+        (
+            200,
+            Some("no change: older than the payment state the order shows")
+        ),
+        "{body}"
+    );
+    assert_eq!(get_order(&order_id).await["status"], "failed");
+    let (status, body) = send(intent_event("payment_intent.processing", now - 50)).await;
+    assert_eq!(
+        (status, body["result"].as_str()),
+        (200, Some("applied: order is now processing")),
+        "{body}"
+    );
+    // Stripe may cancel what it was processing.
+    let (status, body) = send(intent_event("payment_intent.canceled", now - 10)).await;
+    assert_eq!(
+        (status, body["result"].as_str()),
+        (200, Some("applied: order is now canceled")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_replaced_signing_secret_is_used_at_once_by_a_warm_container() {
+    let (store, secret, old_whsec) = connected_store_with_webhook().await;
+    let path = format!("/webhook/stripe/{store}");
+    let now = shared::clock::now();
+    // The container has now verified with the old secret (and remembers
+    // the store's connection).
+    let (order_id, intent) = paid_in_stripe(&store, &secret).await;
+    let processing = event(
+        &evt_id(),
+        "payment_intent.processing",
+        false,
+        intent_object(&intent, &store, &order_id, 2999),
+    );
+    let (status, body) = deliver(
+        &path,
+        &processing,
+        &stripe_signature(&old_whsec, &processing, now),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    let new_whsec = format!("whsec_{}", key_body());
+    let secret_path = format!("/api/internal/stores/{store}/webhook-secret");
+    let body = json!({"webhook_secret": new_whsec}).to_string();
+    let response = http()
+        .put(format!("{}{secret_path}", base_url()))
+        .headers(signed_headers("PUT", &secret_path, &body))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+
+    let succeeded = event(
+        &evt_id(),
+        "payment_intent.succeeded",
+        false,
+        intent_object(&intent, &store, &order_id, 2999),
+    );
+    // The container still remembers the old secret (for up to
+    // `CONNECTION_TTL`, see shared::webhooks::memory); failing with it, it
+    // reads the store again instead of turning the delivery away.
+    let (status, body) = deliver(
+        &path,
+        &succeeded,
+        &stripe_signature(&new_whsec, &succeeded, now),
+    )
+    .await;
+    assert_eq!(
+        (status, body["result"].as_str()),
+        (200, Some("applied: order is now paid")),
+        "{body}"
+    );
+}
