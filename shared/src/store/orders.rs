@@ -85,6 +85,9 @@ pub struct TransitionDetails {
     /// `processing` or `failed` older than the state the order shows is
     /// refused: an earlier attempt's news must not override a later one's.
     pub status_as_of: Option<u64>,
+    /// Only move an order that has got this far (`OrderStatus::has_reached`):
+    /// a won dispute's closure asks for `paid` but only from `disputed`.
+    pub requires: Option<OrderStatus>,
 }
 
 /// The pieces of a guarded status change, shared by the single-item write
@@ -101,7 +104,11 @@ impl TransitionExpr {
             (":to".to_string(), s(to.as_str())),
             (":now".to_string(), n(now)),
         ]);
-        let sources = status_condition(&OrderStatus::sources_of(to), &mut values);
+        let sources: Vec<OrderStatus> = OrderStatus::sources_of(to)
+            .into_iter()
+            .filter(|from| details.requires.is_none_or(|r| from.has_reached(r)))
+            .collect();
+        let sources = status_condition(&sources, &mut values);
         let mut condition = format!("attribute_exists(pk) AND {sources}");
         let mut set = vec!["#status = :to", "updated_at = :now"];
         if let Some(pi) = &details.payment_intent_id {
@@ -625,6 +632,64 @@ mod tests {
     fn orders_round_trip_through_items() {
         let order = order();
         assert_eq!(Order::from_item(&order.to_item()).unwrap(), order);
+    }
+
+    fn allowed_sources(expr: &TransitionExpr) -> Vec<&str> {
+        let mut from: Vec<&str> = expr
+            .values
+            .iter()
+            .filter(|(name, _)| name.starts_with(":from"))
+            .map(|(_, v)| v.as_s().unwrap().as_str())
+            .collect();
+        from.sort_unstable();
+        from
+    }
+
+    #[test]
+    fn a_move_that_follows_another_is_only_written_from_past_it() {
+        let closure = TransitionDetails {
+            requires: Some(OrderStatus::Disputed),
+            ..TransitionDetails::default()
+        };
+        let expr = TransitionExpr::new(OrderStatus::Paid, &closure, 1);
+        assert_eq!(allowed_sources(&expr), ["disputed"]);
+        let payment = TransitionExpr::new(OrderStatus::Paid, &TransitionDetails::default(), 1);
+        assert_eq!(
+            allowed_sources(&payment),
+            ["disputed", "failed", "pending", "processing"]
+        );
+    }
+
+    #[test]
+    fn ordering_guards_are_part_of_the_condition() {
+        let refund = TransitionDetails {
+            amount_refunded: Some(500),
+            ..TransitionDetails::default()
+        };
+        let expr = TransitionExpr::new(OrderStatus::PartiallyRefunded, &refund, 1);
+        assert!(
+            expr.condition.contains("amount_refunded < :refunded"),
+            "{}",
+            expr.condition
+        );
+        let dated = |to| {
+            let details = TransitionDetails {
+                status_as_of: Some(7),
+                ..TransitionDetails::default()
+            };
+            TransitionExpr::new(to, &details, 1)
+        };
+        for to in [OrderStatus::Processing, OrderStatus::Failed] {
+            let expr = dated(to);
+            assert!(expr.condition.contains("status_as_of < :as_of"), "{to}");
+            assert!(expr.update.contains("status_as_of = :as_of"), "{to}");
+        }
+        let paid = dated(OrderStatus::Paid);
+        assert!(
+            !paid.condition.contains("status_as_of"),
+            "outcomes are never stale"
+        );
+        assert!(paid.update.contains("status_as_of = :as_of"));
     }
 
     #[test]

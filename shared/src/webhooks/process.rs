@@ -303,6 +303,7 @@ async fn apply(
         amount_refunded,
         expected_amount: amount.clone(),
         status_as_of: change.status_as_of,
+        requires: change.prerequisite,
         ..TransitionDetails::default()
     };
     for _ in 0..ATTEMPTS {
