@@ -1,11 +1,16 @@
 //! What happens to each order at Stripe, as the events our endpoint
 //! subscribes to (`shared::stripe::webhook_endpoints::EVENTS`), and a
-//! reference model of what the service must do with them: an event whose
-//! prerequisite the order has not reached (a refund or dispute before the
-//! payment, a dispute's closure before its creation) is answered "too
-//! early" and not recorded, so Stripe delivers it again; otherwise each
-//! event at most once, applied when `OrderStatus::can_become` allows it,
-//! acknowledged and dropped when it does not.
+//! reference model of what the service must do with one delivery
+//! (`shared::webhooks::process`, `verdict.rs`): an event already recorded
+//! is a duplicate and changes nothing, whatever the order's status; else an
+//! event whose prerequisite the order has not reached (a refund or dispute
+//! before the payment, a dispute's closure before its creation) is answered
+//! "too early" and not recorded, so Stripe delivers it again; else it is
+//! recorded, and applied unless the move is not allowed
+//! (`OrderStatus::can_become`), it carries a refund total no larger than
+//! the order's, or it moves to `processing`/`failed` and is not newer than
+//! the payment state the order shows. Every order then ends where it is at
+//! Stripe, whatever the delivery order.
 
 use crate::rng::Rng;
 use shared::domain::OrderStatus;
@@ -309,6 +314,20 @@ pub fn plan(orders: usize, events: usize, rng: &mut Rng) -> Result<Vec<Lifecycle
     Ok(lifecycles)
 }
 
+/// Stripe's `created` of event `index` of a lifecycle whose first event
+/// was created at `first`: a minute apart, in Stripe's order. The model
+/// dates events by their index instead, which orders them the same way
+/// (strictly increasing, so no two are the same second).
+pub fn created_at(first: u64, index: usize) -> u64 {
+    first + index as u64 * 60
+}
+
+/// The service's answers for a recorded event that changes nothing
+/// (`shared::webhooks::verdict`).
+pub const NOT_ALLOWED: &str = "order does not allow this change";
+pub const OLDER_REFUND: &str = "an older refund total";
+pub const OLDER_STATE: &str = "older than the payment state the order shows";
+
 /// What the model (and the table) knows of an order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ModelState {
@@ -316,6 +335,10 @@ pub struct ModelState {
     pub amount_refunded: Option<u64>,
     /// The event whose payment error the order shows.
     pub last_error: Option<u8>,
+    /// When the payment state the order shows was Stripe's: the `created`
+    /// of the last `payment_intent.*` event applied, as its index (see
+    /// `created_at`). Charge and dispute events leave it.
+    pub status_as_of: Option<u64>,
 }
 
 impl ModelState {
@@ -323,25 +346,31 @@ impl ModelState {
         status: OrderStatus::Pending,
         amount_refunded: None,
         last_error: None,
+        status_as_of: None,
     };
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ModelOutcome {
     Applied(OrderStatus),
-    /// Recorded, order unchanged: the move is not allowed from here.
-    Refused,
+    /// Recorded, order unchanged, with the service's reason (`NOT_ALLOWED`,
+    /// `OLDER_REFUND` or `OLDER_STATE`).
+    Refused(&'static str),
     Duplicate,
     /// Not recorded, to be delivered again: the order has not reached the
     /// event's prerequisite.
     TooEarly,
 }
 
-/// One delivery of event `index` as the service specifies it: too early
-/// (whether seen or not: the service reads the order before it looks for
-/// the event's record) if the order has not reached the prerequisite; else
-/// a seen event changes nothing; else it is recorded, and its move is
-/// applied (with the fields the store's update sets) if the status allows.
+/// One delivery of event `index` as the service specifies it (one
+/// transaction, no read first): a seen event is a duplicate (checked
+/// first: a won dispute's closure delivered again once the order is back
+/// at `paid` is a duplicate, not too early); else too early if the order
+/// has not reached the event's prerequisite; else it is recorded, and its
+/// move applied (with the fields the store's update sets) unless
+/// `can_become` forbids it, the order already shows a refund total at
+/// least as large, or the move is to `processing` or `failed` and the
+/// order's `status_as_of` is not older than the event.
 pub fn step(
     state: &mut ModelState,
     seen: &mut u64,
@@ -349,20 +378,32 @@ pub fn step(
     event: &StripeEvent,
     order_amount: u64,
 ) -> ModelOutcome {
+    let bit = 1u64 << index;
+    if *seen & bit != 0 {
+        return ModelOutcome::Duplicate;
+    }
     if event
         .prerequisite()
         .is_some_and(|requirement| !state.status.has_reached(requirement))
     {
         return ModelOutcome::TooEarly;
     }
-    let bit = 1u64 << index;
-    if *seen & bit != 0 {
-        return ModelOutcome::Duplicate;
-    }
     *seen |= bit;
     let to = event.target(order_amount);
+    // The event's `created`, as its place in Stripe's order.
+    let created = index as u64;
     if !state.status.can_become(to) {
-        return ModelOutcome::Refused;
+        return ModelOutcome::Refused(NOT_ALLOWED);
+    }
+    if let (Some(new), Some(old)) = (event.amount_refunded(), state.amount_refunded)
+        && new <= old
+    {
+        return ModelOutcome::Refused(OLDER_REFUND);
+    }
+    if matches!(to, OrderStatus::Processing | OrderStatus::Failed)
+        && state.status_as_of.is_some_and(|old| old >= created)
+    {
+        return ModelOutcome::Refused(OLDER_STATE);
     }
     state.status = to;
     if let Some(refunded) = event.amount_refunded() {
@@ -370,6 +411,9 @@ pub fn step(
     }
     if event.payment_error().is_some() {
         state.last_error = Some(index as u8);
+    }
+    if event.event_type().starts_with("payment_intent.") {
+        state.status_as_of = Some(created);
     }
     ModelOutcome::Applied(to)
 }
@@ -395,30 +439,27 @@ pub fn reachable_finals(
     let n = events.len();
     assert!(n < 20, "too many events for the subset search");
     let full = (1u64 << n) - 1;
-    let start = (0u64, OrderStatus::Pending, None);
-    let mut visited: HashSet<(u64, OrderStatus, Option<u64>)> = HashSet::from([start]);
+    // Which event's payment error shows does not change what applies.
+    let start = (0u64, ModelState::NEW);
+    let mut visited: HashSet<(u64, ModelState)> = HashSet::from([start]);
     let mut work = vec![start];
     let mut finals = HashSet::new();
-    while let Some((mask, status, refunded)) = work.pop() {
+    while let Some((mask, state)) = work.pop() {
         if mask == full {
-            finals.insert((status, refunded));
+            finals.insert((state.status, state.amount_refunded));
             continue;
         }
         for (i, event) in events.iter().enumerate() {
             if mask & (1 << i) != 0 {
                 continue;
             }
-            let mut state = ModelState {
-                status,
-                amount_refunded: refunded,
-                last_error: None,
-            };
+            let mut next = state;
             let mut seen = mask;
             // Too early changes nothing: it is delivered again later.
-            step(&mut state, &mut seen, i, event, amount);
-            let next = (seen, state.status, state.amount_refunded);
-            if visited.insert(next) {
-                work.push(next);
+            step(&mut next, &mut seen, i, event, amount);
+            next.last_error = None;
+            if visited.insert((seen, next)) {
+                work.push((seen, next));
             }
         }
     }
@@ -489,7 +530,7 @@ mod tests {
     }
 
     #[test]
-    fn with_early_events_delivered_again_only_refund_totals_depend_on_the_order() {
+    fn with_early_events_delivered_again_no_end_state_depends_on_the_order() {
         let paid = lifecycle(Category::Paid, vec![true, false, true], true, 0);
         assert_eq!(
             reachable_finals(&paid.events(), 1000),
@@ -500,8 +541,8 @@ mod tests {
             reachable_finals(&canceled.events(), 1000),
             HashSet::from([(Canceled, None)])
         );
-        // Processing cannot become canceled: a cancellation that overtakes
-        // the SEPA failure is dropped.
+        // A cancellation that overtakes the SEPA failure cancels what was
+        // processing; the failure then is refused.
         let sepa_canceled = lifecycle(Category::Canceled, vec![true], false, 0);
         assert_eq!(
             reachable_finals(&sepa_canceled.events(), 1000),
@@ -514,20 +555,43 @@ mod tests {
             reachable_finals(&refunded.events(), 1000),
             HashSet::from([(Refunded, Some(1000))])
         );
-        // Two partial refunds: the smaller total can land last.
+        // Two partial refunds, in either order: the larger total stays.
         let partial = lifecycle(Category::PartiallyRefunded, vec![], false, 2);
         assert_eq!(
             reachable_finals(&partial.events(), 1000),
-            HashSet::from([
-                (PartiallyRefunded, Some(333)),
-                (PartiallyRefunded, Some(666))
-            ])
+            HashSet::from([(PartiallyRefunded, Some(666))])
         );
         let lost = lifecycle(Category::DisputeLost, vec![], false, 0);
         assert_eq!(
             reachable_finals(&lost.events(), 1000),
             HashSet::from([(Lost, None)])
         );
+        let won = lifecycle(Category::DisputeWon, vec![true], true, 0);
+        assert_eq!(
+            reachable_finals(&won.events(), 1000),
+            HashSet::from([(Paid, None)])
+        );
+    }
+
+    #[test]
+    fn every_planned_order_ends_where_it_is_at_stripe_in_any_delivery_order() {
+        for seed in [20_261_128, 1, 2] {
+            let plan = plan(1000, 7000, &mut Rng::new(seed)).unwrap();
+            for l in &plan {
+                let events = l.events();
+                let at_stripe = in_order_final(&events, l.amount);
+                assert_eq!(
+                    reachable_finals(&events, l.amount),
+                    HashSet::from([(at_stripe.status, at_stripe.amount_refunded)]),
+                    "seed {seed}: {l:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn created_times_follow_stripes_order() {
+        assert!((1..20).all(|i| created_at(1_700_000_000, i) > created_at(1_700_000_000, i - 1)));
     }
 
     #[test]
@@ -544,13 +608,13 @@ mod tests {
         );
         assert_eq!(
             step(&mut state, &mut seen, 1, &StripeEvent::Processing, 1000),
-            ModelOutcome::Refused
+            ModelOutcome::Refused(NOT_ALLOWED)
         );
         assert_eq!(state.status, Paid);
     }
 
     #[test]
-    fn early_events_wait_even_when_seen() {
+    fn a_seen_event_is_a_duplicate_even_when_the_order_is_back_before_its_prerequisite() {
         let (mut state, mut seen) = (ModelState::NEW, 0);
         let closed = StripeEvent::DisputeClosed { won: true };
         assert_eq!(
@@ -571,11 +635,80 @@ mod tests {
             step(&mut state, &mut seen, 2, &closed, 1000),
             ModelOutcome::Applied(Paid)
         );
-        // Back at paid, a redelivery of the closure is too early again,
-        // though it was applied: the service reads the order first.
+        // Back at paid, a redelivery of the closure is a duplicate: the
+        // event's record is checked before the order.
         assert_eq!(
             step(&mut state, &mut seen, 2, &closed, 1000),
-            ModelOutcome::TooEarly
+            ModelOutcome::Duplicate
+        );
+        assert_eq!(state.status, Paid);
+    }
+
+    #[test]
+    fn a_stale_processing_after_a_later_failure_is_refused() {
+        let failed = StripeEvent::PaymentFailed {
+            message: SEPA_FAILURE,
+        };
+        let (mut state, mut seen) = (ModelState::NEW, 0);
+        assert_eq!(
+            step(&mut state, &mut seen, 1, &failed, 1000),
+            ModelOutcome::Applied(Failed)
+        );
+        assert_eq!(state.status_as_of, Some(1));
+        assert_eq!(
+            step(&mut state, &mut seen, 0, &StripeEvent::Processing, 1000),
+            ModelOutcome::Refused(OLDER_STATE)
+        );
+        assert_eq!((state.status, state.last_error), (Failed, Some(1)));
+        // The next attempt's `processing`, newer, applies.
+        assert_eq!(
+            step(&mut state, &mut seen, 2, &StripeEvent::Processing, 1000),
+            ModelOutcome::Applied(Processing)
+        );
+        // The same second is not newer.
+        let mut same = ModelState {
+            status_as_of: Some(3),
+            ..state
+        };
+        assert_eq!(
+            step(&mut same, &mut seen, 3, &failed, 1000),
+            ModelOutcome::Refused(OLDER_STATE)
+        );
+        // Outcomes are not dated against it: a success after a later
+        // failure still pays, and charge events leave the date.
+        let (mut state, mut seen) = (ModelState::NEW, 0);
+        step(&mut state, &mut seen, 1, &failed, 1000);
+        assert_eq!(
+            step(&mut state, &mut seen, 0, &StripeEvent::Succeeded, 1000),
+            ModelOutcome::Applied(Paid)
+        );
+        assert_eq!(state.status_as_of, Some(0));
+        step(&mut state, &mut seen, 2, &StripeEvent::DisputeCreated, 1000);
+        assert_eq!((state.status, state.status_as_of), (Disputed, Some(0)));
+    }
+
+    #[test]
+    fn an_older_refund_total_delivered_late_is_refused() {
+        let (mut state, mut seen) = (ModelState::NEW, 0);
+        step(&mut state, &mut seen, 0, &StripeEvent::Succeeded, 1000);
+        let refund = |amount_refunded| StripeEvent::Refunded { amount_refunded };
+        assert_eq!(
+            step(&mut state, &mut seen, 2, &refund(666), 1000),
+            ModelOutcome::Applied(PartiallyRefunded)
+        );
+        assert_eq!(
+            step(&mut state, &mut seen, 1, &refund(333), 1000),
+            ModelOutcome::Refused(OLDER_REFUND)
+        );
+        assert_eq!(state.amount_refunded, Some(666));
+        // A full refund first: the partial one's move is not allowed.
+        assert_eq!(
+            step(&mut state, &mut seen, 3, &refund(1000), 1000),
+            ModelOutcome::Applied(Refunded)
+        );
+        assert_eq!(
+            step(&mut state, &mut seen, 4, &refund(900), 1000),
+            ModelOutcome::Refused(NOT_ALLOWED)
         );
     }
 }

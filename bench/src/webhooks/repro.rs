@@ -106,17 +106,21 @@ pub async fn run(
             amount: AMOUNT,
             ids: &ids,
         };
-        let now = clock::now();
+        // Dated as the load run dates them: a minute apart, in Stripe's
+        // order (what `lifecycle::step` assumes).
+        let first = clock::now() - 3600;
         let mut refunds = 0;
         let bodies: Vec<String> = scenario
             .events
             .iter()
-            .map(|event| {
+            .enumerate()
+            .map(|(i, event)| {
                 if matches!(event, StripeEvent::Refunded { .. }) {
                     refunds += 1;
                 }
                 let id = format!("evt_3{}", rng.alphanumeric(23));
-                payload::event_body(&id, event, &subject, refunds, now, &api_version)
+                let created = lifecycle::created_at(first, i);
+                payload::event_body(&id, event, &subject, refunds, created, &api_version)
             })
             .collect();
         let mut answers = Vec::new();

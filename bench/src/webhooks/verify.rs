@@ -5,10 +5,12 @@
 //! order's delivery attempts, each with its observed outcome and its
 //! interval of real time; an attempt that ended before another started must
 //! come first. It looks for one serial order of the attempts in which the
-//! reference model (`lifecycle::step`: each event at most once, a move
-//! applied iff `OrderStatus::can_become` allows it) produces exactly the
-//! observed outcomes and ends in exactly the stored status, `amount_refunded`
-//! and `last_payment_error`. If there is none, the service did something no
+//! reference model (`lifecycle::step`: a seen event a duplicate; else too
+//! early before its prerequisite; else recorded, and applied unless the
+//! move is not allowed, an older refund total or older payment news, each
+//! with the service's reason) produces exactly the observed outcomes and
+//! ends in exactly the stored status, `amount_refunded` and
+//! `last_payment_error`. If there is none, the service did something no
 //! correct implementation could have done with those deliveries at those
 //! times: an effect lost, or applied twice. Attempts that failed with a 5xx
 //! may or may not have taken effect; the search tries both.
@@ -29,6 +31,7 @@ pub struct Stored {
     pub amount_refunded: Option<u64>,
     pub last_payment_error: Option<String>,
     pub review_reason: Option<String>,
+    pub status_as_of: Option<u64>,
 }
 
 /// What the deliveries reported.
@@ -207,20 +210,21 @@ pub async fn read_order(
         .as_deref()
         .and_then(OrderStatus::parse)
         .ok_or_else(|| format!("order {order_id} has no readable status"))?;
-    let amount_refunded = match item.get("amount_refunded") {
-        None => None,
-        Some(v) => Some(
-            v.as_n()
-                .ok()
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| format!("order {order_id}: bad amount_refunded"))?,
-        ),
+    let number = |name: &str| match item.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .as_n()
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .map(Some)
+            .ok_or_else(|| format!("order {order_id}: bad {name}")),
     };
     Ok(Stored {
         status,
-        amount_refunded,
+        amount_refunded: number("amount_refunded")?,
         last_payment_error: text("last_payment_error"),
         review_reason: text("review_reason"),
+        status_as_of: number("status_as_of")?,
     })
 }
 
@@ -269,7 +273,8 @@ async fn event_keys(
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Observed {
     Applied(OrderStatus),
-    Refused,
+    /// Recorded without a change, for this reason.
+    Refused(&'static str),
     Duplicate,
     TooEarly,
     /// A 5xx: it may have taken effect or not.
@@ -297,6 +302,8 @@ struct Searcher<'a> {
     ops: &'a [Op],
     events: &'a [StripeEvent],
     amount: u64,
+    /// Stripe's `created` of the first event (see `lifecycle::created_at`).
+    first_created: u64,
     stored: &'a Stored,
     /// `preds[i]`: the ops that ended before op `i` started.
     preds: Vec<u128>,
@@ -309,9 +316,13 @@ impl Searcher<'_> {
         let error = state
             .last_error
             .and_then(|i| self.events[usize::from(i)].payment_error());
+        let as_of = state
+            .status_as_of
+            .map(|i| lifecycle::created_at(self.first_created, i as usize));
         state.status == self.stored.status
             && state.amount_refunded == self.stored.amount_refunded
             && error == self.stored.last_payment_error.as_deref()
+            && as_of == self.stored.status_as_of
     }
 
     /// Depth-first over the ops that may go next; `None` when out of budget.
@@ -352,8 +363,8 @@ impl Searcher<'_> {
                 (Observed::Unknown, ModelOutcome::Duplicate | ModelOutcome::TooEarly) => &[false],
                 (Observed::Unknown, _) => &[true, false],
                 (Observed::Applied(to), ModelOutcome::Applied(model)) if to == model => &[true],
-                (Observed::Refused, ModelOutcome::Refused)
-                | (Observed::Duplicate, ModelOutcome::Duplicate)
+                (Observed::Refused(why), ModelOutcome::Refused(model)) if why == model => &[true],
+                (Observed::Duplicate, ModelOutcome::Duplicate)
                 | (Observed::TooEarly, ModelOutcome::TooEarly) => &[true],
                 _ => &[],
             };
@@ -377,7 +388,13 @@ impl Searcher<'_> {
     }
 }
 
-fn explain(ops: &[Op], events: &[StripeEvent], amount: u64, stored: &Stored) -> Search {
+fn explain(
+    ops: &[Op],
+    events: &[StripeEvent],
+    amount: u64,
+    first_created: u64,
+    stored: &Stored,
+) -> Search {
     if ops.len() >= 128 || events.len() >= 64 {
         return Search::Undecided;
     }
@@ -394,6 +411,7 @@ fn explain(ops: &[Op], events: &[StripeEvent], amount: u64, stored: &Stored) -> 
         ops,
         events,
         amount,
+        first_created,
         stored,
         preds,
         dead: HashSet::new(),
@@ -407,7 +425,8 @@ fn explain(ops: &[Op], events: &[StripeEvent], amount: u64, stored: &Stored) -> 
     }
 }
 
-/// What, in the witness, kept the order from Stripe's end state.
+/// What, in the witness, kept the order from Stripe's end state: events
+/// the witness never records, and events recorded without a change.
 fn causes(witness: &Witness, ops: &[Op], events: &[StripeEvent], amount: u64) -> Vec<String> {
     let (mut state, mut seen) = (ModelState::NEW, 0u64);
     let mut out = Vec::new();
@@ -417,59 +436,22 @@ fn causes(witness: &Witness, ops: &[Op], events: &[StripeEvent], amount: u64) ->
         }
         let index = ops[i].event;
         let event = &events[index];
-        let before = state;
-        let seen_before = seen;
-        match lifecycle::step(&mut state, &mut seen, index, event, amount) {
-            ModelOutcome::Refused => {
-                if matches!(
-                    event,
-                    StripeEvent::Refunded { .. }
-                        | StripeEvent::DisputeCreated
-                        | StripeEvent::DisputeClosed { .. }
-                        | StripeEvent::Canceled
-                ) {
-                    out.push(format!(
-                        "{} refused while {} (not yet {})",
-                        event.event_type(),
-                        before.status,
-                        match event {
-                            StripeEvent::Canceled => "failed",
-                            StripeEvent::DisputeClosed { .. } => "disputed",
-                            _ => "paid",
-                        }
-                    ));
-                }
-            }
-            ModelOutcome::Applied(_) => {
-                // A SEPA attempt's `processing` after its own failure (it
-                // matters where the order then gets canceled).
-                if matches!(event, StripeEvent::Processing)
-                    && events.iter().any(|e| matches!(e, StripeEvent::Canceled))
-                    && before.status == OrderStatus::Failed
-                    && matches!(
-                        events.get(index + 1),
-                        Some(StripeEvent::PaymentFailed { .. })
-                    )
-                    && seen_before & (1 << (index + 1)) != 0
-                {
-                    out.push(
-                        "payment_intent.processing applied after that attempt's payment_failed: failed → processing"
-                            .into(),
-                    );
-                }
-                if let (Some(was), Some(now)) = (before.amount_refunded, state.amount_refunded)
-                    && now < was
-                {
-                    out.push(
-                        "charge.refunded with a smaller running total applied after a larger one: amount_refunded went down"
-                            .into(),
-                    );
-                }
-                if matches!(event, StripeEvent::DisputeCreated) && seen_closed(seen, events) {
-                    out.push("charge.dispute.created applied after the dispute had closed".into());
-                }
-            }
-            ModelOutcome::Duplicate | ModelOutcome::TooEarly => {}
+        let before = state.status;
+        if let ModelOutcome::Refused(reason) =
+            lifecycle::step(&mut state, &mut seen, index, event, amount)
+        {
+            out.push(format!(
+                "{} recorded without a change while {before}: {reason}",
+                describe_event(event)
+            ));
+        }
+    }
+    for (index, event) in events.iter().enumerate() {
+        if seen & (1 << index) == 0 {
+            out.push(format!(
+                "{} never recorded (every delivery answered 409 or 5xx)",
+                describe_event(event)
+            ));
         }
     }
     out.sort();
@@ -485,13 +467,6 @@ fn describe_event(event: &StripeEvent) -> String {
         ),
         other => other.event_type().to_owned(),
     }
-}
-
-fn seen_closed(seen: u64, events: &[StripeEvent]) -> bool {
-    events
-        .iter()
-        .enumerate()
-        .any(|(i, e)| matches!(e, StripeEvent::DisputeClosed { .. }) && seen & (1 << i) != 0)
 }
 
 /// (Stripe's status, the stored one), naming a smaller or larger
@@ -634,9 +609,16 @@ pub async fn verify(
                     }
                 },
                 AttemptResult::Duplicate => Observed::Duplicate,
-                AttemptResult::NoChange {
-                    reason: "order does not allow this change",
-                } => Observed::Refused,
+                AttemptResult::NoChange { reason }
+                    if [
+                        lifecycle::NOT_ALLOWED,
+                        lifecycle::OLDER_REFUND,
+                        lifecycle::OLDER_STATE,
+                    ]
+                    .contains(reason) =>
+                {
+                    Observed::Refused(reason)
+                }
                 AttemptResult::NoChange { reason } => {
                     anomaly = Some(format!(
                         "{} answered no change: {reason}",
@@ -678,7 +660,7 @@ pub async fn verify(
                 }
                 None
             }
-            None => match explain(&ops, &plan.events, amount, stored) {
+            None => match explain(&ops, &plan.events, amount, workload.first_created, stored) {
                 Search::Explained(witness) => Some(witness),
                 Search::Unexplained => {
                     v.unexplained += 1;
@@ -744,12 +726,17 @@ mod tests {
         }
     }
 
-    fn stored(status: OrderStatus, refunded: Option<u64>) -> Stored {
+    /// The first event's `created` in these tests.
+    const FIRST: u64 = 1_700_000_000;
+
+    /// `as_of`: the index of the last `payment_intent.*` event applied.
+    fn stored(status: OrderStatus, refunded: Option<u64>, as_of: Option<usize>) -> Stored {
         Stored {
             status,
             amount_refunded: refunded,
             last_payment_error: None,
             review_reason: None,
+            status_as_of: as_of.map(|i| lifecycle::created_at(FIRST, i)),
         }
     }
 
@@ -767,18 +754,24 @@ mod tests {
             op(0, 20, 30, Observed::Applied(OrderStatus::Paid)),
             op(1, 40, 50, Observed::Applied(OrderStatus::Refunded)),
         ];
-        let refunded = stored(OrderStatus::Refunded, Some(1000));
-        let Search::Explained(witness) = explain(&ops, &EVENTS, 1000, &refunded) else {
+        let refunded = stored(OrderStatus::Refunded, Some(1000), Some(0));
+        let Search::Explained(witness) = explain(&ops, &EVENTS, 1000, FIRST, &refunded) else {
             panic!("explainable");
         };
         assert!(causes(&witness, &ops, &EVENTS, 1000).is_empty());
         // Acknowledged instead, the refund would be lost: not what happened.
         let dropped = [
-            op(1, 0, 10, Observed::Refused),
+            op(1, 0, 10, Observed::Refused(lifecycle::NOT_ALLOWED)),
             op(0, 20, 30, Observed::Applied(OrderStatus::Paid)),
         ];
         assert!(matches!(
-            explain(&dropped, &EVENTS, 1000, &stored(OrderStatus::Paid, None)),
+            explain(
+                &dropped,
+                &EVENTS,
+                1000,
+                FIRST,
+                &stored(OrderStatus::Paid, None, Some(0))
+            ),
             Search::Unexplained
         ));
     }
@@ -792,19 +785,19 @@ mod tests {
             op(1, 20, 30, Observed::TooEarly),
             op(1, 40, 50, Observed::Applied(OrderStatus::Refunded)),
         ];
-        let refunded = stored(OrderStatus::Refunded, Some(1000));
+        let refunded = stored(OrderStatus::Refunded, Some(1000), Some(0));
         assert!(matches!(
-            explain(&ops, &EVENTS, 1000, &refunded),
+            explain(&ops, &EVENTS, 1000, FIRST, &refunded),
             Search::Unexplained
         ));
-        // Overlapping, the refund may have read the order first.
+        // Overlapping, the refund may have been written first.
         let ops = [
             op(0, 0, 25, Observed::Applied(OrderStatus::Paid)),
             op(1, 20, 30, Observed::TooEarly),
             op(1, 40, 50, Observed::Applied(OrderStatus::Refunded)),
         ];
         assert!(matches!(
-            explain(&ops, &EVENTS, 1000, &refunded),
+            explain(&ops, &EVENTS, 1000, FIRST, &refunded),
             Search::Explained(_)
         ));
     }
@@ -816,7 +809,13 @@ mod tests {
             op(0, 20, 30, Observed::Applied(OrderStatus::Paid)),
         ];
         assert!(matches!(
-            explain(&twice, &EVENTS, 1000, &stored(OrderStatus::Paid, None)),
+            explain(
+                &twice,
+                &EVENTS,
+                1000,
+                FIRST,
+                &stored(OrderStatus::Paid, None, Some(0))
+            ),
             Search::Unexplained
         ));
         let paid = [op(0, 0, 10, Observed::Applied(OrderStatus::Paid))];
@@ -825,7 +824,8 @@ mod tests {
                 &paid,
                 &EVENTS,
                 1000,
-                &stored(OrderStatus::Refunded, Some(1000))
+                FIRST,
+                &stored(OrderStatus::Refunded, Some(1000), Some(0))
             ),
             Search::Unexplained
         ));
@@ -838,7 +838,13 @@ mod tests {
             op(0, 20, 30, Observed::Duplicate),
         ];
         assert!(matches!(
-            explain(&ops, &EVENTS, 1000, &stored(OrderStatus::Paid, None)),
+            explain(
+                &ops,
+                &EVENTS,
+                1000,
+                FIRST,
+                &stored(OrderStatus::Paid, None, Some(0))
+            ),
             Search::Explained(_)
         ));
         let ops = [
@@ -846,8 +852,101 @@ mod tests {
             op(0, 20, 30, Observed::Applied(OrderStatus::Paid)),
         ];
         assert!(matches!(
-            explain(&ops, &EVENTS, 1000, &stored(OrderStatus::Paid, None)),
+            explain(
+                &ops,
+                &EVENTS,
+                1000,
+                FIRST,
+                &stored(OrderStatus::Paid, None, Some(0))
+            ),
             Search::Explained(_)
         ));
+    }
+
+    #[test]
+    fn a_won_closure_delivered_again_after_it_applied_is_a_duplicate() {
+        let events = [
+            StripeEvent::Succeeded,
+            StripeEvent::DisputeCreated,
+            StripeEvent::DisputeClosed { won: true },
+        ];
+        let applied = [
+            op(0, 0, 10, Observed::Applied(OrderStatus::Paid)),
+            op(1, 20, 30, Observed::Applied(OrderStatus::Disputed)),
+            op(2, 40, 50, Observed::Applied(OrderStatus::Paid)),
+        ];
+        let paid = stored(OrderStatus::Paid, None, Some(0));
+        let again = |observed| {
+            let mut ops = applied.to_vec();
+            ops.push(op(2, 60, 70, observed));
+            explain(&ops, &events, 1000, FIRST, &paid)
+        };
+        assert!(matches!(again(Observed::Duplicate), Search::Explained(_)));
+        assert!(matches!(again(Observed::TooEarly), Search::Unexplained));
+    }
+
+    #[test]
+    fn a_stale_processing_after_the_failure_is_recorded_without_a_change() {
+        let events = [
+            StripeEvent::Processing,
+            StripeEvent::PaymentFailed {
+                message: "The customer's bank account could not be debited.",
+            },
+            StripeEvent::Canceled,
+        ];
+        let ops = |processing| {
+            [
+                op(1, 0, 10, Observed::Applied(OrderStatus::Failed)),
+                op(0, 20, 30, processing),
+                op(2, 40, 50, Observed::Applied(OrderStatus::Canceled)),
+            ]
+        };
+        let canceled = Stored {
+            last_payment_error: Some("The customer's bank account could not be debited.".into()),
+            ..stored(OrderStatus::Canceled, None, Some(2))
+        };
+        let refused = ops(Observed::Refused(lifecycle::OLDER_STATE));
+        let Search::Explained(witness) = explain(&refused, &events, 1000, FIRST, &canceled) else {
+            panic!("explainable");
+        };
+        assert_eq!(
+            causes(&witness, &refused, &events, 1000),
+            [
+                "payment_intent.processing recorded without a change while failed: older than the payment state the order shows"
+            ]
+        );
+        for wrong in [
+            Observed::Applied(OrderStatus::Processing),
+            Observed::Refused(lifecycle::NOT_ALLOWED),
+        ] {
+            assert!(matches!(
+                explain(&ops(wrong), &events, 1000, FIRST, &canceled),
+                Search::Unexplained
+            ));
+        }
+    }
+
+    #[test]
+    fn the_stored_date_is_the_last_applied_intent_events() {
+        let ops = [
+            op(0, 0, 10, Observed::Applied(OrderStatus::Paid)),
+            op(1, 20, 30, Observed::Applied(OrderStatus::Refunded)),
+        ];
+        let explained = |as_of| {
+            matches!(
+                explain(
+                    &ops,
+                    &EVENTS,
+                    1000,
+                    FIRST,
+                    &stored(OrderStatus::Refunded, Some(1000), as_of)
+                ),
+                Search::Explained(_)
+            )
+        };
+        assert!(explained(Some(0)));
+        // The refund is a charge event: it leaves the date.
+        assert!(!explained(Some(1)));
+        assert!(!explained(None));
     }
 }

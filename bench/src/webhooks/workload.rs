@@ -45,6 +45,9 @@ pub struct Workload {
     pub distinct_events: usize,
     /// When the deliveries were signed (their `t=`).
     pub signed_at: u64,
+    /// Stripe's `created` of each order's first event; the others follow
+    /// at `lifecycle::created_at`.
+    pub first_created: u64,
     /// Writing the stores and orders.
     pub setup_time: Duration,
     /// Building, signing and shuffling the deliveries.
@@ -111,6 +114,7 @@ pub async fn prepare(app: Arc<App>, shape: &Shape) -> Result<Workload, BoxError>
 
     let api_version = shared::stripe::webhook_endpoints::api_version();
     let signed_at = clock::now();
+    let first_created = signed_at - 3600;
     let bodies: Vec<Vec<Vec<u8>>> = orders
         .iter()
         .map(|plan| {
@@ -129,8 +133,9 @@ pub async fn prepare(app: Arc<App>, shape: &Shape) -> Result<Workload, BoxError>
                     if matches!(event, StripeEvent::Refunded { .. }) {
                         refunds += 1;
                     }
-                    // A minute apart, in Stripe's order.
-                    let created = signed_at - 3600 + i as u64 * 60;
+                    // A minute apart, in Stripe's order (what the model
+                    // assumes).
+                    let created = lifecycle::created_at(first_created, i);
                     payload::event_body(event_id, event, &subject, refunds, created, &api_version)
                         .into_bytes()
                 })
@@ -157,6 +162,7 @@ pub async fn prepare(app: Arc<App>, shape: &Shape) -> Result<Workload, BoxError>
         deliveries,
         distinct_events,
         signed_at,
+        first_created,
         setup_time,
         build_time: started.elapsed() - setup_time,
     })
