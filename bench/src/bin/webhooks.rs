@@ -1,15 +1,17 @@
 //! Load on the Stripe webhook handling against the local stack: 10,000
-//! deliveries over 1,000 orders (30% duplicates, shuffled) from 8 concurrent
+//! deliveries over 1,000 orders (30% duplicates; shuffled, or with
+//! `--order stripe` each order's events in Stripe's order) from 8 concurrent
 //! senders; lost effects, double transitions, throughput and CPU per
 //! delivery. See bench/README.md; the report goes to stdout and to
-//! `bench/results/webhooks.md`.
+//! `bench/results/webhooks.md` (`webhooks-stripe-order.md` for
+//! `--order stripe`).
 // A benchmark's output is its report.
 #![allow(clippy::print_stdout)]
 
 use bench::passes::CountedApp;
 use bench::report::{self as machine, Machine};
 use bench::webhooks::report::{Report, Timings};
-use bench::webhooks::workload::{self, Shape};
+use bench::webhooks::workload::{self, DeliveryOrder, Shape};
 use bench::webhooks::{breakdown, repro, send, verify};
 use bench::{BoxError, cpu};
 use shared::App;
@@ -28,8 +30,17 @@ struct Options {
     out: PathBuf,
 }
 
+/// The report's default path for each delivery order, so both can coexist.
+fn default_out(order: DeliveryOrder) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(match order {
+        DeliveryOrder::Shuffled => "results/webhooks.md",
+        DeliveryOrder::Stripe => "results/webhooks-stripe-order.md",
+    })
+}
+
 const USAGE: &str = "usage: webhooks [--stores N] [--orders N] [--events N] [--duplicates N] [--senders N] \
-[--tries N] [--seed N] [--no-breakdown] [--no-repro] [--out PATH]";
+[--tries N] [--seed N] [--order shuffled|stripe] [--no-breakdown] [--no-repro] [--out PATH] \
+(--out defaults to bench/results/webhooks.md, or webhooks-stripe-order.md for --order stripe)";
 
 fn options() -> Result<Options, BoxError> {
     let mut o = Options {
@@ -40,13 +51,15 @@ fn options() -> Result<Options, BoxError> {
             duplicates: 3000,
             seed: 20_261_128,
             setup_concurrency: 8,
+            order: DeliveryOrder::Shuffled,
         },
         senders: 8,
         max_tries: 16,
         breakdown: true,
         repro: true,
-        out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results/webhooks.md"),
+        out: PathBuf::new(),
     };
+    let mut out = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value; {USAGE}"));
@@ -60,13 +73,15 @@ fn options() -> Result<Options, BoxError> {
             "--seed" => o.shape.seed = value()?.parse()?,
             "--no-breakdown" => o.breakdown = false,
             "--no-repro" => o.repro = false,
-            "--out" => o.out = PathBuf::from(value()?),
+            "--order" => o.shape.order = value()?.parse().map_err(|e| format!("{e}; {USAGE}"))?,
+            "--out" => out = Some(PathBuf::from(value()?)),
             _ => return Err(format!("unknown argument {arg}; {USAGE}").into()),
         }
     }
     if o.shape.stores == 0 || o.senders == 0 || o.max_tries == 0 {
         return Err(format!("--stores, --senders and --tries must be at least 1; {USAGE}").into());
     }
+    o.out = out.unwrap_or_else(|| default_out(o.shape.order));
     Ok(o)
 }
 
@@ -94,11 +109,12 @@ async fn main() -> Result<(), BoxError> {
     let mut workload = workload::prepare(setup_app.clone(), &options.shape).await?;
     let deliveries = Arc::new(std::mem::take(&mut workload.deliveries));
     eprintln!(
-        "setup {:.1} s ({} stores, {} orders), {} deliveries built and signed in {:.1} s",
+        "setup {:.1} s ({} stores, {} orders), {} deliveries ({}) built and signed in {:.1} s",
         workload.setup_time.as_secs_f64(),
         workload.stores.len(),
         workload.orders.len(),
         deliveries.len(),
+        options.shape.order.name(),
         workload.build_time.as_secs_f64()
     );
 

@@ -1,7 +1,7 @@
 //! Load on the Stripe webhook handling: many deliveries over many orders,
-//! duplicated and shuffled, from concurrent senders, in process against the
-//! local stack; then a check of every order against a correct
-//! implementation. `src/bin/webhooks.rs` drives it; see bench/README.md.
+//! duplicated and shuffled (or in Stripe's order per order), from concurrent
+//! senders, in process against the local stack; then a check of every order
+//! against a correct implementation. `src/bin/webhooks.rs` drives it; see bench/README.md.
 
 pub mod breakdown;
 pub mod lifecycle;

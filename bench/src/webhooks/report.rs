@@ -5,7 +5,7 @@ use super::lifecycle::{self, Category};
 use super::repro::{self, Reproduced};
 use super::send::Measured;
 use super::verify::Verification;
-use super::workload::{Delivery, Shape, Workload};
+use super::workload::{Delivery, DeliveryOrder, MAX_DUPLICATE_DELAY, Shape, Workload};
 use crate::report::Machine;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -444,10 +444,14 @@ Pairs of attempts on the same order that overlapped in time (concurrent deliveri
         let m = &self.machine;
         let s = self.shape;
         let mut out = format!(
-            "# Stripe webhooks: {} deliveries over {} orders, {} duplicates, shuffled, {} concurrent senders\n\n",
+            "# Stripe webhooks: {} deliveries over {} orders, {} duplicates, {}, {} concurrent senders\n\n",
             self.deliveries(),
             self.workload.orders.len(),
             s.duplicates,
+            match s.order {
+                DeliveryOrder::Shuffled => "shuffled",
+                DeliveryOrder::Stripe => "in Stripe's order per order",
+            },
             self.measured.senders
         );
         let _ = writeln!(
@@ -455,7 +459,13 @@ Pairs of attempts on the same order that overlapped in time (concurrent deliveri
             "{} · {} CPUs ({}) · Linux {} · {} · commit {} · load average {} before, {} after\n",
             m.date, m.cpus, m.cpu_model, m.kernel, m.rustc, m.commit, m.load_before, m.load_after
         );
-        let _ = writeln!(out, "Command: `{}` (seed {})\n", self.command, s.seed);
+        let _ = writeln!(
+            out,
+            "Command: `{}` (seed {}, delivery order `{}`)\n",
+            self.command,
+            s.seed,
+            s.order.name()
+        );
         out.push_str(&self.goals());
         out.push_str("\n## Throughput, CPU and requests\n\n");
         out.push_str(&self.results());
@@ -464,6 +474,10 @@ Pairs of attempts on the same order that overlapped in time (concurrent deliveri
         out.push_str("\n## Against Stripe\n\n");
         out.push_str(&self.against_stripe());
         out.push_str(DROPS);
+        out.push_str(match self.shape.order {
+            DeliveryOrder::Shuffled => DROPS_SHUFFLED,
+            DeliveryOrder::Stripe => DROPS_STRIPE,
+        });
         if let Some(reproduced) = self.reproduced {
             out.push_str("\n### Reproductions, one delivery at a time\n\n");
             out.push_str(&repro::markdown(reproduced));
@@ -487,6 +501,27 @@ Pairs of attempts on the same order that overlapped in time (concurrent deliveri
         out
     }
 
+    /// How the deliveries were ordered, for the Method section.
+    fn ordering(&self) -> String {
+        let s = self.shape;
+        let total = s.distinct_events + s.duplicates;
+        match s.order {
+            DeliveryOrder::Shuffled => format!(
+                "delivery order `shuffled` (`--order shuffled`, the worst case): all {total} deliveries shuffled together, \
+so each order's events arrive in any order."
+            ),
+            DeliveryOrder::Stripe => format!(
+                "delivery order `stripe` (`--order stripe`): each order's events in the order Stripe generated them, the orders \
+interleaved by spreading each order's events evenly over the stream from a random phase per order (event i of an order with k events \
+at (i + phase) / k of the stream, so consecutive events of one order are about {distinct} / k distinct events apart and the \
+{senders} senders do not have two different events of one order in flight), and each duplicate 1–{MAX_DUPLICATE_DELAY} distinct \
+events (uniform) after its original, as Stripe's retries would be (one that close may overlap its original); {total} deliveries in all.",
+                distinct = s.distinct_events,
+                senders = self.measured.senders,
+            ),
+        }
+    }
+
     fn method(&self) -> String {
         let s = self.shape;
         format!(
@@ -501,7 +536,7 @@ sealed through the real KMS vault (`Purpose::WebhookSecret`, `WebhookSource::Man
 successful attempt (`succeeded`, after `processing` for SEPA) and what followed (1–4 `charge.refunded` with growing running totals, \
 ending at the full amount or not; or `charge.dispute.created` then `.closed` won/lost), or `payment_intent.canceled`. \
 Categories in fixed shares, then stories lengthened one event at a time until there are exactly {events} distinct events. \
-Then {dups} extra deliveries of events picked uniformly at random (with replacement), and all {total} deliveries shuffled together. \
+Then {dups} extra deliveries of events picked uniformly at random (with replacement); {ordering} \
 Bodies are Stripe-shaped (full `payment_intent`, `charge`, `dispute` objects; our intents carry `metadata.store_id/order_id`), \
 API version `webhook_endpoints::api_version()`, signed `t=<now>,v1=<HMAC-SHA256>` with the store's secret before the clock starts \
 (all within the 300 s tolerance of one run).\n\
@@ -541,7 +576,7 @@ that ends elsewhere, with what one witness serial order shows.\n",
             seed = s.seed,
             events = s.distinct_events,
             dups = s.duplicates,
-            total = s.distinct_events + s.duplicates,
+            ordering = self.ordering(),
             senders = self.measured.senders,
             tries = self.measured.max_tries,
             ticks = self.ticks_per_second,
@@ -558,6 +593,12 @@ the order has not reached (a refund or a dispute before the payment, a dispute's
 and acknowledged 200 `no change` instead of applied when `OrderStatus::can_become` forbids the move (`payment_failed` after the payment), \
 when it carries an older refund total than the order's, or when it is a `processing` or `payment_failed` not newer than the payment state \
 the order shows (an earlier attempt's news delivered late). So no delivery order changes where an order ends: every order should end \
-where it is at Stripe, and any listed above lost an effect (a delivery given up after its last try, or a fault). A global shuffle of \
-every event is far more disorder than Stripe produces. The one-at-a-time reproductions below show each out-of-order case without concurrency.
+where it is at Stripe, and any listed above lost an effect (a delivery given up after its last try, or a fault). ";
+
+const DROPS_SHUFFLED: &str = "A global shuffle of every event is far more disorder than Stripe produces (`--order stripe` measures \
+a stream in Stripe's order). The one-at-a-time reproductions below show each out-of-order case without concurrency.
+";
+
+const DROPS_STRIPE: &str = "This run delivered each order's events in Stripe's order (`--order stripe`; the Workload section \
+checks it), so the out-of-order cases should not arise in it; the one-at-a-time reproductions below show each of them without concurrency.
 ";

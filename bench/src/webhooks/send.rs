@@ -182,7 +182,7 @@ impl Queue {
 
 /// Sends every delivery (plus redeliveries): `senders` tasks on the current
 /// (multi-thread) runtime take a due redelivery if there is one, else the
-/// next delivery of the shuffled queue. A delivery answered 5xx or 409
+/// next delivery in delivery order. A delivery answered 5xx or 409
 /// `event_too_early` is delivered again after `backoff`, up to `max_tries`
 /// tries in all.
 pub async fn run(
