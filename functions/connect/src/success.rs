@@ -33,12 +33,7 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, AppError
         .store
         .get_connection(&path_store)
         .await?
-        .ok_or_else(|| {
-            AppError::not_found(
-                "not_connected",
-                "This store has no Stripe account connected.",
-            )
-        })?;
+        .ok_or_else(shared::webhooks::setup::not_connected)?;
     let webhook = match &connection.webhook_secret {
         Some(w) if w.source == WebhookSource::Auto => WebhookState::Auto,
         Some(_) => WebhookState::Manual,

@@ -60,6 +60,10 @@ fn render(
 
 pub async fn form(app: &App, req: &Request) -> Result<Response<Body>, AppError> {
     let link = verify(app, link_params(req)?)?;
+    // Saving would be refused: say so now, not after the merchant pastes.
+    if app.store.get_connection(&link.store_id).await?.is_none() {
+        return Err(setup::not_connected());
+    }
     render(app, &link, None, StatusCode::OK)
 }
 

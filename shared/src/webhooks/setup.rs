@@ -119,6 +119,14 @@ pub async fn open_secret_key(
 /// Saves a signing secret the merchant (or BMOS for them) pasted, replacing
 /// whatever the store had; our own endpoint, if any, is deleted afterwards
 /// since its secret is no longer the one we verify with.
+/// The one answer for "this store has no Stripe connection" (404).
+pub fn not_connected() -> AppError {
+    AppError::not_found(
+        "not_connected",
+        "This store has no Stripe account connected.",
+    )
+}
+
 pub async fn save_manual_secret(
     app: &App,
     store_id: &StoreId,
@@ -126,12 +134,11 @@ pub async fn save_manual_secret(
     actor: &str,
     source_ip: Option<String>,
 ) -> Result<StripeConnection, AppError> {
-    let previous = app.store.get_connection(store_id).await?.ok_or_else(|| {
-        AppError::not_found(
-            "not_connected",
-            "This store has no Stripe account connected.",
-        )
-    })?;
+    let previous = app
+        .store
+        .get_connection(store_id)
+        .await?
+        .ok_or_else(not_connected)?;
     let sealed = app
         .vault
         .seal(
@@ -171,12 +178,11 @@ pub async fn save_manual_secret(
 /// Disconnects the store from Stripe: the connection goes (with an audit
 /// entry saying who), then our webhook endpoint in their account.
 pub async fn disconnect(app: &App, store_id: &StoreId, actor: &str) -> Result<(), AppError> {
-    let connection = app.store.get_connection(store_id).await?.ok_or_else(|| {
-        AppError::not_found(
-            "not_connected",
-            "This store has no Stripe account connected.",
-        )
-    })?;
+    let connection = app
+        .store
+        .get_connection(store_id)
+        .await?
+        .ok_or_else(not_connected)?;
     let audit = crate::store::AuditEntry {
         action: "stripe_disconnected",
         actor: actor.to_owned(),

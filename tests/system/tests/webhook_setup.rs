@@ -292,6 +292,26 @@ async fn a_key_that_may_not_create_endpoints_gets_exact_manual_steps() {
 }
 
 #[tokio::test]
+async fn the_secret_page_of_a_store_not_connected_says_so() {
+    // Stripe is not called: an unreachable address.
+    let app = app_with_stripe_at("http://127.0.0.1:9").await;
+    let store = new_store_id();
+    let link = in_process::link(&app, &store);
+    let page = connect::handler::handle(
+        &app,
+        in_process::page_get(&link, "/stripe/webhook-secret", &[]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(page.status(), 404);
+    let html = String::from_utf8_lossy(page.body().as_ref()).into_owned();
+    assert!(
+        html.contains("This store has no Stripe account connected.") && !html.contains("<form"),
+        "{html}"
+    );
+}
+
+#[tokio::test]
 async fn bmos_sets_the_secret_and_disconnects_over_the_internal_api() {
     let (store, _) = connected_store().await;
     let path = format!("/api/internal/stores/{store}/webhook-secret");
