@@ -5,13 +5,12 @@
 
 use crate::BoxError;
 use shared::auth::session_token;
-use shared::domain::{Currency, KeyKind, LineItem, Mode, OrderStatus, PublishableKey, StoreId};
+use shared::domain::{Currency, KeyKind, LineItem, Mode, PublishableKey, StoreId};
 use shared::store::{
     AuditEntry, CheckoutSession, Order, StripeConnection, WebhookConfig, WebhookSource,
 };
 use shared::vault::{EncryptionContext, Purpose};
 use shared::{App, clock};
-use std::collections::BTreeMap;
 
 /// One customer checkout: the token is what the browser holds.
 #[derive(Clone, Debug)]
@@ -129,34 +128,18 @@ pub async fn create_checkout_with_intent(
 }
 
 fn pending_order(store_id: StoreId, amount: u64) -> Result<Order, BoxError> {
-    let now = clock::now();
-    Ok(Order {
-        order_id: uuid::Uuid::new_v4().to_string(),
+    Ok(Order::pending(
         store_id,
-        status: OrderStatus::Pending,
-        currency: Currency::parse("eur")?,
+        Mode::Test,
+        Currency::parse("eur")?,
         amount,
-        line_items: vec![LineItem {
+        vec![LineItem {
             name: "Blue mug".into(),
             unit_amount: amount,
             quantity: 1,
         }],
-        mode: Mode::Test,
-        payment_intent_id: None,
-        intent_attempt: 0,
-        customer_email: None,
-        success_url: None,
-        cancel_url: None,
-        metadata: BTreeMap::new(),
-        store_name: None,
-        created_at: now,
-        updated_at: now,
-        paid_at: None,
-        last_payment_error: None,
-        review_reason: None,
-        amount_refunded: None,
-        status_as_of: None,
-    })
+        clock::now(),
+    ))
 }
 
 /// Writes the order with a session valid for an hour; returns the token.

@@ -5,7 +5,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use shared::auth::{internal, session_token};
-use shared::domain::{CartRequest, OrderStatus};
+use shared::domain::CartRequest;
 use shared::store::{CheckoutSession, Order};
 use shared::{App, AppError, clock, http};
 
@@ -52,41 +52,18 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
         })?;
 
     let now = clock::now();
-    let order_id = uuid::Uuid::new_v4().to_string();
     let (token, token_hash) =
         session_token::generate().map_err(|e| AppError::internal(e.to_string()))?;
-    let order = Order {
-        order_id: order_id.clone(),
-        store_id: cart.store_id,
-        status: OrderStatus::Pending,
-        currency: cart.currency,
-        amount: cart.amount,
-        line_items: cart.line_items,
-        mode: connection.mode(),
-        payment_intent_id: None,
-        intent_attempt: 0,
-        customer_email: cart.customer_email,
-        success_url: cart.success_url.map(String::from),
-        cancel_url: cart.cancel_url.map(String::from),
-        metadata: cart.metadata,
-        store_name: cart.store_name,
-        created_at: now,
-        updated_at: now,
-        paid_at: None,
-        last_payment_error: None,
-        review_reason: None,
-        amount_refunded: None,
-        status_as_of: None,
-    };
+    let order = Order::from_cart(cart, connection.mode(), now);
     let session = CheckoutSession {
         token_hash,
-        order_id: order_id.clone(),
-        store_id: cart.store_id,
+        order_id: order.order_id.clone(),
+        store_id: order.store_id,
         expires_at: now + ttl,
         created_at: now,
     };
     app.store.create_checkout(&order, &session).await?;
-    tracing::info!(order_id = %order_id, store_id = %cart.store_id, amount = order.amount, currency = order.currency.code(), "checkout session created");
+    tracing::info!(order_id = %order.order_id, store_id = %order.store_id, amount = order.amount, currency = order.currency.code(), "checkout session created");
     let checkout_url = app
         .config
         .public_base_url
@@ -94,7 +71,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
         .map_err(AppError::internal)?
         .to_string();
     let response = SessionResponse {
-        order_id,
+        order_id: order.order_id.clone(),
         checkout_url,
         expires_at: session.expires_at,
         amount: order.amount,

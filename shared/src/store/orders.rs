@@ -7,7 +7,7 @@
 
 use super::item::{Item, get_n, get_opt_n, get_opt_s, get_s, n, s};
 use super::{Store, dependency_error, is_condition_failure};
-use crate::domain::{Currency, LineItem, Mode, OrderStatus, StoreId};
+use crate::domain::{Cart, Currency, LineItem, Mode, OrderStatus, StoreId};
 use crate::error::AppError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
@@ -181,6 +181,60 @@ fn corrupt(what: &str) -> AppError {
 }
 
 impl Order {
+    /// A new order, waiting for its first payment attempt, with none of the
+    /// optional details (set them with struct update syntax).
+    pub fn pending(
+        store_id: StoreId,
+        mode: Mode,
+        currency: Currency,
+        amount: u64,
+        line_items: Vec<LineItem>,
+        now: u64,
+    ) -> Order {
+        Order {
+            order_id: uuid::Uuid::new_v4().to_string(),
+            store_id,
+            status: OrderStatus::Pending,
+            currency,
+            amount,
+            line_items,
+            mode,
+            payment_intent_id: None,
+            intent_attempt: 0,
+            customer_email: None,
+            success_url: None,
+            cancel_url: None,
+            metadata: BTreeMap::new(),
+            store_name: None,
+            created_at: now,
+            updated_at: now,
+            paid_at: None,
+            last_payment_error: None,
+            review_reason: None,
+            amount_refunded: None,
+            status_as_of: None,
+        }
+    }
+
+    /// The order for a validated cart, in the store's current mode.
+    pub fn from_cart(cart: Cart, mode: Mode, now: u64) -> Order {
+        Order {
+            customer_email: cart.customer_email,
+            success_url: cart.success_url.map(String::from),
+            cancel_url: cart.cancel_url.map(String::from),
+            metadata: cart.metadata,
+            store_name: cart.store_name,
+            ..Order::pending(
+                cart.store_id,
+                mode,
+                cart.currency,
+                cart.amount,
+                cart.line_items,
+                now,
+            )
+        }
+    }
+
     fn to_item(&self) -> Item {
         let line_items = self
             .line_items

@@ -5,11 +5,10 @@
 #![allow(clippy::unwrap_used)]
 
 use shared::checkout;
-use shared::domain::{Currency, KeyKind, LineItem, Mode, OrderStatus, PublishableKey, StoreId};
+use shared::domain::{Currency, KeyKind, LineItem, Mode, PublishableKey, StoreId};
 use shared::store::{AuditEntry, CheckoutSession, Order, StripeConnection};
 use shared::vault::{EncryptionContext, Purpose};
 use shared::{App, clock};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use system_tests::*;
@@ -55,33 +54,18 @@ async fn store_and_order(app: &App) -> (StripeConnection, Order) {
         .save_connection(&connection, &audit)
         .await
         .unwrap();
-    let order = Order {
-        order_id: uuid::Uuid::new_v4().to_string(),
+    let order = Order::pending(
         store_id,
-        status: OrderStatus::Pending,
-        currency: Currency::parse("eur").unwrap(),
-        amount: 2999,
-        line_items: vec![LineItem {
+        Mode::Test,
+        Currency::parse("eur").unwrap(),
+        2999,
+        vec![LineItem {
             name: "Mug".into(),
             unit_amount: 2999,
             quantity: 1,
         }],
-        mode: Mode::Test,
-        payment_intent_id: None,
-        intent_attempt: 0,
-        customer_email: None,
-        success_url: None,
-        cancel_url: None,
-        metadata: BTreeMap::new(),
-        store_name: None,
-        created_at: clock::now(),
-        updated_at: clock::now(),
-        paid_at: None,
-        last_payment_error: None,
-        review_reason: None,
-        amount_refunded: None,
-        status_as_of: None,
-    };
+        clock::now(),
+    );
     let session = CheckoutSession {
         token_hash: format!("{:064x}", uuid::Uuid::new_v4().as_u128()),
         order_id: order.order_id.clone(),
