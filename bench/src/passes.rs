@@ -24,17 +24,9 @@ pub struct CountedApp {
 
 impl CountedApp {
     pub async fn new(config: Config) -> Self {
-        // The timeouts `App::from_lookup` sets (each operation then also
-        // arms timers, which is part of the CPU measured).
-        let timeouts = aws_config::timeout::TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(1))
-            .operation_attempt_timeout(Duration::from_secs(2))
-            .operation_timeout(Duration::from_secs(5))
-            .build();
-        let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .timeout_config(timeouts)
-            .load()
-            .await;
+        // Exactly the service's AWS configuration (timeouts included: each
+        // operation arms timers, which is part of the CPU measured).
+        let aws = shared::app::load_aws_config().await;
         let dynamodb = DynamoCounter::default();
         let dynamodb_config = aws_sdk_dynamodb::config::Builder::from(&aws)
             .interceptor(dynamodb.clone())

@@ -253,7 +253,7 @@ impl Report<'_> {
 on a separate app, so none of these counts); then {per_store} pending orders and checkout sessions per store (`Store::create_checkout`), {intents} in all.\n\
 - Then a fresh `App` (new AWS config and connection pools, empty data-key cache), as after a cold start: \
 `App::with_parts` with the real `KmsDataKeys` behind a counting `DataKeys` decorator, and a DynamoDB client built from \
-`aws_config::defaults(BehaviorVersion::latest())` plus a counting SDK interceptor (operations in `read_before_execution`, \
+`shared::app::load_aws_config()` (the service's own) plus a counting SDK interceptor (operations in `read_before_execution`, \
 HTTP requests by `X-Amz-Target` in `read_before_transmit`, so retries would show).\n\
 - Pass A: `create_intent::handler::handle` once per order, one call at a time (as one Lambda sandbox serves requests), \
 stores interleaved round-robin; every answer must be 200 with a `pi_…_secret_…` client secret. \

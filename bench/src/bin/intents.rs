@@ -57,9 +57,7 @@ async fn main() -> Result<(), BoxError> {
     let ticks = cpu::clock_ticks();
 
     // Setup, on its own app so the measured one starts cold.
-    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
+    let aws = shared::app::load_aws_config().await;
     let setup_app = App::with_parts(
         config.clone(),
         aws_sdk_dynamodb::Client::new(&aws),

@@ -94,9 +94,7 @@ async fn main() -> Result<(), BoxError> {
     let ticks = cpu::clock_ticks();
 
     // Setup, on its own app; its DynamoDB client also reads the results.
-    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
+    let aws = shared::app::load_aws_config().await;
     let setup_dynamodb = aws_sdk_dynamodb::Client::new(&aws);
     let setup_app = Arc::new(App::with_parts(
         config.clone(),
