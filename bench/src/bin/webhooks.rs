@@ -54,7 +54,9 @@ fn options() -> Result<Options, BoxError> {
             order: DeliveryOrder::Shuffled,
         },
         senders: 8,
-        max_tries: 16,
+        // With the 4 s cap, about four minutes: longer than any first pass
+        // here, as Stripe's three days are longer than any real delay.
+        max_tries: 64,
         breakdown: true,
         repro: true,
         out: PathBuf::new(),
