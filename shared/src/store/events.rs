@@ -5,13 +5,11 @@
 
 use super::item::{Item, get_s, n, s};
 use super::orders::{Order, TransitionExpr, order_pk};
-use super::{Store, dependency_error};
+use super::{Store, cancellation, condition_failed, dependency_error};
 use crate::domain::{OrderStatus, StoreId};
 use crate::error::AppError;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
 /// Long enough to outlast Stripe's retries (three days) with a wide margin.
@@ -131,10 +129,9 @@ impl Store {
             Ok(_) => return Ok(EventWrite::Applied),
             Err(err) => err,
         };
-        let failed = |reason: &CancellationReason| reason.code() == Some("ConditionalCheckFailed");
         match cancellation(&err) {
-            Some([event, ..]) if failed(event) => Ok(EventWrite::Duplicate),
-            Some([_, order]) if failed(order) => match order.item() {
+            Some([event, ..]) if condition_failed(event) => Ok(EventWrite::Duplicate),
+            Some([_, order]) if condition_failed(order) => match order.item() {
                 Some(item) => Ok(EventWrite::OrderRefused(Box::new(Order::from_item(item)?))),
                 None => Err(AppError::internal("event for an order that does not exist")),
             },
@@ -223,16 +220,4 @@ impl Store {
 
 fn event_pk(store_id: &StoreId, event_id: &str) -> String {
     format!("EVENT#{store_id}#{event_id}")
-}
-
-/// The per-item reasons of a cancelled transaction, in item order.
-fn cancellation(
-    err: &SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
-) -> Option<&[CancellationReason]> {
-    match err.as_service_error()? {
-        TransactWriteItemsError::TransactionCanceledException(cancel) => {
-            Some(cancel.cancellation_reasons())
-        }
-        _ => None,
-    }
 }
