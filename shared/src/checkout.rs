@@ -62,8 +62,7 @@ pub async fn merchant_key(
 }
 
 fn matches(order: &Order, intent: &PaymentIntent) -> bool {
-    intent.amount == order.amount
-        && intent.currency.eq_ignore_ascii_case(order.currency.code())
+    order.costs(intent.amount, &intent.currency)
         && intent.order_id.as_deref() == Some(order.order_id.as_str())
 }
 
@@ -176,14 +175,7 @@ pub async fn apply_intent(
     }
     let matching = matches(order, intent);
     if !matching && intent.status == IntentStatus::Succeeded {
-        let reason = format!(
-            "Stripe reports {} {} for intent {}, the order expects {} {}",
-            intent.amount,
-            intent.currency,
-            intent.id,
-            order.amount,
-            order.currency.code()
-        );
+        let reason = order.mismatch_reason(&intent.id, intent.amount, &intent.currency);
         tracing::error!(order_id = %order.order_id, %reason, "payment does not match its order; flagged for review");
         app.store
             .flag_order(&order.order_id, &reason, clock::now())

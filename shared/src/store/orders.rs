@@ -216,6 +216,20 @@ impl Order {
         }
     }
 
+    /// Whether Stripe's `amount` and `currency` are what this order costs.
+    pub fn costs(&self, amount: u64, currency: &str) -> bool {
+        amount == self.amount && currency.eq_ignore_ascii_case(self.currency.code())
+    }
+
+    /// The review reason for a payment Stripe reports that does not match.
+    pub fn mismatch_reason(&self, payment_intent: &str, amount: u64, currency: &str) -> String {
+        format!(
+            "Stripe reports {amount} {currency} for intent {payment_intent}, the order expects {} {}",
+            self.amount,
+            self.currency.code()
+        )
+    }
+
     /// The order for a validated cart, in the store's current mode.
     pub fn from_cart(cart: Cart, mode: Mode, now: u64) -> Order {
         Order {

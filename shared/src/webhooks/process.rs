@@ -10,7 +10,7 @@ use crate::app::App;
 use crate::clock;
 use crate::domain::{Mode, StoreId, WebhookSecret};
 use crate::error::AppError;
-use crate::store::{EventWrite, IntentLink, Order, StripeConnection, TransitionDetails};
+use crate::store::{EventWrite, IntentLink, Order, StripeConnection};
 use crate::vault::{EncryptionContext, Purpose};
 use secrecy::ExposeSecret;
 use std::sync::Arc;
@@ -297,15 +297,7 @@ async fn apply(
         status_as_of: envelope.status_as_of(),
         prerequisite: envelope.prerequisite(),
     };
-    let details = TransitionDetails {
-        payment_intent_id: Some(payment_intent.clone()),
-        payment_error,
-        amount_refunded,
-        expected_amount: amount.clone(),
-        status_as_of: change.status_as_of,
-        requires: change.prerequisite,
-        ..TransitionDetails::default()
-    };
+    let details = change.details(payment_error);
     for _ in 0..ATTEMPTS {
         // Written first, with every rule in the condition: the common case
         // is one request, and only a refusal needs the order (returned

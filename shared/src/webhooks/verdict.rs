@@ -5,7 +5,7 @@
 //! rule can be read and tested on its own.
 
 use crate::domain::OrderStatus;
-use crate::store::Order;
+use crate::store::{Order, TransitionDetails};
 
 /// The change an event asks of its order.
 #[derive(Clone, Debug)]
@@ -38,6 +38,22 @@ pub enum Verdict {
 }
 
 impl Change<'_> {
+    /// The guarded write that applies this change: the same rules, as the
+    /// write's condition (so `judge` only explains what the write refused).
+    pub fn details(&self, payment_error: Option<String>) -> TransitionDetails {
+        TransitionDetails {
+            payment_intent_id: Some(self.payment_intent.to_owned()),
+            payment_error,
+            amount_refunded: self.amount_refunded,
+            expected_amount: self
+                .amount
+                .map(|(amount, currency)| (amount, currency.to_owned())),
+            status_as_of: self.status_as_of,
+            requires: self.prerequisite,
+            ..TransitionDetails::default()
+        }
+    }
+
     /// Checked in the order a person would ask: is this still the order's
     /// payment, is the money right, can the order take it yet, and is it
     /// still news.
@@ -46,15 +62,10 @@ impl Change<'_> {
             return Verdict::IntentReplaced;
         }
         if let Some((amount, currency)) = self.amount
-            && (amount != order.amount || !currency.eq_ignore_ascii_case(order.currency.code()))
+            && !order.costs(amount, currency)
         {
             return Verdict::AmountMismatch {
-                reason: format!(
-                    "Stripe reports {amount} {currency} for intent {}, the order expects {} {}",
-                    self.payment_intent,
-                    order.amount,
-                    order.currency.code()
-                ),
+                reason: order.mismatch_reason(self.payment_intent, amount, currency),
             };
         }
         if self
@@ -132,6 +143,29 @@ mod tests {
             status_as_of: None,
             prerequisite: None,
         }
+    }
+
+    #[test]
+    fn the_write_carries_every_rule_judge_explains() {
+        let refund = Change {
+            amount: Some((1000, "eur")),
+            amount_refunded: Some(400),
+            status_as_of: Some(7),
+            prerequisite: Some(Paid),
+            ..change(PartiallyRefunded)
+        };
+        let details = refund.details(Some("declined".into()));
+        assert_eq!(details.payment_intent_id.as_deref(), Some("pi_1"));
+        assert_eq!(details.expected_amount, Some((1000, "eur".to_owned())));
+        assert_eq!(
+            (
+                details.amount_refunded,
+                details.status_as_of,
+                details.requires
+            ),
+            (Some(400), Some(7), Some(Paid))
+        );
+        assert_eq!(details.payment_error.as_deref(), Some("declined"));
     }
 
     #[test]
