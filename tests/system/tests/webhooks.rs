@@ -32,6 +32,12 @@ async fn deliver(path: &str, payload: &str, signature: &str) -> (u16, Value) {
     (status, response.json().await.unwrap())
 }
 
+/// Delivers `payload` signed now with `whsec`, as Stripe would.
+async fn deliver_signed(path: &str, whsec: &str, payload: &str) -> (u16, Value) {
+    let signature = stripe_signature(whsec, payload, shared::clock::now());
+    deliver(path, payload, &signature).await
+}
+
 fn evt_id() -> String {
     format!("evt_{}", key_body())
 }
@@ -81,7 +87,6 @@ async fn refunds_and_disputes_move_a_paid_order_and_never_backwards() {
     let (store, secret, whsec) = connected_store_with_webhook().await;
     let (order_id, intent) = paid_in_stripe(&store, &secret).await;
     let path = format!("/webhook/stripe/{store}");
-    let now = shared::clock::now();
 
     let succeeded = event(
         &evt_id(),
@@ -89,22 +94,12 @@ async fn refunds_and_disputes_move_a_paid_order_and_never_backwards() {
         false,
         intent_object(&intent, &store, &order_id, 2999),
     );
-    let (status, body) = deliver(
-        &path,
-        &succeeded,
-        &stripe_signature(&whsec, &succeeded, now),
-    )
-    .await;
+    let (status, body) = deliver_signed(&path, &whsec, &succeeded).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(get_order(&order_id).await["status"], "paid");
 
     // The same event again: acknowledged, nothing changes.
-    let (status, body) = deliver(
-        &path,
-        &succeeded,
-        &stripe_signature(&whsec, &succeeded, now),
-    )
-    .await;
+    let (status, body) = deliver_signed(&path, &whsec, &succeeded).await;
     assert_eq!(
         (status, body["result"].as_str().unwrap()),
         (200, "duplicate: already processed")
@@ -119,7 +114,7 @@ async fn refunds_and_disputes_move_a_paid_order_and_never_backwards() {
         false,
         failed_object,
     );
-    let (status, _) = deliver(&path, &failed, &stripe_signature(&whsec, &failed, now)).await;
+    let (status, _) = deliver_signed(&path, &whsec, &failed).await;
     assert_eq!(status, 200);
     assert_eq!(get_order(&order_id).await["status"], "paid");
 
@@ -144,12 +139,7 @@ async fn refunds_and_disputes_move_a_paid_order_and_never_backwards() {
         let payload = event(&evt_id(), kind, false, object);
         // Charges and disputes carry no metadata of ours: use the shared URL,
         // which finds the store through the PaymentIntent link.
-        let (status, body) = deliver(
-            "/webhook/stripe",
-            &payload,
-            &stripe_signature(&whsec, &payload, now),
-        )
-        .await;
+        let (status, body) = deliver_signed("/webhook/stripe", &whsec, &payload).await;
         assert_eq!(status, 200, "{kind}: {body}");
         assert_eq!(get_order(&order_id).await["status"], expected, "{kind}");
     }
@@ -160,7 +150,6 @@ async fn a_lost_dispute_is_lost() {
     let (store, secret, whsec) = connected_store_with_webhook().await;
     let (order_id, intent) = paid_in_stripe(&store, &secret).await;
     let path = format!("/webhook/stripe/{store}");
-    let now = shared::clock::now();
     for (kind, object) in [
         (
             "payment_intent.succeeded",
@@ -177,9 +166,7 @@ async fn a_lost_dispute_is_lost() {
     ] {
         let payload = event(&evt_id(), kind, false, object);
         assert_eq!(
-            deliver(&path, &payload, &stripe_signature(&whsec, &payload, now))
-                .await
-                .0,
+            deliver_signed(&path, &whsec, &payload).await.0,
             200,
             "{kind}"
         );
@@ -312,10 +299,9 @@ fn event_at(kind: &str, created: u64, object: Value) -> String {
 async fn events_that_arrive_early_are_delivered_again_not_dropped() {
     let (store, secret, whsec) = connected_store_with_webhook().await;
     let (order_id, intent) = paid_in_stripe(&store, &secret).await;
-    let now = shared::clock::now();
     let deliver_signed = |payload: String| {
-        let signature = stripe_signature(&whsec, &payload, now);
-        async move { deliver("/webhook/stripe", &payload, &signature).await }
+        let whsec = whsec.clone();
+        async move { deliver_signed("/webhook/stripe", &whsec, &payload).await }
     };
     let refund = event(
         &evt_id(),
@@ -376,7 +362,6 @@ async fn events_that_arrive_early_are_delivered_again_not_dropped() {
 async fn a_won_disputes_closure_delivered_again_is_a_duplicate_not_early() {
     let (store, secret, whsec) = connected_store_with_webhook().await;
     let (order_id, intent) = paid_in_stripe(&store, &secret).await;
-    let now = shared::clock::now();
     let path = format!("/webhook/stripe/{store}");
     let dispute = |status: &str| json!({"id": "dp_4", "object": "dispute", "payment_intent": intent, "status": status});
     let closed = event(&evt_id(), "charge.dispute.closed", false, dispute("won"));
@@ -395,15 +380,14 @@ async fn a_won_disputes_closure_delivered_again_is_a_duplicate_not_early() {
         ),
         closed.clone(),
     ] {
-        let (status, body) =
-            deliver(&path, &payload, &stripe_signature(&whsec, &payload, now)).await;
+        let (status, body) = deliver_signed(&path, &whsec, &payload).await;
         assert_eq!(status, 200, "{body}");
     }
     assert_eq!(get_order(&order_id).await["status"], "paid");
     // Back at paid, the order looks as if the dispute had not begun; the
     // redelivered closure must still be known as applied, or Stripe would
     // be told "too early" until it gives up.
-    let (status, body) = deliver(&path, &closed, &stripe_signature(&whsec, &closed, now)).await;
+    let (status, body) = deliver_signed(&path, &whsec, &closed).await;
     assert_eq!(
         (status, body["result"].as_str()),
         (200, Some("duplicate: already processed")),
@@ -417,9 +401,8 @@ async fn older_news_delivered_late_does_not_override_newer() {
     let path = format!("/webhook/stripe/{store}");
     let now = shared::clock::now();
     let send = |payload: String| {
-        let signature = stripe_signature(&whsec, &payload, now);
-        let path = path.clone();
-        async move { deliver(&path, &payload, &signature).await }
+        let (path, whsec) = (path.clone(), whsec.clone());
+        async move { deliver_signed(&path, &whsec, &payload).await }
     };
 
     // Refund totals: the larger, newer one arrives first and stays.
@@ -492,7 +475,6 @@ async fn older_news_delivered_late_does_not_override_newer() {
 async fn a_replaced_signing_secret_is_used_at_once_by_a_warm_container() {
     let (store, secret, old_whsec) = connected_store_with_webhook().await;
     let path = format!("/webhook/stripe/{store}");
-    let now = shared::clock::now();
     // The container has now verified with the old secret (and remembers
     // the store's connection).
     let (order_id, intent) = paid_in_stripe(&store, &secret).await;
@@ -502,12 +484,7 @@ async fn a_replaced_signing_secret_is_used_at_once_by_a_warm_container() {
         false,
         intent_object(&intent, &store, &order_id, 2999),
     );
-    let (status, body) = deliver(
-        &path,
-        &processing,
-        &stripe_signature(&old_whsec, &processing, now),
-    )
-    .await;
+    let (status, body) = deliver_signed(&path, &old_whsec, &processing).await;
     assert_eq!(status, 200, "{body}");
 
     let new_whsec = format!("whsec_{}", key_body());
@@ -532,12 +509,7 @@ async fn a_replaced_signing_secret_is_used_at_once_by_a_warm_container() {
     // The container still remembers the old secret (for up to
     // `CONNECTION_TTL`, see shared::webhooks::memory); failing with it, it
     // reads the store again instead of turning the delivery away.
-    let (status, body) = deliver(
-        &path,
-        &succeeded,
-        &stripe_signature(&new_whsec, &succeeded, now),
-    )
-    .await;
+    let (status, body) = deliver_signed(&path, &new_whsec, &succeeded).await;
     assert_eq!(
         (status, body["result"].as_str()),
         (200, Some("applied: order is now paid")),
