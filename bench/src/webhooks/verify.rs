@@ -76,11 +76,11 @@ pub struct Shortfall {
 #[derive(Debug, Default)]
 pub struct Verification {
     pub tally: Tally,
-    /// `EVENT#` items of this run's stores.
+    /// Event ids recorded on this run's orders (`processed_events`).
     pub event_items: usize,
-    /// Distinct events with no `EVENT#` item (never recorded).
+    /// Distinct events not recorded on their order.
     pub events_not_recorded: usize,
-    /// `EVENT#` items that are none of the events sent.
+    /// Event ids recorded on an order that sent it none of them.
     pub unknown_event_items: usize,
     /// Events that more than one delivery reported as applied.
     pub applied_twice: usize,
@@ -166,14 +166,16 @@ fn tally(measured: &Measured) -> Tally {
     t
 }
 
+/// Each order as stored, and the events recorded on it.
 async fn read_orders(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
     orders: &[OrderPlan],
-) -> Result<Vec<Stored>, BoxError> {
+) -> Result<Vec<(Stored, HashSet<String>)>, BoxError> {
     let mut out = Vec::with_capacity(orders.len());
     for plan in orders {
-        out.push(read_order(client, table, &plan.order_id).await?);
+        let item = read_order_item(client, table, &plan.order_id).await?;
+        out.push((stored_of(&plan.order_id, &item)?, processed_events(&item)));
     }
     Ok(out)
 }
@@ -184,8 +186,16 @@ pub async fn read_order(
     table: &str,
     order_id: &str,
 ) -> Result<Stored, BoxError> {
+    stored_of(order_id, &read_order_item(client, table, order_id).await?)
+}
+
+async fn read_order_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    order_id: &str,
+) -> Result<HashMap<String, AttributeValue>, BoxError> {
     let mut tries = 0;
-    let item = loop {
+    loop {
         let read = client
             .get_item()
             .table_name(table)
@@ -204,7 +214,10 @@ pub async fn read_order(
             Err(err) => return Err(err.into()),
         }
     }
-    .ok_or_else(|| format!("order {order_id} is gone"))?;
+    .ok_or_else(|| format!("order {order_id} is gone").into())
+}
+
+fn stored_of(order_id: &str, item: &HashMap<String, AttributeValue>) -> Result<Stored, BoxError> {
     let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
     let status = text("status")
         .as_deref()
@@ -228,46 +241,12 @@ pub async fn read_order(
     })
 }
 
-/// Every `pk` beginning with `EVENT#` (one paginated scan).
-async fn event_keys(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-) -> Result<HashSet<String>, BoxError> {
-    let mut keys = HashSet::new();
-    let mut start: Option<HashMap<String, AttributeValue>> = None;
-    let mut tries = 0;
-    loop {
-        let page = client
-            .scan()
-            .table_name(table)
-            .projection_expression("pk")
-            .filter_expression("begins_with(pk, :p)")
-            .expression_attribute_values(":p", AttributeValue::S("EVENT#".into()))
-            // Small pages: DynamoDB Local runs with a 64 MiB heap.
-            .limit(1000)
-            .set_exclusive_start_key(start.clone())
-            .send()
-            .await;
-        let out = match page {
-            Ok(out) => out,
-            Err(_) if tries < 5 => {
-                tries += 1;
-                tokio::time::sleep(Duration::from_millis(200 * tries)).await;
-                continue;
-            }
-            Err(err) => return Err(err.into()),
-        };
-        for item in out.items() {
-            if let Some(pk) = item.get("pk").and_then(|v| v.as_s().ok()) {
-                keys.insert(pk.clone());
-            }
-        }
-        match out.last_evaluated_key {
-            Some(key) if !key.is_empty() => start = Some(key),
-            _ => break,
-        }
-    }
-    Ok(keys)
+/// The ids of the events the service recorded on the order.
+fn processed_events(item: &HashMap<String, AttributeValue>) -> HashSet<String> {
+    item.get("processed_events")
+        .and_then(|v| v.as_ss().ok())
+        .map(|ids| ids.iter().cloned().collect())
+        .unwrap_or_default()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -495,29 +474,20 @@ pub async fn verify(
     };
     let stored = read_orders(client, table, &workload.orders).await?;
 
-    // Recorded events against sent ones.
-    let keys = event_keys(client, table).await?;
-    let prefixes: Vec<String> = workload
-        .stores
-        .iter()
-        .map(|s| format!("EVENT#{}#", s.store_id))
-        .collect();
-    let ours: HashSet<&String> = keys
-        .iter()
-        .filter(|k| prefixes.iter().any(|p| k.starts_with(p.as_str())))
-        .collect();
-    v.event_items = ours.len();
-    let mut sent_keys = HashSet::new();
-    for plan in &workload.orders {
-        for event_id in &plan.event_ids {
-            let key = format!("{}{event_id}", prefixes[plan.store]);
-            if !ours.contains(&key) {
-                v.events_not_recorded += 1;
-            }
-            sent_keys.insert(key);
-        }
+    // Recorded events against sent ones, order by order.
+    for (plan, (_, recorded)) in workload.orders.iter().zip(&stored) {
+        v.event_items += recorded.len();
+        v.events_not_recorded += plan
+            .event_ids
+            .iter()
+            .filter(|id| !recorded.contains(id.as_str()))
+            .count();
+        v.unknown_event_items += recorded
+            .iter()
+            .filter(|id| !plan.event_ids.iter().any(|sent| sent == *id))
+            .count();
     }
-    v.unknown_event_items = ours.iter().filter(|k| !sent_keys.contains(**k)).count();
+    let (stored, recorded): (Vec<Stored>, Vec<HashSet<String>>) = stored.into_iter().unzip();
 
     // Per event: how its deliveries were answered.
     let mut per_event: HashMap<(usize, usize), Vec<&AttemptResult>> = HashMap::new();
@@ -533,8 +503,7 @@ pub async fn verify(
         first.get_or_insert(d);
         if !attempts.last().is_some_and(|a| a.result.succeeded()) {
             let plan = &workload.orders[delivery.order];
-            let key = format!("{}{}", prefixes[plan.store], plan.event_ids[delivery.event]);
-            if ours.contains(&key) {
+            if recorded[delivery.order].contains(&plan.event_ids[delivery.event]) {
                 v.given_up_recorded += 1;
                 let last = match attempts.last().map(|a| &a.result) {
                     Some(AttemptResult::TooEarly) => "409 event_too_early".to_owned(),

@@ -10,7 +10,7 @@ mod orders;
 pub use connections::{
     AuditEntry, StripeConnection, WebhookActivity, WebhookConfig, WebhookSource,
 };
-pub use events::{EVENT_RETENTION_SECS, EventWrite, IntentLink};
+pub use events::{EventWrite, IntentLink};
 pub use orders::{
     CheckoutSession, Order, PENDING_INDEX, Transition, TransitionDetails, pending_partitions,
 };

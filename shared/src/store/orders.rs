@@ -90,8 +90,8 @@ pub struct TransitionDetails {
     pub requires: Option<OrderStatus>,
 }
 
-/// The pieces of a guarded status change, shared by the single-item write
-/// and the webhook's transaction.
+/// The pieces of a guarded status change, shared by the plain transition
+/// and the webhook's event write (which adds its own parts).
 pub(super) struct TransitionExpr {
     pub update: String,
     pub condition: String,
@@ -249,7 +249,7 @@ impl Order {
         }
     }
 
-    fn to_item(&self) -> Item {
+    pub(super) fn to_item(&self) -> Item {
         let line_items = self
             .line_items
             .iter()
@@ -366,7 +366,7 @@ impl Order {
 }
 
 impl CheckoutSession {
-    fn to_item(&self) -> Item {
+    pub(super) fn to_item(&self) -> Item {
         Item::from([
             ("pk".into(), s(format!("SESSION#{}", self.token_hash))),
             ("sk".into(), s("SESSION")),

@@ -83,6 +83,20 @@ impl Envelope {
         self.data.object.get("metadata")?.get("store_id")?.as_str()
     }
 
+    /// `metadata.order_id` of the object, in our order ids' form: our
+    /// PaymentIntents carry it, and their charges copy it (a dispute does
+    /// not). Only a hint of where to write: the write itself checks that
+    /// the order is this store's and has this intent.
+    pub fn metadata_order_id(&self) -> Option<String> {
+        let id = self
+            .data
+            .object
+            .get("metadata")?
+            .get("order_id")?
+            .as_str()?;
+        uuid::Uuid::try_parse(id).ok().map(|id| id.to_string())
+    }
+
     /// The PaymentIntent this event is about: the object itself, or the
     /// charge's or dispute's `payment_intent`.
     pub fn payment_intent_id(&self) -> Option<&str> {
@@ -248,6 +262,36 @@ mod tests {
                 "{kind}"
             );
         }
+    }
+
+    #[test]
+    fn the_order_is_named_by_metadata_only_in_our_ids_form() {
+        let with = |order_id: serde_json::Value| {
+            event(
+                "charge.refunded",
+                json!({"object": "charge", "payment_intent": "pi_1", "amount": 2999,
+                       "metadata": {"store_id": "s", "order_id": order_id}}),
+            )
+            .metadata_order_id()
+        };
+        let id = "5d9e7c1a-0000-4000-8000-000000000001";
+        assert_eq!(with(json!(id)).as_deref(), Some(id));
+        assert_eq!(
+            with(json!("5D9E7C1A-0000-4000-8000-000000000001")).as_deref(),
+            Some(id),
+            "read as the key we write"
+        );
+        assert_eq!(
+            with(json!("A-17")),
+            None,
+            "another integration's order number"
+        );
+        assert_eq!(with(json!(17)), None);
+        let no_metadata = event(
+            "charge.dispute.created",
+            json!({"object": "dispute", "payment_intent": "pi_1", "status": "needs_response"}),
+        );
+        assert_eq!(no_metadata.metadata_order_id(), None);
     }
 
     #[test]

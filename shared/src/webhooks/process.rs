@@ -8,9 +8,9 @@ use super::signature::{self, SignatureError};
 use super::verdict::{Change, Verdict};
 use crate::app::App;
 use crate::clock;
-use crate::domain::{Mode, StoreId, WebhookSecret};
+use crate::domain::{Mode, OrderStatus, StoreId, WebhookSecret};
 use crate::error::AppError;
-use crate::store::{EventWrite, IntentLink, Order, StripeConnection};
+use crate::store::{EventWrite, IntentLink, Order, StripeConnection, TransitionDetails};
 use crate::vault::{EncryptionContext, Purpose};
 use secrecy::ExposeSecret;
 use std::sync::Arc;
@@ -28,10 +28,10 @@ pub enum Outcome {
         to: &'static str,
     },
     Duplicate,
-    /// Verified and recorded, but nothing to change (an event type we do
-    /// not act on, an intent that is not ours, a move the order does not
-    /// allow, such as `payment_failed` after `succeeded`, or news older
-    /// than what the order already shows).
+    /// Verified, but nothing to change (an event type we do not act on, an
+    /// intent that is not ours, a move the order does not allow, such as
+    /// `payment_failed` after `succeeded`, or news older than what the
+    /// order already shows). Recorded on its order when it has one.
     NoChange {
         reason: &'static str,
     },
@@ -278,17 +278,15 @@ async fn apply(
         amount_refunded,
     } = effect
     else {
-        return record_only(app, store_id, event_id, "event type not acted on").await;
+        // Nothing to change, so nothing to record: a redelivery is
+        // answered the same way.
+        return Ok(Outcome::NoChange {
+            reason: "event type not acted on",
+        });
     };
-    let Some(link) = intent_link(app, &payment_intent).await? else {
-        return record_only(app, store_id, event_id, "payment intent not made by us").await;
+    let Some(order_id) = order_of(app, envelope, &payment_intent).await? else {
+        return Ok(not_ours());
     };
-    if link.store_id != *store_id {
-        return Err(unverifiable(
-            "store_mismatch",
-            "The payment belongs to another store",
-        ));
-    }
     let change = Change {
         payment_intent: &payment_intent,
         to,
@@ -298,35 +296,34 @@ async fn apply(
         prerequisite: envelope.prerequisite(),
     };
     let details = change.details(payment_error);
+    let event = EventOn {
+        store_id,
+        order_id: &order_id,
+        event_id,
+    };
     for _ in 0..ATTEMPTS {
         // Written first, with every rule in the condition: the common case
         // is one request, and only a refusal needs the order (returned
         // with it) to tell why.
-        let order = match app
-            .store
-            .record_event(
-                store_id,
-                event_id,
-                Some((&link.order_id, to, &details)),
-                clock::now(),
-            )
-            .await?
-        {
+        let order = match event.record(app, Some((to, &details))).await? {
             EventWrite::Applied => {
-                tracing::info!(order_id = %link.order_id, to = %to, event_id, source = "webhook", "order status changed");
+                tracing::info!(order_id = %order_id, to = %to, event_id, source = "webhook", "order status changed");
                 return Ok(Outcome::Applied {
-                    order_id: link.order_id,
+                    order_id,
                     to: to.as_str(),
                 });
             }
             EventWrite::Duplicate => return Ok(Outcome::Duplicate),
+            EventWrite::NoOrder => return Ok(not_ours()),
+            EventWrite::OtherStore => return Err(other_store()),
             EventWrite::OrderRefused(order) => order,
         };
         match change.judge(&order) {
             // It moved between the write and its check: decide anew.
             Verdict::Allowed => continue,
             Verdict::IntentReplaced => {
-                return record_only(app, store_id, event_id, "intent was replaced on the order")
+                return event
+                    .record_only(app, "intent was replaced on the order")
                     .await;
             }
             Verdict::AmountMismatch { reason } => {
@@ -334,15 +331,13 @@ async fn apply(
                 app.store
                     .flag_order(&order.order_id, &reason, clock::now())
                     .await?;
-                record_only(app, store_id, event_id, "amount mismatch").await?;
+                event.record_only(app, "amount mismatch").await?;
                 return Ok(Outcome::Flagged {
                     order_id: order.order_id,
                 });
             }
-            Verdict::TooEarly => return too_early(app, store_id, event_id, &order).await,
-            Verdict::NoChange { reason } => {
-                return record_only(app, store_id, event_id, reason).await;
-            }
+            Verdict::TooEarly => return Err(too_early(event_id, &order)),
+            Verdict::NoChange { reason } => return event.record_only(app, reason).await,
         }
     }
     Err(AppError::Dependency {
@@ -352,46 +347,81 @@ async fn apply(
     })
 }
 
+/// The order a payment event is about: named in the object's metadata
+/// (intents and their charges), else found through the intent's link
+/// (disputes). `None`: not a payment made by us.
+async fn order_of(
+    app: &App,
+    envelope: &Envelope,
+    payment_intent: &str,
+) -> Result<Option<String>, AppError> {
+    if let Some(order_id) = envelope.metadata_order_id() {
+        return Ok(Some(order_id));
+    }
+    Ok(intent_link(app, payment_intent)
+        .await?
+        .map(|link| link.order_id))
+}
+
+fn not_ours() -> Outcome {
+    Outcome::NoChange {
+        reason: "payment intent not made by us",
+    }
+}
+
+fn other_store() -> AppError {
+    unverifiable("store_mismatch", "The payment belongs to another store")
+}
+
+/// An event about one order of one store.
+struct EventOn<'a> {
+    store_id: &'a StoreId,
+    order_id: &'a str,
+    event_id: &'a str,
+}
+
+impl EventOn<'_> {
+    async fn record(
+        &self,
+        app: &App,
+        change: Option<(OrderStatus, &TransitionDetails)>,
+    ) -> Result<EventWrite, AppError> {
+        app.store
+            .record_event(
+                self.store_id,
+                self.order_id,
+                self.event_id,
+                change,
+                clock::now(),
+            )
+            .await
+    }
+
+    /// Records the event without changing the order, so a redelivery is
+    /// recognised as a duplicate.
+    async fn record_only(&self, app: &App, reason: &'static str) -> Result<Outcome, AppError> {
+        match self.record(app, None).await? {
+            EventWrite::Duplicate => Ok(Outcome::Duplicate),
+            EventWrite::OtherStore => Err(other_store()),
+            EventWrite::Applied | EventWrite::NoOrder | EventWrite::OrderRefused(_) => {
+                Ok(Outcome::NoChange { reason })
+            }
+        }
+    }
+}
+
 /// An event that follows one the order has not seen yet (Stripe does not
 /// deliver in order) is not recorded and is answered 409, so Stripe
-/// delivers it again later, when it can apply. Unless it was applied before
-/// and the order has moved on since (a won dispute's closure takes the
-/// order back to `paid`): then it is a duplicate. DynamoDB reports the
-/// event's own failed condition with the order's, so that case is normally
-/// answered `Duplicate` by the write; this read holds even where it is not.
-async fn too_early(
-    app: &App,
-    store_id: &StoreId,
-    event_id: &str,
-    order: &Order,
-) -> Result<Outcome, AppError> {
-    if app.store.event_recorded(store_id, event_id).await? {
-        return Ok(Outcome::Duplicate);
-    }
+/// delivers it again later, when it can apply. (An event applied before,
+/// such as a won dispute's closure after which the order is back at
+/// `paid`, is a duplicate: the write finds it in the order's record first.)
+fn too_early(event_id: &str, order: &Order) -> AppError {
     tracing::info!(order_id = %order.order_id, event_id, status = %order.status, "event arrived early; asking Stripe to deliver it again");
-    Err(AppError::conflict(
+    AppError::conflict(
         "event_too_early",
         format!(
             "The order is {}; deliver this event again after the one it follows",
             order.status
         ),
-    ))
-}
-
-async fn record_only(
-    app: &App,
-    store_id: &StoreId,
-    event_id: &str,
-    reason: &'static str,
-) -> Result<Outcome, AppError> {
-    Ok(
-        match app
-            .store
-            .record_event(store_id, event_id, None, clock::now())
-            .await?
-        {
-            EventWrite::Duplicate => Outcome::Duplicate,
-            _ => Outcome::NoChange { reason },
-        },
     )
 }

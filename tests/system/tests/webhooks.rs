@@ -187,6 +187,21 @@ async fn forged_misdirected_and_mismatched_events_change_nothing() {
         intent_object(&intent, &store_a, &order_id, 2999),
     );
 
+    // A merchant who pasted their own signing secret can sign anything: the
+    // event's metadata must not reach another store's order.
+    let forged_for_b = event(
+        &evt_id(),
+        "payment_intent.succeeded",
+        false,
+        intent_object(&intent, &store_b, &order_id, 2999),
+    );
+    let dispute_via_b = event(
+        &evt_id(),
+        "charge.dispute.created",
+        false,
+        json!({"id": "dp_3", "object": "dispute", "payment_intent": intent, "status": "needs_response"}),
+    );
+
     let cases = [
         (
             "signed with store B's secret",
@@ -200,6 +215,20 @@ async fn forged_misdirected_and_mismatched_events_change_nothing() {
             format!("/webhook/stripe/{store_b}"),
             succeeded.clone(),
             stripe_signature(&whsec_b, &succeeded, now),
+            "store_mismatch",
+        ),
+        (
+            "store B's URL, secret and metadata naming A's order",
+            format!("/webhook/stripe/{store_b}"),
+            forged_for_b.clone(),
+            stripe_signature(&whsec_b, &forged_for_b, now),
+            "store_mismatch",
+        ),
+        (
+            "store B's URL and secret for A's dispute (found by the intent)",
+            format!("/webhook/stripe/{store_b}"),
+            dispute_via_b.clone(),
+            stripe_signature(&whsec_b, &dispute_via_b, now),
             "store_mismatch",
         ),
         (
@@ -249,6 +278,31 @@ async fn forged_misdirected_and_mismatched_events_change_nothing() {
         (400, Some("mode_mismatch")),
         "a live event for a test store"
     );
+    // Metadata naming an order that is not ours (another integration on the
+    // merchant's account), or another order of the store than the intent's.
+    let (other_order, _) = paid_in_stripe(&store_a, &secret_a).await;
+    for (what, named) in [
+        (
+            "no such order",
+            "5d9e7c1a-0000-4000-8000-00000000dead".to_owned(),
+        ),
+        ("another order of the store", other_order.clone()),
+    ] {
+        let payload = event(
+            &evt_id(),
+            "payment_intent.succeeded",
+            false,
+            intent_object(&intent, &store_a, &named, 2999),
+        );
+        let (status, body) =
+            deliver_signed(&format!("/webhook/stripe/{store_a}"), &whsec_a, &payload).await;
+        assert_eq!(status, 200, "{what}: {body}");
+        assert!(
+            body["result"].as_str().unwrap().starts_with("no change"),
+            "{what}: {body}"
+        );
+    }
+    assert_eq!(get_order(&other_order).await["status"], "pending");
     assert_eq!(
         get_order(&order_id).await["status"],
         "pending",
