@@ -1,15 +1,17 @@
 //! Process CPU per DynamoDB request through `aws-sdk-dynamodb`, against the
 //! local stack (`infra/stack.sh start`, then source `$STACK_DIR/env`): one
-//! `GetItem`, one `TransactWriteItems` that commits (a Put on a fresh key
-//! with `attribute_not_exists(pk)` plus a conditional Update of an existing
-//! order, as `record_event` does) and one that is cancelled (the Update's
-//! condition fails; `ReturnValuesOnConditionCheckFailure::AllOld`).
+//! `GetItem`; one conditional `UpdateItem` of an order that also adds the
+//! event id to the order's `processed_events`, as `record_event` does, and
+//! one refused (the event is in the set; `ALL_OLD`); and for comparison the
+//! two-item transaction the webhook used before (a Put of an `EVENT#` item
+//! with `attribute_not_exists(pk)` plus the order's conditional Update),
+//! committed and cancelled.
 //!
 //! The client is built as `shared::App::from_lookup` builds it; flags change
 //! one setting at a time, so the difference is that setting's CPU cost:
 //!
 //! ```sh
-//! sdk_cpu [--n 5000] [--tasks 8] [--workers 2] [--warmup 300] [--ops get,tx,txfail,mixed]
+//! sdk_cpu [--n 5000] [--tasks 8] [--workers 2] [--warmup 300] [--ops get,tx,txfail,update,updatefail,mixed]
 //!         [--no-stalled-stream] [--timeouts all|none|operation|attempt] [--no-retries]
 //!         [--tracing] [--no-clock-skew] [--customize] [--account-id-endpoint-mode MODE]
 //!         [--checksums-when-required] [--endpoint-resolver] [--current-thread] [--ab BLOCK]
@@ -33,6 +35,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
@@ -58,6 +61,12 @@ enum Op {
     Get,
     Tx,
     TxFail,
+    /// One conditional `UpdateItem` of the order that also adds the event id
+    /// to the order's set of processed events (exactly-once without a
+    /// transaction).
+    Update,
+    /// The same, refused (the event id is already in the set), `ALL_OLD`.
+    UpdateFail,
     /// One `GetItem` then one committing `TransactWriteItems` (a delivery's
     /// shape); reported per request, i.e. per pair ÷ 2.
     Mixed,
@@ -69,6 +78,8 @@ impl Op {
             Op::Get => "get",
             Op::Tx => "tx",
             Op::TxFail => "txfail",
+            Op::Update => "update",
+            Op::UpdateFail => "updatefail",
             Op::Mixed => "mixed",
         }
     }
@@ -141,7 +152,7 @@ struct Options {
 }
 
 const USAGE: &str = "usage: sdk_cpu [--n N] [--tasks N] [--workers N] [--warmup N] \
-[--ops get,tx,txfail,mixed] [--no-stalled-stream] [--timeouts all|none|operation|attempt] \
+[--ops get,tx,txfail,update,updatefail,mixed] [--no-stalled-stream] [--timeouts all|none|operation|attempt] \
 [--no-retries] [--tracing] [--no-clock-skew] [--customize] [--account-id-endpoint-mode MODE] \
 [--checksums-when-required] [--endpoint-resolver] [--current-thread] [--ab BLOCK]";
 
@@ -173,6 +184,8 @@ fn options() -> Result<Options, BoxError> {
                         "get" => Ok(Op::Get),
                         "tx" => Ok(Op::Tx),
                         "txfail" => Ok(Op::TxFail),
+                        "update" => Ok(Op::Update),
+                        "updatefail" => Ok(Op::UpdateFail),
                         "mixed" => Ok(Op::Mixed),
                         other => Err(format!("unknown op {other}")),
                     })
@@ -274,6 +287,9 @@ fn config_override() -> aws_sdk_dynamodb::config::Builder {
     aws_sdk_dynamodb::config::Builder::default().timeout_config(timeouts)
 }
 
+/// Already in every order's set of processed events.
+const SEEN_EVENT: &str = "evt_000000000000000000000000";
+
 fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
@@ -310,6 +326,10 @@ fn order_item(pk: &str, now: u64) -> HashMap<String, AttributeValue> {
         ("status_as_of".to_string(), n(now)),
         ("amount_refunded".to_string(), n(0)),
         (
+            "events".to_string(),
+            AttributeValue::Ss(vec![SEEN_EVENT.to_string()]),
+        ),
+        (
             "return_url".to_string(),
             s("https://shop.example.com/orders/complete?ref=abc123"),
         ),
@@ -338,6 +358,12 @@ impl Bench {
         format!("SDKCPU#{}#ORDER#{task}", self.run)
     }
 
+    /// An order whose event set `update` grows; apart from `order_pk`'s, so
+    /// what a refusal returns stays order-sized.
+    fn growing_pk(&self, task: usize) -> String {
+        format!("SDKCPU#{}#ORDER#{task}#GROWING", self.run)
+    }
+
     async fn get(&self, task: usize) -> Result<(), BoxError> {
         let request = self
             .client
@@ -361,7 +387,7 @@ impl Bench {
         Ok(())
     }
 
-    /// A `record_event`-shaped transaction; `fail` makes the order's
+    /// The former webhook write, a two-item transaction; `fail` makes the order's
     /// condition false, so it is cancelled with the old order returned.
     async fn transact(&self, task: usize, fail: bool) -> Result<(), BoxError> {
         let i = self.seq.fetch_add(1, Ordering::Relaxed);
@@ -428,11 +454,72 @@ impl Bench {
         }
     }
 
+    /// The order update alone, recording the event in the order itself;
+    /// `fail` sends an event id already recorded, so it is refused with the
+    /// old order returned.
+    async fn update(&self, task: usize, fail: bool) -> Result<(), BoxError> {
+        let i = self.seq.fetch_add(1, Ordering::Relaxed);
+        let now = self.now + i;
+        let (pk, event_id) = if fail {
+            (self.order_pk(task), SEEN_EVENT.to_string())
+        } else {
+            (self.growing_pk(task), format!("evt_{i:024}"))
+        };
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s("ORDER"))
+            .update_expression(
+                "SET #status = :to, updated_at = :now, amount_refunded = :refunded ADD events :event",
+            )
+            .condition_expression(
+                "attribute_exists(pk) AND NOT contains(events, :event_id) \
+                 AND #status IN (:s0, :s1) AND payment_intent_id = :pi \
+                 AND (attribute_not_exists(amount_refunded) OR amount_refunded < :refunded)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":to", s("paid"))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":s0", s("paid"))
+            .expression_attribute_values(":s1", s("processing"))
+            .expression_attribute_values(":pi", s("pi_3Pq2ZxLkdIwHu7ix0Qy1AbCd"))
+            .expression_attribute_values(":refunded", n(i + 1))
+            .expression_attribute_values(":event", AttributeValue::Ss(vec![event_id.clone()]))
+            .expression_attribute_values(":event_id", s(event_id))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let result = if self.customize {
+            request
+                .customize()
+                .config_override(config_override())
+                .send()
+                .await
+        } else {
+            request.send().await
+        };
+        match (result, fail) {
+            (Ok(_), false) => Ok(()),
+            (Ok(_), true) => Err("UpdateItem: expected a refusal".into()),
+            (Err(err), true) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(refused))
+                    if refused.item().is_some() =>
+                {
+                    Ok(())
+                }
+                _ => Err(format!("UpdateItem: {err:?}").into()),
+            },
+            (Err(err), false) => Err(format!("UpdateItem: {err:?}").into()),
+        }
+    }
+
     async fn one(&self, op: Op, task: usize) -> Result<(), BoxError> {
         match op {
             Op::Get => self.get(task).await,
             Op::Tx => self.transact(task, false).await,
             Op::TxFail => self.transact(task, true).await,
+            Op::Update => self.update(task, false).await,
+            Op::UpdateFail => self.update(task, true).await,
             Op::Mixed => {
                 self.get(task).await?;
                 self.transact(task, false).await
@@ -548,7 +635,7 @@ async fn new_bench(variant: &Variant, tasks: usize, now: u64) -> Result<Arc<Benc
         table,
         run: uuid::Uuid::new_v4().simple().to_string(),
         customize: variant.customize,
-        seq: AtomicU64::new(0),
+        seq: AtomicU64::new(1),
         now,
     });
     for task in 0..tasks {
@@ -557,6 +644,13 @@ async fn new_bench(variant: &Variant, tasks: usize, now: u64) -> Result<Arc<Benc
             .put_item()
             .table_name(&bench.table)
             .set_item(Some(order_item(&bench.order_pk(task), now)))
+            .send()
+            .await?;
+        bench
+            .client
+            .put_item()
+            .table_name(&bench.table)
+            .set_item(Some(order_item(&bench.growing_pk(task), now)))
             .send()
             .await?;
     }
