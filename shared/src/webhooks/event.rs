@@ -4,6 +4,7 @@
 
 use crate::domain::OrderStatus;
 use serde::Deserialize;
+use serde_json::Value;
 
 #[derive(Debug, Deserialize)]
 pub struct Envelope {
@@ -19,35 +20,25 @@ pub struct Envelope {
 
 #[derive(Debug, Deserialize)]
 pub struct Data {
-    pub object: serde_json::Value,
+    pub object: Object,
 }
 
-#[derive(Debug, Deserialize)]
-struct IntentObject {
-    id: String,
-    amount: u64,
-    currency: String,
-    #[serde(default)]
-    last_payment_error: Option<ErrorObject>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ErrorObject {
-    message: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ChargeObject {
-    payment_intent: Option<String>,
-    amount: u64,
-    #[serde(default)]
-    amount_refunded: u64,
-}
-
-#[derive(Debug, Deserialize)]
-struct DisputeObject {
-    payment_intent: Option<String>,
-    status: String,
+/// The fields of `data.object` we may use; every other field is skipped
+/// unread. Each is kept as whatever JSON it holds and typed only by the
+/// event that needs it, so an object we do not act on, whatever its
+/// fields' types, never makes the event unreadable.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Object {
+    object: Value,
+    id: Value,
+    amount: Value,
+    currency: Value,
+    amount_refunded: Value,
+    payment_intent: Value,
+    status: Value,
+    last_payment_error: Value,
+    metadata: Value,
 }
 
 /// What an event asks of its order.
@@ -80,7 +71,7 @@ impl Envelope {
 
     /// `metadata.store_id` of the object, which our PaymentIntents carry.
     pub fn metadata_store_id(&self) -> Option<&str> {
-        self.data.object.get("metadata")?.get("store_id")?.as_str()
+        self.data.object.metadata.get("store_id")?.as_str()
     }
 
     /// `metadata.order_id` of the object, in our order ids' form: our
@@ -88,12 +79,7 @@ impl Envelope {
     /// not). Only a hint of where to write: the write itself checks that
     /// the order is this store's and has this intent.
     pub fn metadata_order_id(&self) -> Option<String> {
-        let id = self
-            .data
-            .object
-            .get("metadata")?
-            .get("order_id")?
-            .as_str()?;
+        let id = self.data.object.metadata.get("order_id")?.as_str()?;
         uuid::Uuid::try_parse(id).ok().map(|id| id.to_string())
     }
 
@@ -101,9 +87,9 @@ impl Envelope {
     /// charge's or dispute's `payment_intent`.
     pub fn payment_intent_id(&self) -> Option<&str> {
         let object = &self.data.object;
-        match object.get("object")?.as_str()? {
-            "payment_intent" => object.get("id")?.as_str(),
-            _ => object.get("payment_intent")?.as_str(),
+        match object.object.as_str()? {
+            "payment_intent" => object.id.as_str(),
+            _ => object.payment_intent.as_str(),
         }
     }
 
@@ -130,86 +116,80 @@ impl Envelope {
     }
 
     pub fn effect(&self) -> Result<Effect, MalformedEvent> {
-        let bad = |e: serde_json::Error| MalformedEvent {
+        let object = &self.data.object;
+        let missing = |field: &str| MalformedEvent {
             kind: self.kind.clone(),
-            reason: e.to_string(),
+            reason: format!("no valid `{field}`"),
         };
-        let object = || self.data.object.clone();
-        let transition =
-            |payment_intent: Option<String>, status, amount, payment_error, amount_refunded| {
-                let payment_intent = payment_intent.ok_or_else(|| MalformedEvent {
-                    kind: self.kind.clone(),
-                    reason: "no payment_intent".into(),
-                })?;
-                Ok(Effect::Transition {
-                    payment_intent,
-                    status,
-                    amount,
-                    payment_error,
-                    amount_refunded,
-                })
-            };
-        match self.kind.as_str() {
-            "payment_intent.succeeded" => {
-                let pi: IntentObject = serde_json::from_value(object()).map_err(bad)?;
-                transition(
-                    Some(pi.id),
-                    OrderStatus::Paid,
-                    Some((pi.amount, pi.currency)),
-                    None,
-                    None,
-                )
-            }
-            "payment_intent.processing" => {
-                let pi: IntentObject = serde_json::from_value(object()).map_err(bad)?;
-                transition(Some(pi.id), OrderStatus::Processing, None, None, None)
-            }
-            "payment_intent.payment_failed" => {
-                let pi: IntentObject = serde_json::from_value(object()).map_err(bad)?;
-                let message = pi.last_payment_error.and_then(|e| e.message);
-                transition(Some(pi.id), OrderStatus::Failed, None, message, None)
-            }
-            "payment_intent.canceled" => {
-                let pi: IntentObject = serde_json::from_value(object()).map_err(bad)?;
-                transition(Some(pi.id), OrderStatus::Canceled, None, None, None)
-            }
+        let text = |value: &Value, field: &str| {
+            value
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| missing(field))
+        };
+        let number = |value: &Value, field: &str| value.as_u64().ok_or_else(|| missing(field));
+        // A charge's or dispute's intent: null for a payment made without one.
+        let intent_of = || text(&object.payment_intent, "payment_intent");
+        let move_to = |payment_intent, status| Effect::Transition {
+            payment_intent,
+            status,
+            amount: None,
+            payment_error: None,
+            amount_refunded: None,
+        };
+        let intent = |status| -> Result<Effect, MalformedEvent> {
+            let id = text(&object.id, "id")?;
+            let amount = number(&object.amount, "amount")?;
+            let currency = text(&object.currency, "currency")?;
+            Ok(Effect::Transition {
+                payment_intent: id,
+                status,
+                amount: (status == OrderStatus::Paid).then_some((amount, currency)),
+                payment_error: match status {
+                    OrderStatus::Failed => object.last_payment_error["message"]
+                        .as_str()
+                        .map(str::to_owned),
+                    _ => None,
+                },
+                amount_refunded: None,
+            })
+        };
+        let effect = match self.kind.as_str() {
+            "payment_intent.succeeded" => intent(OrderStatus::Paid)?,
+            "payment_intent.processing" => intent(OrderStatus::Processing)?,
+            "payment_intent.payment_failed" => intent(OrderStatus::Failed)?,
+            "payment_intent.canceled" => intent(OrderStatus::Canceled)?,
             "charge.refunded" => {
-                let charge: ChargeObject = serde_json::from_value(object()).map_err(bad)?;
-                let status = if charge.amount_refunded >= charge.amount {
+                let amount = number(&object.amount, "amount")?;
+                let refunded = match &object.amount_refunded {
+                    Value::Null => 0,
+                    value => number(value, "amount_refunded")?,
+                };
+                let status = if refunded >= amount {
                     OrderStatus::Refunded
                 } else {
                     OrderStatus::PartiallyRefunded
                 };
-                transition(
-                    charge.payment_intent,
+                Effect::Transition {
+                    payment_intent: intent_of()?,
                     status,
-                    None,
-                    None,
-                    Some(charge.amount_refunded),
-                )
+                    amount: None,
+                    payment_error: None,
+                    amount_refunded: Some(refunded),
+                }
             }
-            "charge.dispute.created" => {
-                let dispute: DisputeObject = serde_json::from_value(object()).map_err(bad)?;
-                transition(
-                    dispute.payment_intent,
-                    OrderStatus::Disputed,
-                    None,
-                    None,
-                    None,
-                )
-            }
+            "charge.dispute.created" => move_to(intent_of()?, OrderStatus::Disputed),
             "charge.dispute.closed" => {
-                let dispute: DisputeObject = serde_json::from_value(object()).map_err(bad)?;
                 // won / warning_closed: the money stays; lost: it is gone.
-                let status = if dispute.status == "lost" {
-                    OrderStatus::Lost
-                } else {
-                    OrderStatus::Paid
+                let status = match text(&object.status, "status")?.as_str() {
+                    "lost" => OrderStatus::Lost,
+                    _ => OrderStatus::Paid,
                 };
-                transition(dispute.payment_intent, status, None, None, None)
+                move_to(intent_of()?, status)
             }
-            _ => Ok(Effect::Ignore),
-        }
+            _ => Effect::Ignore,
+        };
+        Ok(effect)
     }
 }
 
@@ -390,6 +370,34 @@ mod tests {
             None,
             "an event without `created` is not dated"
         );
+    }
+
+    #[test]
+    fn fields_we_do_not_need_never_make_an_event_unreadable() {
+        // Another object type may use our field names for other things.
+        let odd = event(
+            "invoice.paid",
+            json!({"id": 7, "object": "invoice", "amount": "12", "status": {"x": 1},
+                   "metadata": [], "payment_intent": {"id": "pi_1"}, "lines": {"data": [{"amount": 1}]}}),
+        );
+        assert_eq!(odd.effect().unwrap(), Effect::Ignore);
+        assert_eq!(odd.metadata_store_id(), None);
+        assert_eq!(odd.payment_intent_id(), None);
+        // An intent from a newer API version, with fields we have never seen.
+        let newer = event(
+            "payment_intent.succeeded",
+            json!({"id": "pi_1", "object": "payment_intent", "amount": 2999, "currency": "eur",
+                   "amount_details": {"tip": {}}, "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
+                   "last_payment_error": null}),
+        );
+        assert!(matches!(
+            newer.effect().unwrap(),
+            Effect::Transition {
+                status: OrderStatus::Paid,
+                amount: Some((2999, _)),
+                ..
+            }
+        ));
     }
 
     #[test]
