@@ -278,6 +278,21 @@ async fn client(variant: &Variant) -> Result<Client, BoxError> {
 
 /// A per-call override, as a handler with its own deadline would set:
 /// the same timeouts again, so only the layering costs.
+/// Sends a request, with `config_override` per operation under `--customize`.
+macro_rules! send {
+    ($bench:expr, $request:expr) => {
+        if $bench.customize {
+            $request
+                .customize()
+                .config_override(config_override())
+                .send()
+                .await
+        } else {
+            $request.send().await
+        }
+    };
+}
+
 fn config_override() -> aws_sdk_dynamodb::config::Builder {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(1))
@@ -372,15 +387,7 @@ impl Bench {
             .key("pk", s(self.order_pk(task)))
             .key("sk", s("ORDER"))
             .consistent_read(true);
-        let out = if self.customize {
-            request
-                .customize()
-                .config_override(config_override())
-                .send()
-                .await?
-        } else {
-            request.send().await?
-        };
+        let out = send!(self, request)?;
         if out.item.is_none_or(|item| item.len() < 10) {
             return Err("GetItem: order missing".into());
         }
@@ -428,15 +435,7 @@ impl Bench {
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(event).build())
             .transact_items(TransactWriteItem::builder().update(update).build());
-        let result = if self.customize {
-            request
-                .customize()
-                .config_override(config_override())
-                .send()
-                .await
-        } else {
-            request.send().await
-        };
+        let result = send!(self, request);
         match (result, fail) {
             (Ok(_), false) => Ok(()),
             (Ok(_), true) => Err("TransactWriteItems: expected a cancellation".into()),
@@ -489,15 +488,7 @@ impl Bench {
             .expression_attribute_values(":event", AttributeValue::Ss(vec![event_id.clone()]))
             .expression_attribute_values(":event_id", s(event_id))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        let result = if self.customize {
-            request
-                .customize()
-                .config_override(config_override())
-                .send()
-                .await
-        } else {
-            request.send().await
-        };
+        let result = send!(self, request);
         match (result, fail) {
             (Ok(_), false) => Ok(()),
             (Ok(_), true) => Err("UpdateItem: expected a refusal".into()),
