@@ -1,5 +1,6 @@
 //! Stripe webhooks: verifying deliveries and reading the events we act on.
 
+mod apply;
 pub mod event;
 pub mod health;
 pub mod memory;

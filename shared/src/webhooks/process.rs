@@ -1,16 +1,15 @@
 //! Handling one webhook delivery: find the store, verify the delivery with
-//! that store's own signing secret, and apply the event to its order
-//! exactly once. Anything unverifiable changes nothing; a failure of our
-//! dependencies is a 5xx so Stripe delivers again.
+//! that store's own signing secret, then apply the event to its order
+//! exactly once (`apply.rs`). Anything unverifiable changes nothing; a
+//! failure of our dependencies is a 5xx so Stripe delivers again.
 
-use super::event::{Effect, Envelope};
+use super::event::Envelope;
 use super::signature::{self, SignatureError};
-use super::verdict::{Change, Verdict};
 use crate::app::App;
 use crate::clock;
-use crate::domain::{Mode, OrderStatus, StoreId, WebhookSecret};
+use crate::domain::{Mode, StoreId, WebhookSecret};
 use crate::error::AppError;
-use crate::store::{EventWrite, IntentLink, Order, StripeConnection, TransitionDetails};
+use crate::store::{IntentLink, StripeConnection};
 use crate::vault::{EncryptionContext, Purpose};
 use secrecy::ExposeSecret;
 use std::sync::Arc;
@@ -18,7 +17,6 @@ use std::time::Instant;
 
 /// Stripe's events are small; this bounds what we hash and parse.
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
-const ATTEMPTS: usize = 3;
 
 /// What a delivery did, for the response and the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,7 +39,7 @@ pub enum Outcome {
     },
 }
 
-fn unverifiable(
+pub(super) fn unverifiable(
     code: &'static str,
     message: impl Into<std::borrow::Cow<'static, str>>,
 ) -> AppError {
@@ -80,7 +78,7 @@ pub async fn process(
         tracing::warn!(store_id = %store_id, event_id = %envelope.id, error = %e, "verified event we cannot read");
         unverifiable("malformed_event", "Event lacks fields we need")
     })?;
-    let outcome = apply(app, &store_id, &envelope, effect).await?;
+    let outcome = super::apply::apply(app, &store_id, &envelope, effect).await?;
     if app.webhook_memory.due_for_touch(&store_id, Instant::now())
         && let Err(err) = app.store.touch_last_webhook(&store_id, clock::now()).await
     {
@@ -232,7 +230,10 @@ async fn store_of(app: &App, envelope: &Envelope) -> Result<StoreId, AppError> {
 }
 
 /// Links never change once written, so the container keeps them.
-async fn intent_link(app: &App, payment_intent: &str) -> Result<Option<IntentLink>, AppError> {
+pub(super) async fn intent_link(
+    app: &App,
+    payment_intent: &str,
+) -> Result<Option<IntentLink>, AppError> {
     if let Some(link) = app.webhook_memory.intent_link(payment_intent) {
         return Ok(Some(link));
     }
@@ -261,167 +262,4 @@ async fn webhook_secret(
     WebhookSecret::parse(opened.expose_secret())
         .map(Some)
         .map_err(|_| AppError::internal("stored webhook secret no longer parses"))
-}
-
-async fn apply(
-    app: &App,
-    store_id: &StoreId,
-    envelope: &Envelope,
-    effect: Effect,
-) -> Result<Outcome, AppError> {
-    let event_id = envelope.id.as_str();
-    let Effect::Transition {
-        payment_intent,
-        status: to,
-        amount,
-        payment_error,
-        amount_refunded,
-    } = effect
-    else {
-        // Nothing to change, so nothing to record: a redelivery is
-        // answered the same way.
-        return Ok(Outcome::NoChange {
-            reason: "event type not acted on",
-        });
-    };
-    let Some(order_id) = order_of(app, envelope, &payment_intent).await? else {
-        return Ok(not_ours());
-    };
-    let change = Change {
-        payment_intent: &payment_intent,
-        to,
-        amount: amount.as_ref().map(|(a, c)| (*a, c.as_str())),
-        amount_refunded,
-        status_as_of: envelope.status_as_of(),
-        prerequisite: envelope.prerequisite(),
-    };
-    let details = change.details(payment_error);
-    let event = EventOn {
-        store_id,
-        order_id: &order_id,
-        event_id,
-    };
-    for _ in 0..ATTEMPTS {
-        // Written first, with every rule in the condition: the common case
-        // is one request, and only a refusal needs the order (returned
-        // with it) to tell why.
-        let order = match event.record(app, Some((to, &details))).await? {
-            EventWrite::Applied => {
-                tracing::info!(order_id = %order_id, to = %to, event_id, source = "webhook", "order status changed");
-                return Ok(Outcome::Applied {
-                    order_id,
-                    to: to.as_str(),
-                });
-            }
-            EventWrite::Duplicate => return Ok(Outcome::Duplicate),
-            EventWrite::NoOrder => return Ok(not_ours()),
-            EventWrite::OtherStore => return Err(other_store()),
-            EventWrite::OrderRefused(order) => order,
-        };
-        match change.judge(&order) {
-            // It moved between the write and its check: decide anew.
-            Verdict::Allowed => continue,
-            Verdict::IntentReplaced => {
-                return event
-                    .record_only(app, "intent was replaced on the order")
-                    .await;
-            }
-            Verdict::AmountMismatch { reason } => {
-                tracing::error!(order_id = %order.order_id, %reason, "payment does not match its order; flagged for review");
-                app.store
-                    .flag_order(&order.order_id, &reason, clock::now())
-                    .await?;
-                event.record_only(app, "amount mismatch").await?;
-                return Ok(Outcome::Flagged {
-                    order_id: order.order_id,
-                });
-            }
-            Verdict::TooEarly => return Err(too_early(event_id, &order)),
-            Verdict::NoChange { reason } => return event.record_only(app, reason).await,
-        }
-    }
-    Err(AppError::Dependency {
-        dependency: "DynamoDB",
-        throttled: true,
-        source: "order kept changing under concurrent deliveries".into(),
-    })
-}
-
-/// The order a payment event is about: named in the object's metadata
-/// (intents and their charges), else found through the intent's link
-/// (disputes). `None`: not a payment made by us.
-async fn order_of(
-    app: &App,
-    envelope: &Envelope,
-    payment_intent: &str,
-) -> Result<Option<String>, AppError> {
-    if let Some(order_id) = envelope.metadata_order_id() {
-        return Ok(Some(order_id));
-    }
-    Ok(intent_link(app, payment_intent)
-        .await?
-        .map(|link| link.order_id))
-}
-
-fn not_ours() -> Outcome {
-    Outcome::NoChange {
-        reason: "payment intent not made by us",
-    }
-}
-
-fn other_store() -> AppError {
-    unverifiable("store_mismatch", "The payment belongs to another store")
-}
-
-/// An event about one order of one store.
-struct EventOn<'a> {
-    store_id: &'a StoreId,
-    order_id: &'a str,
-    event_id: &'a str,
-}
-
-impl EventOn<'_> {
-    async fn record(
-        &self,
-        app: &App,
-        change: Option<(OrderStatus, &TransitionDetails)>,
-    ) -> Result<EventWrite, AppError> {
-        app.store
-            .record_event(
-                self.store_id,
-                self.order_id,
-                self.event_id,
-                change,
-                clock::now(),
-            )
-            .await
-    }
-
-    /// Records the event without changing the order, so a redelivery is
-    /// recognised as a duplicate.
-    async fn record_only(&self, app: &App, reason: &'static str) -> Result<Outcome, AppError> {
-        match self.record(app, None).await? {
-            EventWrite::Duplicate => Ok(Outcome::Duplicate),
-            EventWrite::OtherStore => Err(other_store()),
-            EventWrite::Applied | EventWrite::NoOrder | EventWrite::OrderRefused(_) => {
-                Ok(Outcome::NoChange { reason })
-            }
-        }
-    }
-}
-
-/// An event that follows one the order has not seen yet (Stripe does not
-/// deliver in order) is not recorded and is answered 409, so Stripe
-/// delivers it again later, when it can apply. (An event applied before,
-/// such as a won dispute's closure after which the order is back at
-/// `paid`, is a duplicate: the write finds it in the order's record first.)
-fn too_early(event_id: &str, order: &Order) -> AppError {
-    tracing::info!(order_id = %order.order_id, event_id, status = %order.status, "event arrived early; asking Stripe to deliver it again");
-    AppError::conflict(
-        "event_too_early",
-        format!(
-            "The order is {}; deliver this event again after the one it follows",
-            order.status
-        ),
-    )
 }
