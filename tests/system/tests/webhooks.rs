@@ -387,6 +387,73 @@ async fn metadata_only_hints_at_the_order_the_intent_decides() {
     assert_eq!(get_order(&order_id).await["status"], "paid");
 }
 
+#[tokio::test]
+async fn news_of_a_replaced_intent_leaves_the_order_to_its_new_one() {
+    let (store, secret, whsec) = connected_store_with_webhook().await;
+    let (status, session) = create_session(&cart(&store)).await;
+    assert_eq!(status, 201, "{session}");
+    let token = token_of(session["checkout_url"].as_str().unwrap());
+    let order_id = session["order_id"].as_str().unwrap().to_owned();
+    let intent_of = |reply: &Value| {
+        reply["client_secret"]
+            .as_str()
+            .unwrap()
+            .split("_secret_")
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let (status, first) = create_intent(&token, "{}").await;
+    assert_eq!(status, 200, "{first}");
+    let old = intent_of(&first);
+    // Canceled in Stripe (say from the dashboard): the next visit replaces it.
+    let (status, canceled) = stripe_call(
+        &secret,
+        reqwest::Method::POST,
+        &format!("/payment_intents/{old}/cancel"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{canceled}");
+    let (status, second) = create_intent(&token, "{}").await;
+    assert_eq!(status, 200, "{second}");
+    let new = intent_of(&second);
+    assert_ne!(old, new);
+
+    // The old intent's cancellation, delivered late, names the same order.
+    let path = format!("/webhook/stripe/{store}");
+    let late = event(
+        &evt_id(),
+        "payment_intent.canceled",
+        false,
+        intent_object(&old, &store, &order_id, 2999),
+    );
+    let (status, body) = deliver_signed(&path, &whsec, &late).await;
+    assert_eq!(
+        (status, body["result"].as_str()),
+        (200, Some("no change: intent was replaced on the order"))
+    );
+    let (status, body) = deliver_signed(&path, &whsec, &late).await;
+    assert_eq!(
+        (status, body["result"].as_str()),
+        (200, Some("duplicate: already processed")),
+        "recorded on the order"
+    );
+    assert_eq!(get_order(&order_id).await["status"], "pending");
+
+    let paid = event(
+        &evt_id(),
+        "payment_intent.succeeded",
+        false,
+        intent_object(&new, &store, &order_id, 2999),
+    );
+    let (status, body) = deliver_signed(&path, &whsec, &paid).await;
+    assert_eq!(
+        (status, body["result"].as_str()),
+        (200, Some("applied: order is now paid"))
+    );
+}
+
 /// An event Stripe created at `created` (seconds), to deliver out of order.
 fn event_at(kind: &str, created: u64, object: Value) -> String {
     json!({"id": evt_id(), "object": "event", "api_version": "2026-09-30.endive", "created": created,
