@@ -322,11 +322,8 @@ pub fn created_at(first: u64, index: usize) -> u64 {
     first + index as u64 * 60
 }
 
-/// The service's answers for a recorded event that changes nothing
-/// (`shared::webhooks::verdict`).
-pub const NOT_ALLOWED: &str = "order does not allow this change";
-pub const OLDER_REFUND: &str = "an older refund total";
-pub const OLDER_STATE: &str = "older than the payment state the order shows";
+/// The service's answers for a recorded event that changes nothing.
+pub use shared::webhooks::no_change::{NOT_ALLOWED, OLDER_REFUND, OLDER_STATE};
 
 /// What the model (and the table) knows of an order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

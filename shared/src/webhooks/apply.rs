@@ -3,6 +3,7 @@
 //! at the order (returned with the refusal) to tell why.
 
 use super::event::{Effect, Envelope};
+use super::no_change;
 use super::process::{Outcome, intent_link, unverifiable};
 use super::verdict::{Change, Verdict};
 use crate::app::App;
@@ -30,7 +31,7 @@ pub(super) async fn apply(
         // Nothing to change, so nothing to record: a redelivery is
         // answered the same way.
         return Ok(Outcome::NoChange {
-            reason: "event type not acted on",
+            reason: no_change::NOT_ACTED_ON,
         });
     };
     let change = Change {
@@ -74,7 +75,7 @@ pub(super) async fn apply(
         Miss::NoOrder => Ok(not_ours()),
         Miss::IntentReplaced => {
             event
-                .record_only(&order_id, "intent was replaced on the order")
+                .record_only(&order_id, no_change::INTENT_REPLACED)
                 .await
         }
     }
@@ -94,7 +95,7 @@ enum Miss {
 
 fn not_ours() -> Outcome {
     Outcome::NoChange {
-        reason: "payment intent not made by us",
+        reason: no_change::NOT_OURS,
     }
 }
 

@@ -4,6 +4,7 @@ mod apply;
 pub mod event;
 pub mod health;
 pub mod memory;
+pub mod no_change;
 pub mod process;
 pub mod setup;
 pub mod signature;

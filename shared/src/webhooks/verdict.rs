@@ -4,6 +4,7 @@
 //! decide here what the event deserves. Kept apart from the I/O so each
 //! rule can be read and tested on its own.
 
+use super::no_change;
 use crate::domain::OrderStatus;
 use crate::store::{Order, TransitionDetails};
 
@@ -76,14 +77,14 @@ impl Change<'_> {
         }
         if !order.status.can_become(self.to) {
             return Verdict::NoChange {
-                reason: "order does not allow this change",
+                reason: no_change::NOT_ALLOWED,
             };
         }
         if let (Some(new), Some(old)) = (self.amount_refunded, order.amount_refunded)
             && new <= old
         {
             return Verdict::NoChange {
-                reason: "an older refund total",
+                reason: no_change::OLDER_REFUND,
             };
         }
         if matches!(self.to, OrderStatus::Processing | OrderStatus::Failed)
@@ -91,7 +92,7 @@ impl Change<'_> {
             && new <= old
         {
             return Verdict::NoChange {
-                reason: "older than the payment state the order shows",
+                reason: no_change::OLDER_STATE,
             };
         }
         Verdict::Allowed
