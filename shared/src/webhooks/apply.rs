@@ -73,6 +73,7 @@ pub(super) async fn apply(
     };
     match miss {
         Miss::NoOrder => Ok(not_ours()),
+        Miss::OtherStore => Err(other_store()),
         Miss::IntentReplaced => {
             event
                 .record_only(&order_id, no_change::INTENT_REPLACED)
@@ -90,6 +91,8 @@ enum Landing {
 
 enum Miss {
     NoOrder,
+    /// Another store's order: refused (400) unless the hint led there.
+    OtherStore,
     IntentReplaced,
 }
 
@@ -128,7 +131,7 @@ impl Applying<'_> {
                 }
                 EventWrite::Duplicate => return Ok(Landing::Done(Outcome::Duplicate)),
                 EventWrite::NoOrder => return Ok(Landing::Missed(Miss::NoOrder)),
-                EventWrite::OtherStore => return Err(other_store()),
+                EventWrite::OtherStore => return Ok(Landing::Missed(Miss::OtherStore)),
                 EventWrite::OrderRefused(order) => order,
             };
             let outcome = match self.change.judge(&order) {

@@ -345,11 +345,15 @@ async fn metadata_only_hints_at_the_order_the_intent_decides() {
     }
     assert_eq!(get_order(&other_order).await["status"], "pending");
 
-    // Metadata edited in the dashboard to name a missing order, or another
-    // order of the store: the intent's own order is paid, and only it.
+    // Metadata edited in the dashboard to name a missing order, another
+    // order of the store, or another store's order: the intent's own order
+    // is paid, and only it.
+    let (other_store, other_secret, _) = connected_store_with_webhook().await;
+    let (other_stores_order, _) = paid_in_stripe(&other_store, &other_secret).await;
     for named in [
         "5d9e7c1a-0000-4000-8000-00000000beef".to_owned(),
         other_order.clone(),
+        other_stores_order.clone(),
     ] {
         let (order_id, intent) = paid_in_stripe(&store, &secret).await;
         let edited = event(
@@ -374,6 +378,7 @@ async fn metadata_only_hints_at_the_order_the_intent_decides() {
         );
     }
     assert_eq!(get_order(&other_order).await["status"], "pending");
+    assert_eq!(get_order(&other_stores_order).await["status"], "pending");
 
     // And the plain case: metadata naming the intent's order.
     let paid = event(
