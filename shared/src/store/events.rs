@@ -10,7 +10,7 @@
 //! refusal returns both answers in one item.
 
 use super::item::{Item, get_opt_s, get_s, n, s};
-use super::orders::{Order, TransitionExpr, order_pk};
+use super::orders::{Order, TransitionExpr};
 use super::{Store, dependency_error};
 use crate::domain::{OrderStatus, StoreId};
 use crate::error::AppError;
@@ -86,11 +86,7 @@ impl Store {
     ) -> Result<EventWrite, AppError> {
         let expr = EventExpr::new(store_id, event_id, change, now);
         let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(order_pk(order_id)))
-            .key("sk", s("ORDER"))
+            .update_order(order_id)
             .update_expression(expr.update)
             .condition_expression(expr.condition)
             .set_expression_attribute_values(Some(expr.values))

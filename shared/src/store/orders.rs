@@ -160,7 +160,7 @@ impl TransitionExpr {
 
 const PENDING_SHARDS: u32 = 8;
 
-pub(super) fn order_pk(order_id: &str) -> String {
+fn order_pk(order_id: &str) -> String {
     format!("ORDER#{order_id}")
 }
 
@@ -533,14 +533,22 @@ impl Store {
         }
     }
 
-    /// Marks an order for a person to look at (money that does not match it),
-    /// without changing its status.
-    pub async fn flag_order(&self, order_id: &str, reason: &str, now: u64) -> Result<(), AppError> {
+    /// An `UpdateItem` of the order's item, to be given its expressions.
+    pub(super) fn update_order(
+        &self,
+        order_id: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
         self.client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(order_pk(order_id)))
             .key("sk", s("ORDER"))
+    }
+
+    /// Marks an order for a person to look at (money that does not match it),
+    /// without changing its status.
+    pub async fn flag_order(&self, order_id: &str, reason: &str, now: u64) -> Result<(), AppError> {
+        self.update_order(order_id)
             .update_expression("SET review_reason = :reason, updated_at = :now")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":reason", s(reason))
@@ -563,11 +571,7 @@ impl Store {
     ) -> Result<Transition, AppError> {
         let expr = TransitionExpr::new(to, details, now);
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(order_pk(order_id)))
-            .key("sk", s("ORDER"))
+            .update_order(order_id)
             .update_expression(expr.update)
             .condition_expression(expr.condition)
             .expression_attribute_names("#status", "status")
@@ -645,11 +649,7 @@ impl Store {
     /// Takes an order out of the reconciler's index without changing it
     /// (an intent abandoned for so long that asking Stripe again is waste).
     pub async fn forget_pending(&self, order_id: &str) -> Result<(), AppError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(order_pk(order_id)))
-            .key("sk", s("ORDER"))
+        self.update_order(order_id)
             .update_expression("REMOVE pending_pk, pending_sk")
             .condition_expression("attribute_exists(pk)")
             .send()
