@@ -17,7 +17,6 @@ pub use orders::{
 
 use crate::error::{AppError, BoxError};
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::CancellationReason;
 
 #[derive(Clone)]
 pub struct Store {
@@ -62,22 +61,17 @@ type TransactError = SdkError<
     aws_sdk_dynamodb::config::http::HttpResponse,
 >;
 
-/// The per-item reasons of a cancelled transaction, in item order.
-fn cancellation(err: &TransactError) -> Option<&[CancellationReason]> {
-    match err.as_service_error()? {
-        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
-            cancel,
-        ) => Some(cancel.cancellation_reasons()),
-        _ => None,
-    }
-}
-
-fn condition_failed(reason: &CancellationReason) -> bool {
-    reason.code() == Some("ConditionalCheckFailed")
-}
-
 /// True when a transaction was cancelled because a condition did not hold
 /// (as opposed to a failure of DynamoDB itself).
 fn is_condition_failure(err: &TransactError) -> bool {
-    cancellation(err).is_some_and(|reasons| reasons.iter().any(condition_failed))
+    let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+        cancel,
+    )) = err.as_service_error()
+    else {
+        return false;
+    };
+    cancel
+        .cancellation_reasons()
+        .iter()
+        .any(|r| r.code() == Some("ConditionalCheckFailed"))
 }
