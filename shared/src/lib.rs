@@ -19,6 +19,7 @@ pub mod vault;
 pub mod webhooks;
 
 pub use app::{App, serve, serve_events};
+pub use error::AppError;
 
 // Every function links this crate, so this is every function's allocator.
 // The AWS SDK allocates a great deal per request; against glibc's malloc,
@@ -26,7 +27,6 @@ pub use app::{App, serve, serve_events};
 // (BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-pub use error::AppError;
 
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -360,7 +360,7 @@ pub enum ModelOutcome {
 }
 
 /// One delivery of event `index` as the service specifies it (one
-/// transaction, no read first): a seen event is a duplicate (checked
+/// conditional write, no read first): a seen event is a duplicate (checked
 /// first: a won dispute's closure delivered again once the order is back
 /// at `paid` is a duplicate, not too early); else too early if the order
 /// has not reached the event's prerequisite; else it is recorded, and its

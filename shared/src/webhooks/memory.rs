@@ -1,6 +1,6 @@
 //! What a warm webhook container remembers between deliveries, so a
-//! delivery usually costs one DynamoDB request (the event's transaction)
-//! instead of five. Every entry is either immutable or safe to use stale:
+//! delivery usually costs one DynamoDB request (the event's write on its
+//! order) instead of five. Every entry is either immutable or safe to use stale:
 //!
 //! - intent links never change once written;
 //! - a store's connection is used to verify signatures; a stale one can
