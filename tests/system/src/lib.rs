@@ -340,6 +340,20 @@ pub async fn create_intent(token: &str, body: &str) -> (u16, serde_json::Value) 
     (status, response.json().await.expect("json"))
 }
 
+/// BMOS saving a store's webhook signing secret over the internal API.
+pub async fn put_webhook_secret(store_id: &str, whsec: &str) -> reqwest::Response {
+    let path = format!("/api/internal/stores/{store_id}/webhook-secret");
+    let body = serde_json::json!({ "webhook_secret": whsec }).to_string();
+    http()
+        .put(format!("{}{path}", base_url()))
+        .headers(signed_headers("PUT", &path, &body))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("webhook-secret request")
+}
+
 /// A store connected with a webhook signing secret: (store, secret key, whsec).
 pub async fn connected_store_with_webhook() -> (String, String, String) {
     let store = new_store_id();

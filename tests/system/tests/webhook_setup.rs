@@ -314,28 +314,13 @@ async fn the_secret_page_of_a_store_not_connected_says_so() {
 #[tokio::test]
 async fn bmos_sets_the_secret_and_disconnects_over_the_internal_api() {
     let (store, _) = connected_store().await;
-    let path = format!("/api/internal/stores/{store}/webhook-secret");
-    let body = serde_json::json!({"webhook_secret": format!("whsec_{}", key_body())}).to_string();
-    let response = http()
-        .put(format!("{}{path}", base_url()))
-        .headers(signed_headers("PUT", &path, &body))
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+    let whsec = format!("whsec_{}", key_body());
+    let response = put_webhook_secret(&store, &whsec).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
     let status = internal_status(&store).await;
     assert_eq!(status["webhook_configured"], true);
 
-    let unknown = new_store_id();
-    let unknown_path = format!("/api/internal/stores/{unknown}/webhook-secret");
-    let response = http()
-        .put(format!("{}{unknown_path}", base_url()))
-        .headers(signed_headers("PUT", &unknown_path, &body))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let response = put_webhook_secret(&new_store_id(), &whsec).await;
     assert_eq!(response.status(), 404);
 
     let path = format!("/api/internal/stores/{store}/stripe");

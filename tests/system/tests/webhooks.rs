@@ -659,16 +659,7 @@ async fn a_replaced_signing_secret_is_used_at_once_by_a_warm_container() {
     assert_eq!(status, 200, "{body}");
 
     let new_whsec = format!("whsec_{}", key_body());
-    let secret_path = format!("/api/internal/stores/{store}/webhook-secret");
-    let body = json!({"webhook_secret": new_whsec}).to_string();
-    let response = http()
-        .put(format!("{}{secret_path}", base_url()))
-        .headers(signed_headers("PUT", &secret_path, &body))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let response = put_webhook_secret(&store, &new_whsec).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
 
     let succeeded = event(
