@@ -71,13 +71,16 @@ impl OrderStatus {
 
     /// Whether the order has got as far as `requirement` (see
     /// `Envelope::prerequisite`): `paid` once it is no longer waiting for a
-    /// payment outcome, `disputed` once it is past plain `paid`. Orders that
-    /// ended another way (canceled, refunded) count as past it, so an event
-    /// that can never apply is acknowledged instead of redelivered forever.
+    /// payment outcome, `disputed` once paid and no dispute can still come
+    /// (a partly refunded order can still be disputed). Orders that ended
+    /// another way (canceled, refunded) count as past it, so an event that
+    /// can never apply is dropped instead of waiting forever.
     pub fn has_reached(self, requirement: OrderStatus) -> bool {
         match requirement {
             OrderStatus::Paid => !self.awaits_payment(),
-            OrderStatus::Disputed => !self.awaits_payment() && self != OrderStatus::Paid,
+            OrderStatus::Disputed => {
+                !self.awaits_payment() && !self.can_become(OrderStatus::Disputed)
+            }
             _ => true,
         }
     }
@@ -170,11 +173,14 @@ mod tests {
             assert!(!status.has_reached(Disputed), "{status}");
         }
         assert!(Paid.has_reached(Paid));
-        assert!(
-            !Paid.has_reached(Disputed),
-            "a closure before its dispute waits"
-        );
-        for status in [Disputed, Lost, Refunded, PartiallyRefunded, Canceled] {
+        for status in [Paid, PartiallyRefunded] {
+            assert!(
+                !status.has_reached(Disputed),
+                "{status}: a closure before its dispute waits"
+            );
+        }
+        assert!(PartiallyRefunded.has_reached(Paid));
+        for status in [Disputed, Lost, Refunded, Canceled] {
             assert!(
                 status.has_reached(Paid) && status.has_reached(Disputed),
                 "{status}"
