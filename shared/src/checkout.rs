@@ -208,8 +208,17 @@ pub async fn apply_intent(
         .transition_order(&order.order_id, target, &details, clock::now())
         .await?
     {
-        Transition::Applied { from } => {
+        Transition::Applied { from, has_parked } => {
             tracing::info!(order_id = %order.order_id, %from, to = %target, source = "stripe_api", "order status changed");
+            // Refunds or a dispute delivered before the payment wait on the
+            // order for it; the delivery of `succeeded` would release them
+            // too, but it may never come (that is why we asked Stripe).
+            if has_parked
+                && target == OrderStatus::Paid
+                && let Some(now) = app.store.get_order(&order.order_id).await?
+            {
+                crate::webhooks::release_parked(app, now).await?;
+            }
             if target == OrderStatus::Paid
                 && let Err(err) = app
                     .store

@@ -205,6 +205,12 @@ async fn main() -> Result<(), BoxError> {
     println!("{}", report.against_stripe());
     if let Some(reproduced) = &reproduced {
         println!("{}", repro::markdown(reproduced));
+        for r in reproduced.iter().filter(|r| !repro::agrees_with_model(r)) {
+            eprintln!(
+                "warning: reproduction \"{}\" differs from the model's answers or orders",
+                r.scenario.name
+            );
+        }
     }
     if let Some(dir) = options.out.parent() {
         std::fs::create_dir_all(dir)?;

@@ -1,15 +1,18 @@
 //! What happens to each order at Stripe, as the events our endpoint
 //! subscribes to (`shared::stripe::webhook_endpoints::EVENTS`), and a
 //! reference model of what the service must do with one delivery
-//! (`shared::webhooks::process`, `verdict.rs`): an event already recorded
-//! is a duplicate and changes nothing, whatever the order's status; else an
-//! event whose prerequisite the order has not reached (a refund or dispute
-//! before the payment, a dispute's closure before its creation) is answered
-//! "too early" and not recorded, so Stripe delivers it again; else it is
+//! (`shared::webhooks::process`, `apply.rs`, `parked.rs`, `verdict.rs`): an
+//! event already recorded is a duplicate and changes nothing, whatever the
+//! order's status; else an event whose prerequisite the order has not
+//! reached (a refund or dispute before the payment, a dispute's closure
+//! before its creation) is recorded and parked on the order; else it is
 //! recorded, and applied unless the move is not allowed
 //! (`OrderStatus::can_become`), it carries a refund total no larger than
 //! the order's, or it moves to `processing`/`failed` and is not newer than
-//! the payment state the order shows. Every order then ends where it is at
+//! the payment state the order shows. A delivery that moves the order to
+//! `paid` or `disputed`, and a Duplicate or NoChange one, then releases the
+//! parked events the order is ready for, oldest first, each judged by the
+//! same rules (applied, or dropped). Every order then ends where it is at
 //! Stripe, whatever the delivery order.
 
 use crate::rng::Rng;
@@ -336,6 +339,9 @@ pub struct ModelState {
     /// of the last `payment_intent.*` event applied, as its index (see
     /// `created_at`). Charge and dispute events leave it.
     pub status_as_of: Option<u64>,
+    /// The events parked on the order (`parked:{event id}` attributes), as
+    /// bits by index: recorded, their change kept until the order is ready.
+    pub parked: u64,
 }
 
 impl ModelState {
@@ -344,7 +350,18 @@ impl ModelState {
         amount_refunded: None,
         last_error: None,
         status_as_of: None,
+        parked: 0,
     };
+
+    /// The parked events' indices, oldest first.
+    pub fn parked_events(&self) -> impl Iterator<Item = usize> {
+        let mut left = self.parked;
+        std::iter::from_fn(move || {
+            let i = (left != 0).then(|| left.trailing_zeros() as usize)?;
+            left &= left - 1;
+            Some(i)
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -354,38 +371,68 @@ pub enum ModelOutcome {
     /// `OLDER_REFUND` or `OLDER_STATE`).
     Refused(&'static str),
     Duplicate,
-    /// Not recorded, to be delivered again: the order has not reached the
-    /// event's prerequisite.
-    TooEarly,
+    /// Recorded and kept on the order: the order has not reached the
+    /// event's prerequisite (the `until` of the answer).
+    Parked(OrderStatus),
 }
 
-/// One delivery of event `index` as the service specifies it (one
-/// conditional write, no read first): a seen event is a duplicate (checked
-/// first: a won dispute's closure delivered again once the order is back
-/// at `paid` is a duplicate, not too early); else too early if the order
-/// has not reached the event's prerequisite; else it is recorded, and its
-/// move applied (with the fields the store's update sets) unless
-/// `can_become` forbids it, the order already shows a refund total at
-/// least as large, or the move is to `processing` or `failed` and the
-/// order's `status_as_of` is not older than the event.
-pub fn step(
+impl ModelOutcome {
+    /// Whether the delivery then releases the parked events the order is
+    /// ready for (`shared::webhooks::apply`): after a move to `paid` or
+    /// `disputed` (what parked events wait for), and after a Duplicate or a
+    /// NoChange, which find the order holding them (a delivery that failed
+    /// while releasing is finished by the next one).
+    pub fn releases(self) -> bool {
+        matches!(
+            self,
+            ModelOutcome::Applied(OrderStatus::Paid | OrderStatus::Disputed)
+                | ModelOutcome::Duplicate
+                | ModelOutcome::Refused(_)
+        )
+    }
+}
+
+/// The write of one delivery of event `index` of `events` as the service
+/// specifies it (one conditional write, no read first), without the
+/// release that may follow: a seen event is a duplicate (checked first: a
+/// won dispute's closure delivered again once the order is back at `paid`
+/// is a duplicate, not early); else, if the order has not reached the
+/// event's prerequisite, it is recorded and parked; else it is recorded
+/// and judged (`judge`).
+pub fn record(
     state: &mut ModelState,
     seen: &mut u64,
+    events: &[StripeEvent],
     index: usize,
-    event: &StripeEvent,
     order_amount: u64,
 ) -> ModelOutcome {
     let bit = 1u64 << index;
     if *seen & bit != 0 {
         return ModelOutcome::Duplicate;
     }
-    if event
-        .prerequisite()
-        .is_some_and(|requirement| !state.status.has_reached(requirement))
-    {
-        return ModelOutcome::TooEarly;
-    }
     *seen |= bit;
+    if let Some(requirement) = events[index].prerequisite()
+        && !state.status.has_reached(requirement)
+    {
+        state.parked |= bit;
+        return ModelOutcome::Parked(requirement);
+    }
+    judge(state, events, index, order_amount)
+}
+
+/// A recorded event's change, applied (with the fields the store's update
+/// sets) unless `can_become` forbids the move, the order already shows a
+/// refund total at least as large, or the move is to `processing` or
+/// `failed` and the order's `status_as_of` is not older than the event.
+/// The same rules for a delivery and for a released parked event
+/// (`verdict::Change::judge`).
+fn judge(
+    state: &mut ModelState,
+    events: &[StripeEvent],
+    index: usize,
+    order_amount: u64,
+) -> ModelOutcome {
+    let event = &events[index];
     let to = event.target(order_amount);
     // The event's `created`, as its place in Stripe's order.
     let created = index as u64;
@@ -415,20 +462,60 @@ pub fn step(
     ModelOutcome::Applied(to)
 }
 
+/// The oldest parked event (by `created`, which the index orders) that the
+/// order has got far enough for.
+pub fn next_ready(state: &ModelState, events: &[StripeEvent]) -> Option<usize> {
+    state.parked_events().find(|&i| {
+        events[i]
+            .prerequisite()
+            .is_none_or(|requirement| state.status.has_reached(requirement))
+    })
+}
+
+/// Releases the oldest parked event the order is ready for: judged as a
+/// delivery would be, applied (`Applied`) or dropped (`Refused`, with the
+/// reason), and no longer parked. `None` when none is ready.
+pub fn release_next(
+    state: &mut ModelState,
+    events: &[StripeEvent],
+    order_amount: u64,
+) -> Option<(usize, ModelOutcome)> {
+    let index = next_ready(state, events)?;
+    state.parked &= !(1u64 << index);
+    Some((index, judge(state, events, index, order_amount)))
+}
+
+/// One whole delivery, alone on its order: its write, then, if it
+/// releases, every parked event the order is (or becomes) ready for,
+/// oldest first.
+pub fn step(
+    state: &mut ModelState,
+    seen: &mut u64,
+    events: &[StripeEvent],
+    index: usize,
+    order_amount: u64,
+) -> ModelOutcome {
+    let outcome = record(state, seen, events, index, order_amount);
+    if outcome.releases() {
+        while release_next(state, events, order_amount).is_some() {}
+    }
+    outcome
+}
+
 /// The end state when every event arrives once, in Stripe's order: what
 /// the order is at Stripe.
 pub fn in_order_final(events: &[StripeEvent], amount: u64) -> ModelState {
     let (mut state, mut seen) = (ModelState::NEW, 0u64);
-    for (i, event) in events.iter().enumerate() {
-        step(&mut state, &mut seen, i, event, amount);
+    for i in 0..events.len() {
+        step(&mut state, &mut seen, events, i, amount);
     }
     state
 }
 
 /// Every (status, amount_refunded) a correct implementation can end with
-/// when each event is delivered in some order and delivered again while it
-/// is too early (duplicates change nothing). One element: the end state
-/// does not depend on the delivery order.
+/// when each event is delivered once, in some order, one at a time (early
+/// ones parked and released; duplicates change nothing). One element: the
+/// end state does not depend on the delivery order.
 pub fn reachable_finals(
     events: &[StripeEvent],
     amount: u64,
@@ -446,14 +533,13 @@ pub fn reachable_finals(
             finals.insert((state.status, state.amount_refunded));
             continue;
         }
-        for (i, event) in events.iter().enumerate() {
+        for i in 0..n {
             if mask & (1 << i) != 0 {
                 continue;
             }
             let mut next = state;
             let mut seen = mask;
-            // Too early changes nothing: it is delivered again later.
-            step(&mut next, &mut seen, i, event, amount);
+            step(&mut next, &mut seen, events, i, amount);
             next.last_error = None;
             if visited.insert((seen, next)) {
                 work.push((seen, next));
@@ -527,7 +613,7 @@ mod tests {
     }
 
     #[test]
-    fn with_early_events_delivered_again_no_end_state_depends_on_the_order() {
+    fn with_early_events_parked_no_end_state_depends_on_the_order() {
         let paid = lifecycle(Category::Paid, vec![true, false, true], true, 0);
         assert_eq!(
             reachable_finals(&paid.events(), 1000),
@@ -545,8 +631,7 @@ mod tests {
             reachable_finals(&sepa_canceled.events(), 1000),
             HashSet::from([(Canceled, None)])
         );
-        // A refund before the payment is too early: delivered again, it
-        // applies.
+        // A refund before the payment is parked; the payment releases it.
         let refunded = lifecycle(Category::Refunded, vec![], false, 1);
         assert_eq!(
             reachable_finals(&refunded.events(), 1000),
@@ -593,52 +678,232 @@ mod tests {
 
     #[test]
     fn duplicates_change_nothing() {
+        let events = [StripeEvent::Succeeded, StripeEvent::Processing];
         let (mut state, mut seen) = (ModelState::NEW, 0);
-        let event = StripeEvent::Succeeded;
         assert_eq!(
-            step(&mut state, &mut seen, 0, &event, 1000),
+            step(&mut state, &mut seen, &events, 0, 1000),
             ModelOutcome::Applied(Paid)
         );
         assert_eq!(
-            step(&mut state, &mut seen, 0, &event, 1000),
+            step(&mut state, &mut seen, &events, 0, 1000),
             ModelOutcome::Duplicate
         );
         assert_eq!(
-            step(&mut state, &mut seen, 1, &StripeEvent::Processing, 1000),
+            step(&mut state, &mut seen, &events, 1, 1000),
             ModelOutcome::Refused(NOT_ALLOWED)
         );
         assert_eq!(state.status, Paid);
     }
 
     #[test]
-    fn a_seen_event_is_a_duplicate_even_when_the_order_is_back_before_its_prerequisite() {
-        let (mut state, mut seen) = (ModelState::NEW, 0);
-        let closed = StripeEvent::DisputeClosed { won: true };
-        assert_eq!(
-            step(&mut state, &mut seen, 2, &closed, 1000),
-            ModelOutcome::TooEarly
-        );
-        assert_eq!(seen, 0);
-        for (i, event) in [StripeEvent::Succeeded, StripeEvent::DisputeCreated]
-            .iter()
-            .enumerate()
-        {
-            assert!(matches!(
-                step(&mut state, &mut seen, i, event, 1000),
-                ModelOutcome::Applied(_)
-            ));
+    fn a_refund_before_the_payment_is_parked_and_the_payment_releases_it() {
+        for (total, ends) in [(1000, Refunded), (400, PartiallyRefunded)] {
+            let events = [
+                StripeEvent::Succeeded,
+                StripeEvent::Refunded {
+                    amount_refunded: total,
+                },
+            ];
+            let (mut state, mut seen) = (ModelState::NEW, 0);
+            assert_eq!(
+                step(&mut state, &mut seen, &events, 1, 1000),
+                ModelOutcome::Parked(Paid)
+            );
+            // Recorded (a redelivery is a duplicate), kept, order unchanged.
+            assert_eq!((seen, state.parked), (0b10, 0b10));
+            assert_eq!((state.status, state.amount_refunded), (Pending, None));
+            assert_eq!(
+                step(&mut state, &mut seen, &events, 1, 1000),
+                ModelOutcome::Duplicate
+            );
+            assert_eq!(state.status, Pending, "nothing to release yet");
+            // The payment's answer is its own move; the refund follows it.
+            assert_eq!(
+                step(&mut state, &mut seen, &events, 0, 1000),
+                ModelOutcome::Applied(Paid)
+            );
+            assert_eq!(
+                (state.status, state.amount_refunded, state.parked),
+                (ends, Some(total), 0)
+            );
+            assert_eq!(state.status_as_of, Some(0), "the refund leaves the date");
+            assert_eq!(
+                step(&mut state, &mut seen, &events, 1, 1000),
+                ModelOutcome::Duplicate
+            );
+            assert_eq!(state, in_order_final(&events, 1000));
         }
+    }
+
+    #[test]
+    fn parked_refunds_are_released_oldest_first() {
+        let refund = |amount_refunded| StripeEvent::Refunded { amount_refunded };
+        let events = [
+            StripeEvent::Succeeded,
+            refund(300),
+            refund(600),
+            refund(1000),
+        ];
+        let (mut state, mut seen) = (ModelState::NEW, 0);
+        for i in [3, 1, 2] {
+            assert_eq!(
+                record(&mut state, &mut seen, &events, i, 1000),
+                ModelOutcome::Parked(Paid)
+            );
+        }
+        assert_eq!(next_ready(&state, &events), None);
         assert_eq!(
-            step(&mut state, &mut seen, 2, &closed, 1000),
+            record(&mut state, &mut seen, &events, 0, 1000),
             ModelOutcome::Applied(Paid)
         );
-        // Back at paid, a redelivery of the closure is a duplicate: the
-        // event's record is checked before the order.
+        let released: Vec<_> =
+            std::iter::from_fn(|| release_next(&mut state, &events, 1000)).collect();
         assert_eq!(
-            step(&mut state, &mut seen, 2, &closed, 1000),
+            released,
+            [
+                (1, ModelOutcome::Applied(PartiallyRefunded)),
+                (2, ModelOutcome::Applied(PartiallyRefunded)),
+                (3, ModelOutcome::Applied(Refunded)),
+            ]
+        );
+        assert_eq!(
+            (state.status, state.amount_refunded),
+            (Refunded, Some(1000))
+        );
+    }
+
+    #[test]
+    fn a_dispute_closure_parked_before_its_creation_follows_it() {
+        let events = [
+            StripeEvent::Succeeded,
+            StripeEvent::DisputeCreated,
+            StripeEvent::DisputeClosed { won: false },
+        ];
+        let (mut state, mut seen) = (ModelState::NEW, 0);
+        assert_eq!(
+            step(&mut state, &mut seen, &events, 0, 1000),
+            ModelOutcome::Applied(Paid)
+        );
+        assert_eq!(
+            step(&mut state, &mut seen, &events, 2, 1000),
+            ModelOutcome::Parked(Disputed)
+        );
+        assert_eq!(state.status, Paid, "paid has not reached disputed");
+        assert_eq!(
+            step(&mut state, &mut seen, &events, 1, 1000),
+            ModelOutcome::Applied(Disputed)
+        );
+        assert_eq!((state.status, state.parked), (Lost, 0));
+
+        // Both early: the payment releases the creation, which readies the
+        // closure.
+        let (mut state, mut seen) = (ModelState::NEW, 0);
+        for (i, until) in [(2, Disputed), (1, Paid)] {
+            assert_eq!(
+                step(&mut state, &mut seen, &events, i, 1000),
+                ModelOutcome::Parked(until)
+            );
+        }
+        assert_eq!(
+            step(&mut state, &mut seen, &events, 0, 1000),
+            ModelOutcome::Applied(Paid)
+        );
+        assert_eq!((state.status, state.parked), (Lost, 0));
+    }
+
+    #[test]
+    fn a_parked_refund_on_an_order_that_ends_canceled_is_dropped() {
+        // Not a story Stripe tells; the rule it checks is the one for any
+        // parked event that can no longer apply.
+        let events = [
+            StripeEvent::Refunded {
+                amount_refunded: 1000,
+            },
+            StripeEvent::Canceled,
+        ];
+        let (mut state, mut seen) = (ModelState::NEW, 0);
+        assert_eq!(
+            step(&mut state, &mut seen, &events, 0, 1000),
+            ModelOutcome::Parked(Paid)
+        );
+        // A cancellation does not release: the refund stays parked, ready
+        // (canceled is past paid) but never to apply.
+        assert_eq!(
+            step(&mut state, &mut seen, &events, 1, 1000),
+            ModelOutcome::Applied(Canceled)
+        );
+        assert_eq!((state.status, state.parked), (Canceled, 0b01));
+        assert_eq!(next_ready(&state, &events), Some(0));
+        // A redelivery releases it: judged, dropped.
+        let mut released = state;
+        assert_eq!(
+            release_next(&mut released, &events, 1000),
+            Some((0, ModelOutcome::Refused(NOT_ALLOWED)))
+        );
+        assert_eq!(
+            step(&mut state, &mut seen, &events, 1, 1000),
             ModelOutcome::Duplicate
         );
-        assert_eq!(state.status, Paid);
+        assert_eq!(state, released);
+        assert_eq!(
+            (state.status, state.amount_refunded, state.parked),
+            (Canceled, None, 0)
+        );
+    }
+
+    #[test]
+    fn only_paid_disputed_duplicate_and_no_change_release() {
+        use ModelOutcome::*;
+        for releasing in [
+            Applied(Paid),
+            Applied(Disputed),
+            Duplicate,
+            Refused(NOT_ALLOWED),
+        ] {
+            assert!(releasing.releases(), "{releasing:?}");
+        }
+        for not in [
+            Applied(Canceled),
+            Applied(PartiallyRefunded),
+            Applied(Lost),
+            Applied(Processing),
+            Parked(Paid),
+        ] {
+            assert!(!not.releases(), "{not:?}");
+        }
+    }
+
+    #[test]
+    fn a_seen_event_is_a_duplicate_even_when_the_order_is_back_before_its_prerequisite() {
+        let events = [
+            StripeEvent::Succeeded,
+            StripeEvent::DisputeCreated,
+            StripeEvent::DisputeClosed { won: true },
+        ];
+        let (mut state, mut seen) = (ModelState::NEW, 0);
+        assert_eq!(
+            step(&mut state, &mut seen, &events, 2, 1000),
+            ModelOutcome::Parked(Disputed)
+        );
+        assert_eq!(seen, 0b100, "a parked event is recorded");
+        assert_eq!(
+            step(&mut state, &mut seen, &events, 0, 1000),
+            ModelOutcome::Applied(Paid)
+        );
+        assert_eq!(state.parked, 0b100, "paid has not reached disputed");
+        assert_eq!(
+            step(&mut state, &mut seen, &events, 1, 1000),
+            ModelOutcome::Applied(Disputed)
+        );
+        // The creation released the closure: won, back at paid.
+        assert_eq!((state.status, state.parked), (Paid, 0));
+        // Back at paid (short of disputed), a redelivery of the closure is a
+        // duplicate: the event's record is checked before the order.
+        assert_eq!(
+            step(&mut state, &mut seen, &events, 2, 1000),
+            ModelOutcome::Duplicate
+        );
+        assert_eq!((state.status, state.parked), (Paid, 0));
     }
 
     #[test]
@@ -646,20 +911,26 @@ mod tests {
         let failed = StripeEvent::PaymentFailed {
             message: SEPA_FAILURE,
         };
+        let events = [
+            StripeEvent::Processing,
+            failed.clone(),
+            StripeEvent::Processing,
+            failed,
+        ];
         let (mut state, mut seen) = (ModelState::NEW, 0);
         assert_eq!(
-            step(&mut state, &mut seen, 1, &failed, 1000),
+            step(&mut state, &mut seen, &events, 1, 1000),
             ModelOutcome::Applied(Failed)
         );
         assert_eq!(state.status_as_of, Some(1));
         assert_eq!(
-            step(&mut state, &mut seen, 0, &StripeEvent::Processing, 1000),
+            step(&mut state, &mut seen, &events, 0, 1000),
             ModelOutcome::Refused(OLDER_STATE)
         );
         assert_eq!((state.status, state.last_error), (Failed, Some(1)));
         // The next attempt's `processing`, newer, applies.
         assert_eq!(
-            step(&mut state, &mut seen, 2, &StripeEvent::Processing, 1000),
+            step(&mut state, &mut seen, &events, 2, 1000),
             ModelOutcome::Applied(Processing)
         );
         // The same second is not newer.
@@ -668,43 +939,57 @@ mod tests {
             ..state
         };
         assert_eq!(
-            step(&mut same, &mut seen, 3, &failed, 1000),
+            step(&mut same, &mut seen, &events, 3, 1000),
             ModelOutcome::Refused(OLDER_STATE)
         );
         // Outcomes are not dated against it: a success after a later
         // failure still pays, and charge events leave the date.
+        let events = [
+            StripeEvent::Succeeded,
+            StripeEvent::PaymentFailed {
+                message: SEPA_FAILURE,
+            },
+            StripeEvent::DisputeCreated,
+        ];
         let (mut state, mut seen) = (ModelState::NEW, 0);
-        step(&mut state, &mut seen, 1, &failed, 1000);
+        step(&mut state, &mut seen, &events, 1, 1000);
         assert_eq!(
-            step(&mut state, &mut seen, 0, &StripeEvent::Succeeded, 1000),
+            step(&mut state, &mut seen, &events, 0, 1000),
             ModelOutcome::Applied(Paid)
         );
         assert_eq!(state.status_as_of, Some(0));
-        step(&mut state, &mut seen, 2, &StripeEvent::DisputeCreated, 1000);
+        step(&mut state, &mut seen, &events, 2, 1000);
         assert_eq!((state.status, state.status_as_of), (Disputed, Some(0)));
     }
 
     #[test]
     fn an_older_refund_total_delivered_late_is_refused() {
-        let (mut state, mut seen) = (ModelState::NEW, 0);
-        step(&mut state, &mut seen, 0, &StripeEvent::Succeeded, 1000);
         let refund = |amount_refunded| StripeEvent::Refunded { amount_refunded };
+        let events = [
+            StripeEvent::Succeeded,
+            refund(333),
+            refund(666),
+            refund(1000),
+            refund(900),
+        ];
+        let (mut state, mut seen) = (ModelState::NEW, 0);
+        step(&mut state, &mut seen, &events, 0, 1000);
         assert_eq!(
-            step(&mut state, &mut seen, 2, &refund(666), 1000),
+            step(&mut state, &mut seen, &events, 2, 1000),
             ModelOutcome::Applied(PartiallyRefunded)
         );
         assert_eq!(
-            step(&mut state, &mut seen, 1, &refund(333), 1000),
+            step(&mut state, &mut seen, &events, 1, 1000),
             ModelOutcome::Refused(OLDER_REFUND)
         );
         assert_eq!(state.amount_refunded, Some(666));
         // A full refund first: the partial one's move is not allowed.
         assert_eq!(
-            step(&mut state, &mut seen, 3, &refund(1000), 1000),
+            step(&mut state, &mut seen, &events, 3, 1000),
             ModelOutcome::Applied(Refunded)
         );
         assert_eq!(
-            step(&mut state, &mut seen, 4, &refund(900), 1000),
+            step(&mut state, &mut seen, &events, 4, 1000),
             ModelOutcome::Refused(NOT_ALLOWED)
         );
     }

@@ -68,8 +68,9 @@ impl Report<'_> {
     }
 
     pub fn lost_ok(&self) -> bool {
-        // Every 409 is delivered again, so every order must end where it is
-        // at Stripe; one that ends short has lost an effect.
+        // Early events are parked and released, and every 5xx is delivered
+        // again, so every order must end where it is at Stripe; one that
+        // ends short has lost an effect.
         self.verification.lost_effects() == 0
             && self.verification.undecided == 0
             && self.verification.short_of_stripe_orders() == 0
@@ -89,10 +90,11 @@ impl Report<'_> {
         let mut out = String::from("| goal | result | |\n|---|---|---|\n");
         let _ = writeln!(
             out,
-            "| 0 lost effects | {} ({} orders whose stored state no serial order of their deliveries explains, {} events never recorded, {} orders undecided) | {} |",
+            "| 0 lost effects | {} ({} orders whose stored state no serial order of their deliveries explains, {} events never recorded, {} parked events left that their order would take, {} orders undecided) | {} |",
             v.lost_effects(),
             v.unexplained,
             v.events_not_recorded,
+            v.parked_stranded,
             v.undecided,
             pass(self.lost_ok())
         );
@@ -199,25 +201,35 @@ impl Report<'_> {
             .unwrap_or(0);
         let t = &self.verification.tally;
         // One write per verified attempt; a second, recording the event
-        // alone, after a refusal that ends in NoChange, and for Flagged the
-        // flag as well. Health notes: at most one per store per started
-        // minute in one process.
+        // alone, after a refusal that ends in NoChange, or parking it after
+        // a refusal that finds it early; for Flagged the flag as well; and
+        // one per parked event released (applied or dropped). Health notes:
+        // at most one per store per started minute in one process.
+        let (parked, left) = (t.parked_total(), self.verification.parked_left_total());
+        let released = parked.saturating_sub(left);
         let expected = m.attempt_count() - t.rejected.values().sum::<usize>()
             + t.no_change_total()
-            + 2 * t.flagged;
+            + 2 * t.flagged
+            + parked
+            + released;
         let health = self.workload.stores.len() * (1 + self.measured.wall.as_secs() as usize / 60);
         let extra = writes.saturating_sub((expected + health) as u64);
         let _ = writeln!(
             out,
             "\nEach verified attempt records its event on the order and applies the order's change in one conditional `UpdateItem`, \
 with no read first; one whose write the order's condition refused and that ends in NoChange records the event alone with a second \
-(Flagged: a third, the flag). The other `UpdateItem`s note webhook health on the store (at most one a minute per store). {}",
+(Flagged: a third, the flag), and one that ends Parked parks it with a second (the event id and a `parked:` attribute, conditional \
+on the order still being short of the event's prerequisite). Each of the {released} parked events released since (the {parked} Parked \
+answers less the {left} `parked:` attributes left) took one more, applying or dropping it and removing the attribute. \
+The other `UpdateItem`s note webhook health on the store (at most one a minute per store). {}",
             if extra == 0 {
                 "None needed more (no refused write found an order that allowed the change, moved by a concurrent delivery between the write and its check).".to_owned()
             } else {
                 format!(
                     "The {extra} beyond that are writes again after a refusal (`EventWrite::OrderRefused`) whose returned order allowed \
-the change (a concurrent delivery moved it between the write and its check), or second writes that found the event recorded meanwhile."
+the change (a concurrent delivery moved it between the write and its check, or reached the prerequisite before the parking write), \
+second writes that found the event recorded meanwhile, or release writes refused because another delivery had released that event or \
+moved the order first."
                 )
             }
         );
@@ -250,10 +262,20 @@ the change (a concurrent delivery moved it between the write and its check), or 
             let _ = writeln!(out, "| NoChange: {reason} | {count} |");
         }
         let _ = writeln!(out, "| Flagged (amount mismatch) | {} |", t.flagged);
+        let until: Vec<String> = t
+            .parked
+            .iter()
+            .map(|(until, n)| format!("until {until}: {n}"))
+            .collect();
         let _ = writeln!(
             out,
-            "| 409 event_too_early (not recorded; delivered again) | {} |",
-            t.too_early
+            "| Parked (recorded; applied when the order gets there) | {}{} |",
+            t.parked_total(),
+            if until.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", until.join(", "))
+            }
         );
         for (code, count) in &t.retryable {
             let _ = writeln!(out, "| 5xx {code} (retried) | {count} |");
@@ -263,7 +285,7 @@ the change (a concurrent delivery moved it between the write and its check), or 
         }
         let _ = writeln!(
             out,
-            "\nDeliveries delivered more than once (after a 409 or 5xx; at most {} tries each): {}; still not acknowledged after the last try: {} \
+            "\nDeliveries delivered more than once (after a 5xx; at most {} tries each): {}; still not acknowledged after the last try: {} \
 ({} whose event another delivery had recorded, {} whose event no delivery recorded).{}",
             self.measured.max_tries,
             t.retried_deliveries,
@@ -280,10 +302,10 @@ the change (a concurrent delivery moved it between the write and its check), or 
         for (kind, count) in &v.given_up_kinds {
             let _ = writeln!(out, "- given up: {kind}: {count}");
         }
-        let first_seen = t.applied + t.no_change_total() + t.flagged;
+        let first_seen = t.first_seen();
         let _ = writeln!(
             out,
-            "\nAccounting: {} distinct events were sent in {} deliveries. Answers that saw an event for the first time (Applied + NoChange + Flagged): **{}**; \
+            "\nAccounting: {} distinct events were sent in {} deliveries. Answers that saw an event for the first time (Applied + NoChange + Flagged + Parked): **{}**; \
 Duplicate answers: **{}** = 2xx answers {} − events with a 2xx answer {} {}. \
 Event ids recorded on this run's orders (`processed_events`): **{}** ({} sent events not recorded on their order, {} ids that match no event sent for that order). \
 Events answered only Duplicate (recorded by an attempt that then failed): {}.",
@@ -318,6 +340,17 @@ The linearizability search (see Method) explained {} orders; {} unexplained, {} 
         );
         for example in &v.unexplained_examples {
             let _ = writeln!(out, "- {example}");
+        }
+        let _ = writeln!(
+            out,
+            "\nParked events left on the orders after the run (`parked:` attributes): {} ({} of them ones the order as stored would take \
+now, never released: lost effects). Left ones that the order is ready for but refuses (a refund parked on an order that ended \
+canceled) or is not ready for are recorded as processed and change nothing; they are listed, not counted as faults.",
+            v.parked_left_total(),
+            v.parked_stranded,
+        );
+        for (what, count) in &v.parked_left {
+            let _ = writeln!(out, "- {what}: {count}");
         }
         out
     }
@@ -548,8 +581,9 @@ API version `webhook_endpoints::api_version()`, signed `t=<now>,v1=<HMAC-SHA256>
 and a counting interceptor on the DynamoDB client, as in the create-intent benchmark. A tokio multi-thread runtime with 2 workers; \
 {senders} sender tasks take a redelivery that is due, else the next delivery from one shared atomic counter, and call \
 `shared::webhooks::process(app, Some(store_id), Some(signature), body)` (what `POST /webhook/stripe/{{store_id}}` runs; the handler's JSON \
-answer is not built). Stripe delivers again after any non-2xx; here a 409 `event_too_early` or a 5xx is delivered again after 50 ms, \
-doubling up to 4 s (Stripe: minutes to hours, for three days), at most {tries} tries; other 4xx are not (none is expected). \
+answer is not built). Stripe delivers again after any non-2xx; here a 5xx is delivered again after 50 ms, doubling up to 4 s \
+(Stripe: minutes to hours, for three days), at most {tries} tries; a 4xx is not (none is expected: an early event is parked and \
+answered 200, so the service's former 409 `event_too_early` would count here as a delivery never acknowledged). \
 The first pass ends when every delivery has had its first try; “all acknowledged” when the last 2xx answer came (the waits \
 between tries included); the wall time runs until the last try of a delivery never acknowledged. \
 Each attempt's start and end (`Instant`) and answer are kept.\n\
@@ -559,20 +593,24 @@ other processes, so waiting on them is not counted, but the SDK's work (signing,
 (workspace profile: opt-level s, fat LTO). The 2 CPUs are shared with the emulators, so wall time and throughput are the emulators' as much as ours.\n\
 - KMS: the decorator's count; data-key cache TTL {ttl} s.\n\
 - Verification (not measured), read with another client: every order's `status`, `amount_refunded`, `last_payment_error`, `review_reason`, \
-`status_as_of` and `processed_events` (consistent `GetItem`). Double transitions: events answered Applied by two deliveries, or first-seen \
-(Applied/NoChange/Flagged) by two. Lost effects: sent events not recorded on their order, plus orders that fail the linearizability search: \
+`status_as_of`, `processed_events` and `parked:` attributes (consistent `GetItem`). Double transitions: events answered Applied by two \
+deliveries, or first-seen (Applied/NoChange/Flagged/Parked) by two. Lost effects: sent events not recorded on their order, parked events \
+left that the order as stored is ready for and would take (never released), plus orders that fail the linearizability search: \
 the order's attempts (events, answers, real-time intervals; an attempt that ended before another began must come first) must have a serial \
-order in which the specified handling — an event already recorded is a Duplicate (checked first); else 409 and nothing recorded while \
-the order has not reached the event's prerequisite (`OrderStatus::has_reached`: paid for refunds and disputes, disputed for a dispute's \
-closure); else recorded, and its move applied unless `OrderStatus::can_become` forbids it, the order already has an `amount_refunded` at \
-least the event's, or the move is to processing or failed and the order's `status_as_of` (the `created` of the last `payment_intent.*` \
-event applied) is not older than the event's `created`, each answered NoChange with the service's reason; `amount_refunded`, \
-`last_payment_error` and `status_as_of` set as the update sets them — gives exactly the observed answers and ends in exactly the stored fields. A 5xx attempt \
-may or may not have taken effect (both are tried). So the service may answer “too early” or refuse an event that overtook the one it \
-depends on, but not one that started after that one was answered Applied; it may not apply an event twice, or end anywhere the answers \
-do not lead.\n\
+order of their writes in which the specified handling — an event already recorded is a Duplicate (checked first); else, while the order \
+has not reached the event's prerequisite (`OrderStatus::has_reached`: paid for refunds and disputes, disputed for a dispute's closure), \
+recorded and parked, answered Parked until that status; else recorded, and its move applied unless `OrderStatus::can_become` forbids it, \
+the order already has an `amount_refunded` at least the event's, or the move is to processing or failed and the order's `status_as_of` \
+(the `created` of the last `payment_intent.*` event applied) is not older than the event's `created`, each answered NoChange with the \
+service's reason; `amount_refunded`, `last_payment_error` and `status_as_of` set as the update sets them; and after a move to paid or \
+disputed, a Duplicate or a NoChange, the parked events the order is ready for released oldest first (by `created`), each judged by the \
+same rules and applied or dropped, in writes of their own that other deliveries' writes may come between, the delivery finishing only \
+once none is ready — gives exactly the observed answers and ends in exactly the stored fields. A 5xx attempt may or may not have taken \
+effect, and may have stopped part way through its releases (each is tried). So the service may park or refuse an event that overtook the \
+one it depends on, but not one that started after that one was answered Applied; an answered delivery that readied a parked event must \
+have released it; it may not apply an event twice, or end anywhere the answers do not lead.\n\
 - “At Stripe”: the state reached by applying each event once, in the order Stripe generated it (events dated a minute apart, in that \
-order). Under the specified handling every order of this workload ends there in any delivery order; the table above lists every order \
+order). Under the specified handling (early events parked and released) every order of this workload ends there in any delivery order; the table above lists every order \
 that ends elsewhere, with what one witness serial order shows.\n",
             stores = s.stores,
             orders = s.orders,
@@ -590,14 +628,17 @@ that ends elsewhere, with what one witness serial order shows.\n",
 }
 
 const DROPS: &str = "
-How the service handles order (`process.rs`, `verdict.rs`): each delivery records its event on the order and applies the order's \
-change in one conditional write, with no read first. An event already recorded is a Duplicate, whatever the order's status. An event whose prerequisite \
-the order has not reached (a refund or a dispute before the payment, a dispute's closure before its creation) is answered 409 \
-`event_too_early` and not recorded, so Stripe delivers it again and it applies once its prerequisite is in. Any other event is recorded, \
-and acknowledged 200 `no change` instead of applied when `OrderStatus::can_become` forbids the move (`payment_failed` after the payment), \
-when it carries an older refund total than the order's, or when it is a `processing` or `payment_failed` not newer than the payment state \
-the order shows (an earlier attempt's news delivered late). So no delivery order changes where an order ends: every order should end \
-where it is at Stripe, and any listed above lost an effect (a delivery given up after its last try, or a fault). ";
+How the service handles order (`process.rs`, `apply.rs`, `parked.rs`, `verdict.rs`): each delivery records its event on the order and \
+applies the order's change in one conditional write, with no read first. An event already recorded is a Duplicate, whatever the order's \
+status. An event whose prerequisite the order has not reached (a refund or a dispute before the payment, a dispute's closure before its \
+creation) is parked: recorded (a redelivery is a Duplicate) and its change kept on the order as a `parked:` attribute, in one conditional \
+write, and answered 200 Parked; the delivery that moves the order to `paid` or `disputed`, or a Duplicate or NoChange delivery that \
+finds the order holding parked events, then applies every parked event the order is ready for, oldest first, judged by the same rules \
+(one that can no longer apply is dropped). Any other event is recorded, and acknowledged 200 `no change` instead of applied when \
+`OrderStatus::can_become` forbids the move (`payment_failed` after the payment), when it carries an older refund total than the order's, \
+or when it is a `processing` or `payment_failed` not newer than the payment state the order shows (an earlier attempt's news delivered \
+late). So no delivery order changes where an order ends: every order should end where it is at Stripe, and any listed above lost an \
+effect (a delivery given up after its last try, or a fault). ";
 
 const DROPS_SHUFFLED: &str = "A global shuffle of every event is far more disorder than Stripe produces (`--order stripe` measures \
 a stream in Stripe's order). The one-at-a-time reproductions below show each out-of-order case without concurrency.

@@ -1,8 +1,9 @@
 //! The measured part: concurrent senders take deliveries off one shared
 //! queue and hand each to `shared::webhooks::process`, as the webhook
 //! function does with Stripe's POST. An answer Stripe would deliver again
-//! (a 5xx, or 409 `event_too_early`) is scheduled again later, with a
-//! growing delay, as Stripe does (over days; here over seconds).
+//! (a 5xx) is scheduled again later, with a growing delay, as Stripe does
+//! (over days; here over seconds). An event that arrives before the one it
+//! follows is parked on its order and answered 200, so it is not.
 
 use super::workload::Delivery;
 use crate::BoxError;
@@ -26,16 +27,20 @@ pub enum AttemptResult {
         reason: &'static str,
     },
     Flagged,
-    /// 409 `event_too_early`: the event's prerequisite is not in yet;
-    /// nothing recorded. Delivered again later.
-    TooEarly,
+    /// 200, parked: the event arrived before the one it follows; recorded
+    /// and kept on its order until the order is `until`.
+    Parked {
+        until: &'static str,
+    },
     /// A 5xx: delivered again later.
     Retryable {
         status: u16,
         code: String,
     },
-    /// Another 4xx: Stripe would deliver again too, but nothing would
-    /// change; not retried here, and none is expected.
+    /// A 4xx (a 409 `event_too_early` included, which the service no
+    /// longer answers): Stripe would deliver again too, but nothing would
+    /// change; not retried here, and none is expected, so each is reported
+    /// as a delivery never acknowledged.
     Rejected {
         status: u16,
         code: String,
@@ -47,18 +52,13 @@ impl AttemptResult {
     pub fn succeeded(&self) -> bool {
         !matches!(
             self,
-            AttemptResult::TooEarly
-                | AttemptResult::Retryable { .. }
-                | AttemptResult::Rejected { .. }
+            AttemptResult::Retryable { .. } | AttemptResult::Rejected { .. }
         )
     }
 
     /// Stripe would deliver it again (and so do the senders).
     pub fn redelivered(&self) -> bool {
-        matches!(
-            self,
-            AttemptResult::TooEarly | AttemptResult::Retryable { .. }
-        )
+        matches!(self, AttemptResult::Retryable { .. })
     }
 }
 
@@ -107,7 +107,7 @@ pub fn result_of(outcome: Result<Outcome, shared::AppError>) -> AttemptResult {
         Ok(Outcome::Duplicate) => AttemptResult::Duplicate,
         Ok(Outcome::NoChange { reason }) => AttemptResult::NoChange { reason },
         Ok(Outcome::Flagged { .. }) => AttemptResult::Flagged,
-        Err(err) if err.code() == "event_too_early" => AttemptResult::TooEarly,
+        Ok(Outcome::Parked { until, .. }) => AttemptResult::Parked { until },
         Err(err) if err.status().is_server_error() => AttemptResult::Retryable {
             status: err.status().as_u16(),
             code: err.code().to_owned(),
@@ -182,9 +182,8 @@ impl Queue {
 
 /// Sends every delivery (plus redeliveries): `senders` tasks on the current
 /// (multi-thread) runtime take a due redelivery if there is one, else the
-/// next delivery in delivery order. A delivery answered 5xx or 409
-/// `event_too_early` is delivered again after `backoff`, up to `max_tries`
-/// tries in all.
+/// next delivery in delivery order. A delivery answered 5xx is delivered
+/// again after `backoff`, up to `max_tries` tries in all.
 pub async fn run(
     counted: Arc<CountedApp>,
     deliveries: Arc<Vec<Delivery>>,

@@ -23,6 +23,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
     let summary = match &outcome {
         Outcome::Applied { to, .. } => format!("applied: order is now {to}"),
         Outcome::Duplicate => "duplicate: already processed".to_owned(),
+        Outcome::Parked { until, .. } => format!("parked: applies once the order is {until}"),
         Outcome::NoChange { reason } => format!("no change: {reason}"),
         Outcome::Flagged { .. } => "flagged: amount does not match the order".to_owned(),
     };

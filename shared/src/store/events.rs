@@ -11,22 +11,26 @@
 
 use super::item::{Item, get_opt_s, get_s, n, s};
 use super::orders::{Order, TransitionExpr};
+use super::parked::ParkedEvent;
 use super::{Store, dependency_error};
 use crate::domain::{OrderStatus, StoreId};
 use crate::error::AppError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 /// The order attribute holding the ids of the events applied to it.
-const PROCESSED_EVENTS: &str = "processed_events";
+pub(super) const PROCESSED_EVENTS: &str = "processed_events";
 
 /// What writing an event did.
 #[derive(Clone, Debug, PartialEq)]
 pub enum EventWrite {
-    /// The event was recorded and its change applied.
-    Applied,
-    /// Seen before: nothing was written.
-    Duplicate,
+    /// The event was recorded and its change applied. Carries the order as
+    /// it is now when the move may have readied parked events.
+    Applied(Option<Box<Order>>),
+    /// Seen before: nothing was written. Carries the order when it holds
+    /// parked events (a delivery that applied the event and then failed to
+    /// release them is finished by Stripe's redelivery).
+    Duplicate(Option<Box<Order>>),
     /// No such order: nothing was written.
     NoOrder,
     /// The order belongs to another store: nothing was written.
@@ -85,6 +89,9 @@ impl Store {
         now: u64,
     ) -> Result<EventWrite, AppError> {
         let expr = EventExpr::new(store_id, event_id, change, now);
+        // Only a move to a status parked events wait for can ready them.
+        let readies =
+            change.is_some_and(|(to, _)| matches!(to, OrderStatus::Paid | OrderStatus::Disputed));
         let mut request = self
             .update_order(order_id)
             .update_expression(expr.update)
@@ -94,8 +101,15 @@ impl Store {
         if change.is_some() {
             request = request.expression_attribute_names("#status", "status");
         }
+        if readies {
+            request = request.return_values(ReturnValue::AllNew);
+        }
         let err = match request.send().await {
-            Ok(_) => return Ok(EventWrite::Applied),
+            Ok(out) => {
+                return Ok(EventWrite::Applied(holding_parked(
+                    out.attributes.as_ref(),
+                )?));
+            }
             Err(err) => err,
         };
         match err.as_service_error() {
@@ -186,7 +200,7 @@ impl Store {
 }
 
 /// Why the event's write was refused, from the order as it was.
-fn refusal(
+pub(super) fn refusal(
     item: Option<&Item>,
     store_id: &StoreId,
     event_id: &str,
@@ -198,9 +212,18 @@ fn refusal(
         return Ok(EventWrite::OtherStore);
     }
     if processed(item, event_id) {
-        return Ok(EventWrite::Duplicate);
+        return Ok(EventWrite::Duplicate(holding_parked(Some(item))?));
     }
     Ok(EventWrite::OrderRefused(Box::new(Order::from_item(item)?)))
+}
+
+/// The order, only when it holds parked events (most do not, and a whole
+/// order is not parsed for nothing).
+fn holding_parked(item: Option<&Item>) -> Result<Option<Box<Order>>, AppError> {
+    match item {
+        Some(item) if ParkedEvent::any_in(item) => Ok(Some(Box::new(Order::from_item(item)?))),
+        _ => Ok(None),
+    }
 }
 
 fn processed(item: &Item, event_id: &str) -> bool {
@@ -227,7 +250,7 @@ impl EventExpr {
         let (update, condition, mut values) = match change {
             Some((to, details)) => {
                 let t = TransitionExpr::new(to, details, now);
-                (format!("{} ", t.update), t.condition, t.values)
+                (format!("{} ", t.update()), t.condition, t.values)
             }
             None => (
                 String::new(),
@@ -297,7 +320,7 @@ mod tests {
         let transition = TransitionExpr::new(OrderStatus::Paid, &details, 7);
         assert_eq!(
             expr.update,
-            format!("{} ADD processed_events :event", transition.update)
+            format!("{} ADD processed_events :event", transition.update())
         );
         assert_eq!(
             expr.condition,
@@ -343,7 +366,7 @@ mod tests {
 
         assert_eq!(
             refusal(Some(&order_item(&["evt_0", "evt_1"])), &store(), "evt_1").unwrap(),
-            EventWrite::Duplicate
+            EventWrite::Duplicate(None)
         );
 
         let item = order_item(&["evt_0"]);

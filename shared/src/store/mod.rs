@@ -6,6 +6,7 @@ mod connections;
 mod events;
 mod item;
 mod orders;
+mod parked;
 
 pub use connections::{
     AuditEntry, StripeConnection, WebhookActivity, WebhookConfig, WebhookSource,
@@ -14,6 +15,7 @@ pub use events::{EventWrite, IntentLink};
 pub use orders::{
     CheckoutSession, Order, PENDING_INDEX, Transition, TransitionDetails, pending_partitions,
 };
+pub use parked::{ParkedEvent, Release};
 
 use crate::error::{AppError, BoxError};
 use aws_sdk_dynamodb::error::SdkError;

@@ -6,6 +6,7 @@
 //! the reconciler reads; leaving those states removes them.
 
 use super::item::{Item, get_n, get_opt_n, get_opt_s, get_s, n, s};
+use super::parked::ParkedEvent;
 use super::{Store, dependency_error, is_condition_failure};
 use crate::domain::{Cart, Currency, LineItem, Mode, OrderStatus, StoreId};
 use crate::error::AppError;
@@ -44,6 +45,9 @@ pub struct Order {
     /// Stripe's time of the payment state the status reflects (see
     /// `TransitionDetails::status_as_of`).
     pub status_as_of: Option<u64>,
+    /// Events that arrived before the one they follow, waiting here until
+    /// the order gets that far (`parked.rs`).
+    pub parked: Vec<ParkedEvent>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -60,12 +64,13 @@ pub struct CheckoutSession {
 pub enum Transition {
     Applied {
         from: OrderStatus,
+        /// The order holds parked events, which this move may have made
+        /// ready (`webhooks::release_parked`).
+        has_parked: bool,
     },
     /// The order is in a status from which this move is not allowed
     /// (already there, or further along): nothing was written.
-    Refused {
-        current: OrderStatus,
-    },
+    Refused { current: OrderStatus },
 }
 
 /// Extra fields a transition records.
@@ -91,9 +96,10 @@ pub struct TransitionDetails {
 }
 
 /// The pieces of a guarded status change, shared by the plain transition
-/// and the webhook's event write (which adds its own parts).
+/// and the webhook's event writes (which add their own parts).
 pub(super) struct TransitionExpr {
-    pub update: String,
+    pub set: Vec<String>,
+    pub remove: Vec<String>,
     pub condition: String,
     pub values: HashMap<String, AttributeValue>,
 }
@@ -111,6 +117,7 @@ impl TransitionExpr {
         let sources = status_condition(&sources, &mut values);
         let mut condition = format!("attribute_exists(pk) AND {sources}");
         let mut set = vec!["#status = :to", "updated_at = :now"];
+        let mut remove = Vec::new();
         if let Some(pi) = &details.payment_intent_id {
             values.insert(":pi".into(), s(pi));
             condition.push_str(" AND payment_intent_id = :pi");
@@ -146,16 +153,34 @@ impl TransitionExpr {
                     .push_str(" AND (attribute_not_exists(status_as_of) OR status_as_of < :as_of)");
             }
         }
-        let mut update = format!("SET {}", set.join(", "));
         if !to.awaits_payment() {
-            update.push_str(" REMOVE pending_pk, pending_sk");
+            remove.extend(["pending_pk", "pending_sk"]);
         }
         TransitionExpr {
-            update,
+            set: set.into_iter().map(str::to_owned).collect(),
+            remove: remove.into_iter().map(str::to_owned).collect(),
             condition,
             values,
         }
     }
+
+    /// The update expression (DynamoDB allows each clause once, so callers
+    /// add to `set` and `remove` rather than to this string).
+    pub fn update(&self) -> String {
+        update_expression(&self.set, &self.remove)
+    }
+}
+
+/// `SET a, b REMOVE c`, leaving out an empty clause.
+pub(super) fn update_expression(set: &[String], remove: &[String]) -> String {
+    let mut clauses = Vec::new();
+    if !set.is_empty() {
+        clauses.push(format!("SET {}", set.join(", ")));
+    }
+    if !remove.is_empty() {
+        clauses.push(format!("REMOVE {}", remove.join(", ")));
+    }
+    clauses.join(" ")
 }
 
 const PENDING_SHARDS: u32 = 8;
@@ -213,6 +238,7 @@ impl Order {
             review_reason: None,
             amount_refunded: None,
             status_as_of: None,
+            parked: Vec::new(),
         }
     }
 
@@ -307,6 +333,7 @@ impl Order {
                 item.insert(name.into(), n(value));
             }
         }
+        item.extend(self.parked.iter().map(ParkedEvent::to_attribute));
         item
     }
 
@@ -361,6 +388,7 @@ impl Order {
             review_reason: opt("review_reason"),
             amount_refunded: get_opt_n(item, "amount_refunded")?,
             status_as_of: get_opt_n(item, "status_as_of")?,
+            parked: ParkedEvent::all_in(item)?,
         })
     }
 }
@@ -391,7 +419,7 @@ impl CheckoutSession {
     }
 }
 
-fn status_condition(
+pub(super) fn status_condition(
     sources: &[OrderStatus],
     values: &mut HashMap<String, AttributeValue>,
 ) -> String {
@@ -572,7 +600,7 @@ impl Store {
         let expr = TransitionExpr::new(to, details, now);
         let result = self
             .update_order(order_id)
-            .update_expression(expr.update)
+            .update_expression(expr.update())
             .condition_expression(expr.condition)
             .expression_attribute_names("#status", "status")
             .set_expression_attribute_values(Some(expr.values))
@@ -582,13 +610,14 @@ impl Store {
             .await;
         match result {
             Ok(out) => {
-                let from = out
-                    .attributes
-                    .as_ref()
-                    .and_then(|a| get_opt_s(a, "status"))
+                let old = out.attributes.unwrap_or_default();
+                let from = get_opt_s(&old, "status")
                     .and_then(OrderStatus::parse)
                     .ok_or_else(|| corrupt("status"))?;
-                Ok(Transition::Applied { from })
+                Ok(Transition::Applied {
+                    from,
+                    has_parked: ParkedEvent::any_in(&old),
+                })
             }
             Err(err) => {
                 let old = err.as_service_error().and_then(|e| match e {
@@ -693,6 +722,7 @@ mod tests {
             review_reason: None,
             amount_refunded: Some(500),
             status_as_of: Some(1_700_000_000),
+            parked: Vec::new(),
         }
     }
 
@@ -750,14 +780,14 @@ mod tests {
         for to in [OrderStatus::Processing, OrderStatus::Failed] {
             let expr = dated(to);
             assert!(expr.condition.contains("status_as_of < :as_of"), "{to}");
-            assert!(expr.update.contains("status_as_of = :as_of"), "{to}");
+            assert!(expr.update().contains("status_as_of = :as_of"), "{to}");
         }
         let paid = dated(OrderStatus::Paid);
         assert!(
             !paid.condition.contains("status_as_of"),
             "outcomes are never stale"
         );
-        assert!(paid.update.contains("status_as_of = :as_of"));
+        assert!(paid.update().contains("status_as_of = :as_of"));
     }
 
     #[test]

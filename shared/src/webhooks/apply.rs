@@ -4,13 +4,14 @@
 
 use super::event::{Effect, Envelope};
 use super::no_change;
+use super::parked::release_parked;
 use super::process::{Outcome, intent_link, unverifiable};
 use super::verdict::{Change, Verdict};
 use crate::app::App;
 use crate::clock;
 use crate::domain::{OrderStatus, StoreId};
 use crate::error::AppError;
-use crate::store::{EventWrite, Order, TransitionDetails};
+use crate::store::{EventWrite, ParkedEvent, TransitionDetails};
 
 const ATTEMPTS: usize = 3;
 
@@ -47,6 +48,7 @@ pub(super) async fn apply(
         app,
         store_id,
         event_id: &envelope.id,
+        created: envelope.created.unwrap_or_default(),
         change: &change,
         details: &details,
     };
@@ -111,6 +113,8 @@ struct Applying<'a> {
     app: &'a App,
     store_id: &'a StoreId,
     event_id: &'a str,
+    /// Stripe's `created`, to release parked events in Stripe's order.
+    created: u64,
     change: &'a Change<'a>,
     details: &'a TransitionDetails,
 }
@@ -122,14 +126,22 @@ impl Applying<'_> {
             // Written first, with every rule in the condition: the common
             // case is one request.
             let order = match self.record(order_id, Some(to)).await? {
-                EventWrite::Applied => {
+                EventWrite::Applied(holding_parked) => {
                     tracing::info!(order_id, to = %to, event_id, source = "webhook", "order status changed");
+                    if let Some(order) = holding_parked {
+                        release_parked(app, *order).await?;
+                    }
                     return Ok(Landing::Done(Outcome::Applied {
                         order_id: order_id.to_owned(),
                         to: to.as_str(),
                     }));
                 }
-                EventWrite::Duplicate => return Ok(Landing::Done(Outcome::Duplicate)),
+                EventWrite::Duplicate(holding_parked) => {
+                    if let Some(order) = holding_parked {
+                        release_parked(app, *order).await?;
+                    }
+                    return Ok(Landing::Done(Outcome::Duplicate));
+                }
                 EventWrite::NoOrder => return Ok(Landing::Missed(Miss::NoOrder)),
                 EventWrite::OtherStore => return Ok(Landing::Missed(Miss::OtherStore)),
                 EventWrite::OrderRefused(order) => order,
@@ -148,8 +160,21 @@ impl Applying<'_> {
                         order_id: order_id.to_owned(),
                     }
                 }
-                Verdict::TooEarly => return Err(too_early(event_id, &order)),
-                Verdict::NoChange { reason } => self.record_only(order_id, reason).await?,
+                Verdict::TooEarly => match self.park(order_id, order.status).await? {
+                    Parked::Done(outcome) => outcome,
+                    Parked::Missed(miss) => return Ok(Landing::Missed(miss)),
+                    // It got there meanwhile: apply it now.
+                    Parked::OrderMoved => continue,
+                },
+                Verdict::NoChange { reason } => {
+                    let outcome = self.record_only(order_id, reason).await?;
+                    // The order may have been paid another way (the checkout
+                    // or the reconciler asked Stripe) with events waiting.
+                    if !order.parked.is_empty() {
+                        release_parked(app, *order).await?;
+                    }
+                    outcome
+                }
             };
             return Ok(Landing::Done(outcome));
         }
@@ -181,27 +206,57 @@ impl Applying<'_> {
     /// recognised as a duplicate.
     async fn record_only(&self, order_id: &str, reason: &'static str) -> Result<Outcome, AppError> {
         match self.record(order_id, None).await? {
-            EventWrite::Duplicate => Ok(Outcome::Duplicate),
+            EventWrite::Duplicate(_) => Ok(Outcome::Duplicate),
             EventWrite::OtherStore => Err(other_store()),
-            EventWrite::Applied | EventWrite::NoOrder | EventWrite::OrderRefused(_) => {
+            EventWrite::Applied(_) | EventWrite::NoOrder | EventWrite::OrderRefused(_) => {
                 Ok(Outcome::NoChange { reason })
             }
         }
     }
+
+    /// Keeps an event that arrived before the one it follows on its order
+    /// (recorded, so a redelivery is a duplicate) until the order gets there.
+    async fn park(&self, order_id: &str, status: OrderStatus) -> Result<Parked, AppError> {
+        let Some(requires) = self.change.prerequisite else {
+            return Err(AppError::internal(
+                "an event without a prerequisite was early",
+            ));
+        };
+        let event = ParkedEvent {
+            event_id: self.event_id.to_owned(),
+            payment_intent: self.change.payment_intent.to_owned(),
+            to: self.change.to,
+            requires,
+            amount_refunded: self.change.amount_refunded,
+            created: self.created,
+        };
+        Ok(
+            match self
+                .app
+                .store
+                .park_event(self.store_id, order_id, &event)
+                .await?
+            {
+                EventWrite::Applied(_) => {
+                    tracing::info!(order_id, event_id = self.event_id, %status, %requires, "event arrived early; parked on its order");
+                    Parked::Done(Outcome::Parked {
+                        order_id: order_id.to_owned(),
+                        until: requires.as_str(),
+                    })
+                }
+                EventWrite::Duplicate(_) => Parked::Done(Outcome::Duplicate),
+                EventWrite::NoOrder => Parked::Missed(Miss::NoOrder),
+                EventWrite::OtherStore => Parked::Missed(Miss::OtherStore),
+                EventWrite::OrderRefused(_) => Parked::OrderMoved,
+            },
+        )
+    }
 }
 
-/// An event that follows one the order has not seen yet (Stripe does not
-/// deliver in order) is not recorded and is answered 409, so Stripe
-/// delivers it again later, when it can apply. (An event applied before,
-/// such as a won dispute's closure after which the order is back at
-/// `paid`, is a duplicate: the write finds it in the order's record first.)
-fn too_early(event_id: &str, order: &Order) -> AppError {
-    tracing::info!(order_id = %order.order_id, event_id, status = %order.status, "event arrived early; asking Stripe to deliver it again");
-    AppError::conflict(
-        "event_too_early",
-        format!(
-            "The order is {}; deliver this event again after the one it follows",
-            order.status
-        ),
-    )
+enum Parked {
+    Done(Outcome),
+    Missed(Miss),
+    /// The order is no longer short of what the event needs (or its intent
+    /// changed): decide again.
+    OrderMoved,
 }

@@ -26,6 +26,13 @@ pub enum Outcome {
         to: &'static str,
     },
     Duplicate,
+    /// Arrived before the event it follows (a refund or dispute before the
+    /// payment, a dispute's closure before its creation): recorded and kept
+    /// on the order, applied once the order is `until`.
+    Parked {
+        order_id: String,
+        until: &'static str,
+    },
     /// Verified, but nothing to change (an event type we do not act on, an
     /// intent that is not ours, a move the order does not allow, such as
     /// `payment_failed` after `succeeded`, or news older than what the

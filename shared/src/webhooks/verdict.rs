@@ -132,6 +132,7 @@ mod tests {
             review_reason: None,
             amount_refunded: None,
             status_as_of: None,
+            parked: Vec::new(),
         }
     }
 

@@ -12,6 +12,18 @@ use shared::vault::KmsDataKeys;
 use shared::{App, clock};
 use std::sync::Arc;
 
+/// The service's app as configured for the local stack, for the life of
+/// the test process (spawned deliveries share it).
+pub async fn service_app() -> &'static App {
+    let config = Config::from_env().expect("service configuration in the environment");
+    let kms = KmsDataKeys::new(aws_sdk_kms::Client::new(aws().await), env("KMS_KEY_ID"));
+    Box::leak(Box::new(App::with_parts(
+        config,
+        dynamodb().await,
+        Arc::new(kms),
+    )))
+}
+
 /// The service's app, but with Stripe at `stripe_base` (a wiremock URI).
 pub async fn app_with_stripe_at(stripe_base: &str) -> App {
     let mut config = Config::from_env().expect("service configuration in the environment");

@@ -419,3 +419,41 @@ pub async fn internal_status(store_id: &str) -> serde_json::Value {
     assert_eq!(response.status(), 200);
     response.json().await.expect("json")
 }
+
+/// A Stripe event as Stripe sends it, created now.
+pub fn stripe_event(id: &str, kind: &str, livemode: bool, object: serde_json::Value) -> String {
+    serde_json::json!({"id": id, "object": "event", "api_version": "2026-09-30.endive", "created": shared::clock::now(),
+           "livemode": livemode, "type": kind, "data": {"object": object}})
+    .to_string()
+}
+
+/// A succeeded PaymentIntent of ours, as events carry it.
+pub fn intent_object(intent: &str, store: &str, order: &str, amount: u64) -> serde_json::Value {
+    serde_json::json!({"id": intent, "object": "payment_intent", "amount": amount, "currency": "eur", "status": "succeeded",
+           "metadata": {"store_id": store, "order_id": order}})
+}
+
+/// Delivers a webhook with the given `Stripe-Signature`.
+pub async fn deliver(path: &str, payload: &str, signature: &str) -> (u16, serde_json::Value) {
+    let response = http()
+        .post(format!("{}{path}", base_url()))
+        .header("content-type", "application/json")
+        .header("stripe-signature", signature)
+        .body(payload.to_owned())
+        .send()
+        .await
+        .expect("webhook");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
+}
+
+/// Delivers `payload` signed now with `whsec`, as Stripe would.
+pub async fn deliver_signed(path: &str, whsec: &str, payload: &str) -> (u16, serde_json::Value) {
+    let signature = stripe_signature(whsec, payload, shared::clock::now());
+    deliver(path, payload, &signature).await
+}
+
+/// A fresh Stripe event id.
+pub fn evt_id() -> String {
+    format!("evt_{}", key_body())
+}

@@ -3,28 +3,17 @@
 // Helpers outside #[test] fns unwrap too: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use shared::config::Config;
+use serde_json::json;
+use shared::clock;
 use shared::reconcile::{self, Limits};
-use shared::vault::KmsDataKeys;
-use shared::{App, clock};
-use std::sync::Arc;
 use system_tests::*;
-
-async fn app() -> &'static App {
-    let kms = KmsDataKeys::new(aws_sdk_kms::Client::new(aws().await), env("KMS_KEY_ID"));
-    Box::leak(Box::new(App::with_parts(
-        Config::from_env().unwrap(),
-        dynamodb().await,
-        Arc::new(kms),
-    )))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_paid_in_stripe_without_any_webhook_is_settled() {
     let (store, secret) = connected_store().await;
     let (order_id, _) = paid_in_stripe(&store, &secret).await;
     assert_eq!(get_order(&order_id).await["status"], "pending");
-    let app = app().await;
+    let app = in_process::service_app().await;
 
     // Too young: left to the webhook.
     let young = reconcile::run(
@@ -95,5 +84,39 @@ async fn an_order_paid_in_stripe_without_any_webhook_is_settled() {
     assert_eq!(
         status["webhook_health"]["status"], "not_configured",
         "{status}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_parked_before_the_payment_applies_when_the_reconciler_finds_it_paid() {
+    let (store, secret, whsec) = connected_store_with_webhook().await;
+    let (order_id, intent) = paid_in_stripe(&store, &secret).await;
+    // The refund's event came; the payment's never will.
+    let refund = stripe_event(
+        &evt_id(),
+        "charge.refunded",
+        false,
+        json!({"id": "ch_1", "object": "charge", "payment_intent": intent, "amount": 2999, "amount_refunded": 1000}),
+    );
+    let (status, body) = deliver_signed(&format!("/webhook/stripe/{store}"), &whsec, &refund).await;
+    assert_eq!(
+        (status, body["result"].as_str()),
+        (200, Some("parked: applies once the order is paid")),
+        "{body}"
+    );
+
+    let app = in_process::service_app().await;
+    let limits = Limits {
+        max_orders: 1000,
+        ..Limits::default()
+    };
+    reconcile::run(app, clock::now() + 600, limits)
+        .await
+        .unwrap();
+    let order = get_order(&order_id).await;
+    assert_eq!(
+        (order["status"].as_str(), order["amount_refunded"].as_u64()),
+        (Some("partially_refunded"), Some(1000)),
+        "paid by asking Stripe, then the waiting refund: {order}"
     );
 }

@@ -4,24 +4,17 @@
 // Helpers outside #[test] fns unwrap too: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use shared::config::Config;
+use aws_sdk_dynamodb::types::AttributeValue;
+use shared::AppError;
 use shared::domain::StoreId;
-use shared::vault::KmsDataKeys;
 use shared::webhooks::{self, Outcome};
-use shared::{App, AppError};
-use std::sync::Arc;
 use system_tests::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_deliveries_of_one_event_make_one_transition() {
     let (store, secret, whsec) = connected_store_with_webhook().await;
     let (order_id, intent) = paid_in_stripe(&store, &secret).await;
-    let kms = KmsDataKeys::new(aws_sdk_kms::Client::new(aws().await), env("KMS_KEY_ID"));
-    let app: &'static App = Box::leak(Box::new(App::with_parts(
-        Config::from_env().unwrap(),
-        dynamodb().await,
-        Arc::new(kms),
-    )));
+    let app = in_process::service_app().await;
     let payload = serde_json::json!({
         "id": format!("evt_{}", key_body()), "object": "event", "livemode": false, "type": "payment_intent.succeeded",
         "data": {"object": {"id": intent, "object": "payment_intent", "amount": 2999, "currency": "eur",
@@ -64,4 +57,132 @@ async fn fifty_concurrent_deliveries_of_one_event_make_one_transition() {
             .unwrap();
         assert_eq!(outcome, Outcome::Duplicate);
     }
+}
+
+/// Attribute names of the order's stored item (parked events are
+/// `parked:{event id}`).
+async fn order_attributes(order_id: &str) -> Vec<String> {
+    let out = dynamodb()
+        .await
+        .get_item()
+        .table_name(env("TABLE_NAME"))
+        .key("pk", AttributeValue::S(format!("ORDER#{order_id}")))
+        .key("sk", AttributeValue::S("ORDER".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    out.item.unwrap().into_keys().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payment_racing_its_early_refund_ends_refunded_whichever_lands_first() {
+    let (store, secret, whsec) = connected_store_with_webhook().await;
+    let app = in_process::service_app().await;
+    let store_id = StoreId::parse(&store).unwrap();
+    for round in 0..8 {
+        let (order_id, intent) = paid_in_stripe(&store, &secret).await;
+        let succeeded = stripe_event(
+            &evt_id(),
+            "payment_intent.succeeded",
+            false,
+            intent_object(&intent, &store, &order_id, 2999),
+        );
+        let refund = stripe_event(
+            &evt_id(),
+            "charge.refunded",
+            false,
+            serde_json::json!({"id": "ch_1", "object": "charge", "payment_intent": intent, "amount": 2999, "amount_refunded": 2999}),
+        );
+        // Each event twice, all at once: the refund is parked or applied
+        // depending on which write lands first, and must apply either way.
+        let deliveries: Vec<_> = [&succeeded, &refund, &succeeded, &refund]
+            .into_iter()
+            .map(|payload| {
+                let payload = payload.clone();
+                let signature = stripe_signature(&whsec, &payload, shared::clock::now());
+                tokio::spawn(async move {
+                    loop {
+                        match webhooks::process(
+                            app,
+                            Some(store_id),
+                            Some(&signature),
+                            payload.as_bytes(),
+                        )
+                        .await
+                        {
+                            // A write that collided: Stripe delivers again.
+                            Err(AppError::Dependency { .. }) => continue,
+                            other => return other,
+                        }
+                    }
+                })
+            })
+            .collect();
+        for delivery in deliveries {
+            let outcome = delivery.await.unwrap().unwrap();
+            assert!(
+                matches!(
+                    outcome,
+                    Outcome::Applied { .. } | Outcome::Parked { .. } | Outcome::Duplicate
+                ),
+                "round {round}: {outcome:?}"
+            );
+        }
+        let order = get_order(&order_id).await;
+        assert_eq!(
+            (order["status"].as_str(), order["amount_refunded"].as_u64()),
+            (Some("refunded"), Some(2999)),
+            "round {round}: {order}"
+        );
+        let attributes = order_attributes(&order_id).await;
+        assert!(
+            !attributes.iter().any(|name| name.starts_with("parked:")),
+            "round {round}: released, not left behind: {attributes:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_is_never_parked_on_an_order_already_past_what_it_waits_for() {
+    let (store, secret, whsec) = connected_store_with_webhook().await;
+    let app = in_process::service_app().await;
+    let store_id = StoreId::parse(&store).unwrap();
+    let (order_id, intent) = paid_in_stripe(&store, &secret).await;
+    let succeeded = stripe_event(
+        &evt_id(),
+        "payment_intent.succeeded",
+        false,
+        intent_object(&intent, &store, &order_id, 2999),
+    );
+    let signature = stripe_signature(&whsec, &succeeded, shared::clock::now());
+    let paid = webhooks::process(app, Some(store_id), Some(&signature), succeeded.as_bytes())
+        .await
+        .unwrap();
+    assert!(matches!(paid, Outcome::Applied { .. }), "{paid:?}");
+
+    // The write a delivery makes when it judged the order short of `paid`,
+    // landing after the payment: refused, so the delivery applies it now.
+    let refund = shared::store::ParkedEvent {
+        event_id: evt_id(),
+        payment_intent: intent,
+        to: shared::domain::OrderStatus::Refunded,
+        requires: shared::domain::OrderStatus::Paid,
+        amount_refunded: Some(2999),
+        created: shared::clock::now(),
+    };
+    let write = app
+        .store
+        .park_event(&store_id, &order_id, &refund)
+        .await
+        .unwrap();
+    assert!(
+        matches!(write, shared::store::EventWrite::OrderRefused(_)),
+        "{write:?}"
+    );
+    let attributes = order_attributes(&order_id).await;
+    assert!(
+        !attributes.iter().any(|name| name.starts_with("parked:")),
+        "{attributes:?}"
+    );
 }

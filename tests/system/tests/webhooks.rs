@@ -8,40 +8,6 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use system_tests::*;
 
-fn event(id: &str, kind: &str, livemode: bool, object: Value) -> String {
-    json!({"id": id, "object": "event", "api_version": "2026-09-30.endive", "created": shared::clock::now(),
-           "livemode": livemode, "type": kind, "data": {"object": object}})
-    .to_string()
-}
-
-fn intent_object(intent: &str, store: &str, order: &str, amount: u64) -> Value {
-    json!({"id": intent, "object": "payment_intent", "amount": amount, "currency": "eur", "status": "succeeded",
-           "metadata": {"store_id": store, "order_id": order}})
-}
-
-async fn deliver(path: &str, payload: &str, signature: &str) -> (u16, Value) {
-    let response = http()
-        .post(format!("{}{path}", base_url()))
-        .header("content-type", "application/json")
-        .header("stripe-signature", signature)
-        .body(payload.to_owned())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
-}
-
-/// Delivers `payload` signed now with `whsec`, as Stripe would.
-async fn deliver_signed(path: &str, whsec: &str, payload: &str) -> (u16, Value) {
-    let signature = stripe_signature(whsec, payload, shared::clock::now());
-    deliver(path, payload, &signature).await
-}
-
-fn evt_id() -> String {
-    format!("evt_{}", key_body())
-}
-
 async fn wait_for_status(order_id: &str, status: &str) -> Value {
     for _ in 0..100 {
         let order = get_order(order_id).await;
@@ -88,7 +54,7 @@ async fn refunds_and_disputes_move_a_paid_order_and_never_backwards() {
     let (order_id, intent) = paid_in_stripe(&store, &secret).await;
     let path = format!("/webhook/stripe/{store}");
 
-    let succeeded = event(
+    let succeeded = stripe_event(
         &evt_id(),
         "payment_intent.succeeded",
         false,
@@ -108,7 +74,7 @@ async fn refunds_and_disputes_move_a_paid_order_and_never_backwards() {
     // A late payment_failed never undoes paid.
     let mut failed_object = intent_object(&intent, &store, &order_id, 2999);
     failed_object["last_payment_error"] = json!({"message": "Your card was declined."});
-    let failed = event(
+    let failed = stripe_event(
         &evt_id(),
         "payment_intent.payment_failed",
         false,
@@ -136,7 +102,7 @@ async fn refunds_and_disputes_move_a_paid_order_and_never_backwards() {
             "refunded",
         ),
     ] {
-        let payload = event(&evt_id(), kind, false, object);
+        let payload = stripe_event(&evt_id(), kind, false, object);
         // Charges and disputes carry no metadata of ours: use the shared URL,
         // which finds the store through the PaymentIntent link.
         let (status, body) = deliver_signed("/webhook/stripe", &whsec, &payload).await;
@@ -164,7 +130,7 @@ async fn a_lost_dispute_is_lost() {
             json!({"id": "dp_2", "object": "dispute", "payment_intent": intent, "status": "lost"}),
         ),
     ] {
-        let payload = event(&evt_id(), kind, false, object);
+        let payload = stripe_event(&evt_id(), kind, false, object);
         assert_eq!(
             deliver_signed(&path, &whsec, &payload).await.0,
             200,
@@ -180,7 +146,7 @@ async fn forged_misdirected_and_mismatched_events_change_nothing() {
     let (store_b, _, whsec_b) = connected_store_with_webhook().await;
     let (order_id, intent) = paid_in_stripe(&store_a, &secret_a).await;
     let now = shared::clock::now();
-    let succeeded = event(
+    let succeeded = stripe_event(
         &evt_id(),
         "payment_intent.succeeded",
         false,
@@ -189,13 +155,13 @@ async fn forged_misdirected_and_mismatched_events_change_nothing() {
 
     // A merchant who pasted their own signing secret can sign anything: the
     // event's metadata must not reach another store's order.
-    let forged_for_b = event(
+    let forged_for_b = stripe_event(
         &evt_id(),
         "payment_intent.succeeded",
         false,
         intent_object(&intent, &store_b, &order_id, 2999),
     );
-    let dispute_via_b = event(
+    let dispute_via_b = stripe_event(
         &evt_id(),
         "charge.dispute.created",
         false,
@@ -261,7 +227,7 @@ async fn forged_misdirected_and_mismatched_events_change_nothing() {
             "{what}: {body}"
         );
     }
-    let live = event(
+    let live = stripe_event(
         &evt_id(),
         "payment_intent.succeeded",
         true,
@@ -285,7 +251,7 @@ async fn forged_misdirected_and_mismatched_events_change_nothing() {
     );
 
     // Right store and secret but the wrong amount: flagged, not paid.
-    let short = event(
+    let short = stripe_event(
         &evt_id(),
         "payment_intent.succeeded",
         false,
@@ -330,7 +296,7 @@ async fn metadata_only_hints_at_the_order_the_intent_decides() {
         "5d9e7c1a-0000-4000-8000-00000000dead".to_owned(),
         other_order.clone(),
     ] {
-        let foreign = event(
+        let foreign = stripe_event(
             &evt_id(),
             "payment_intent.succeeded",
             false,
@@ -356,7 +322,7 @@ async fn metadata_only_hints_at_the_order_the_intent_decides() {
         other_stores_order.clone(),
     ] {
         let (order_id, intent) = paid_in_stripe(&store, &secret).await;
-        let edited = event(
+        let edited = stripe_event(
             &evt_id(),
             "payment_intent.succeeded",
             false,
@@ -381,7 +347,7 @@ async fn metadata_only_hints_at_the_order_the_intent_decides() {
     assert_eq!(get_order(&other_stores_order).await["status"], "pending");
 
     // And the plain case: metadata naming the intent's order.
-    let paid = event(
+    let paid = stripe_event(
         &evt_id(),
         "payment_intent.succeeded",
         false,
@@ -427,7 +393,7 @@ async fn news_of_a_replaced_intent_leaves_the_order_to_its_new_one() {
 
     // The old intent's cancellation, delivered late, names the same order.
     let path = format!("/webhook/stripe/{store}");
-    let late = event(
+    let late = stripe_event(
         &evt_id(),
         "payment_intent.canceled",
         false,
@@ -446,7 +412,7 @@ async fn news_of_a_replaced_intent_leaves_the_order_to_its_new_one() {
     );
     assert_eq!(get_order(&order_id).await["status"], "pending");
 
-    let paid = event(
+    let paid = stripe_event(
         &evt_id(),
         "payment_intent.succeeded",
         false,
@@ -466,67 +432,158 @@ fn event_at(kind: &str, created: u64, object: Value) -> String {
     .to_string()
 }
 
+fn charge(intent: &str, amount_refunded: u64) -> Value {
+    json!({"id": "ch_1", "object": "charge", "payment_intent": intent, "amount": 2999, "amount_refunded": amount_refunded})
+}
+
+fn dispute(intent: &str, status: &str) -> Value {
+    json!({"id": "dp_3", "object": "dispute", "payment_intent": intent, "status": status})
+}
+
+async fn assert_result(path: &str, whsec: &str, payload: &str, result: &str) {
+    let (status, body) = deliver_signed(path, whsec, payload).await;
+    assert_eq!(
+        (status, body["result"].as_str()),
+        (200, Some(result)),
+        "{body}"
+    );
+}
+
 #[tokio::test]
-async fn events_that_arrive_early_are_delivered_again_not_dropped() {
+async fn a_refund_that_arrives_before_the_payment_waits_on_the_order_and_applies_with_it() {
     let (store, secret, whsec) = connected_store_with_webhook().await;
     let (order_id, intent) = paid_in_stripe(&store, &secret).await;
-    let deliver_signed = |payload: String| {
-        let whsec = whsec.clone();
-        async move { deliver_signed("/webhook/stripe", &whsec, &payload).await }
-    };
-    let refund = event(
-        &evt_id(),
-        "charge.refunded",
-        false,
-        json!({"id": "ch_1", "object": "charge", "payment_intent": intent, "amount": 2999, "amount_refunded": 2999}),
-    );
-    let closed = event(
-        &evt_id(),
-        "charge.dispute.closed",
-        false,
-        json!({"id": "dp_3", "object": "dispute", "payment_intent": intent, "status": "won"}),
-    );
+    let path = "/webhook/stripe";
+    let refund = stripe_event(&evt_id(), "charge.refunded", false, charge(&intent, 1000));
 
-    // Before the payment is known: "not yet" (a non-2xx, so Stripe retries).
-    // A won closure asks for `paid` too, but only from `disputed`.
-    for early in [&refund, &closed] {
-        let (status, body) = deliver_signed(early.clone()).await;
-        assert_eq!(
-            (status, body["error"]["code"].as_str()),
-            (409, Some("event_too_early")),
-            "{body}"
-        );
-        assert_eq!(get_order(&order_id).await["status"], "pending");
-    }
+    // Acknowledged (Stripe would otherwise retry for hours) and recorded.
+    assert_result(
+        path,
+        &whsec,
+        &refund,
+        "parked: applies once the order is paid",
+    )
+    .await;
+    assert_eq!(get_order(&order_id).await["status"], "pending");
+    assert_result(path, &whsec, &refund, "duplicate: already processed").await;
 
-    let succeeded = event(
+    let succeeded = stripe_event(
         &evt_id(),
         "payment_intent.succeeded",
         false,
         intent_object(&intent, &store, &order_id, 2999),
     );
-    assert_eq!(deliver_signed(succeeded).await.0, 200);
-    // A dispute's closure before the dispute itself also waits.
-    let (status, _) = deliver_signed(closed.clone()).await;
-    assert_eq!(status, 409);
-    assert_eq!(get_order(&order_id).await["status"], "paid");
-
-    // Stripe's redelivery of the refund now applies it.
-    let (status, body) = deliver_signed(refund).await;
-    assert_eq!(status, 200, "{body}");
+    assert_result(path, &whsec, &succeeded, "applied: order is now paid").await;
     let order = get_order(&order_id).await;
     assert_eq!(
         (order["status"].as_str(), order["amount_refunded"].as_u64()),
-        (Some("refunded"), Some(2999)),
-        "{order}"
+        (Some("partially_refunded"), Some(1000)),
+        "the waiting refund applied with the payment: {order}"
     );
-    // Refunded is final: the closure is acknowledged, not retried forever.
-    let (status, body) = deliver_signed(closed).await;
+    assert_result(path, &whsec, &succeeded, "duplicate: already processed").await;
+
+    // Later refunds apply as usual, and the parked one never again.
+    let rest = stripe_event(&evt_id(), "charge.refunded", false, charge(&intent, 2999));
+    assert_result(path, &whsec, &rest, "applied: order is now refunded").await;
+    assert_result(path, &whsec, &refund, "duplicate: already processed").await;
+    assert_eq!(get_order(&order_id).await["amount_refunded"], 2999);
+}
+
+#[tokio::test]
+async fn a_whole_dispute_delivered_before_the_payment_plays_out_when_it_lands() {
+    let (store, secret, whsec) = connected_store_with_webhook().await;
+    let (order_id, intent) = paid_in_stripe(&store, &secret).await;
+    let path = format!("/webhook/stripe/{store}");
+    // Stripe made these in this order; they arrive the other way round.
+    let created = event_at(
+        "charge.dispute.created",
+        1_700_000_100,
+        dispute(&intent, "needs_response"),
+    );
+    let closed = event_at(
+        "charge.dispute.closed",
+        1_700_000_200,
+        dispute(&intent, "lost"),
+    );
+    assert_result(
+        &path,
+        &whsec,
+        &closed,
+        "parked: applies once the order is disputed",
+    )
+    .await;
+    assert_result(
+        &path,
+        &whsec,
+        &created,
+        "parked: applies once the order is paid",
+    )
+    .await;
+    assert_eq!(get_order(&order_id).await["status"], "pending");
+
+    let succeeded = stripe_event(
+        &evt_id(),
+        "payment_intent.succeeded",
+        false,
+        intent_object(&intent, &store, &order_id, 2999),
+    );
+    assert_result(&path, &whsec, &succeeded, "applied: order is now paid").await;
     assert_eq!(
-        (status, body["result"].as_str()),
-        (200, Some("no change: order does not allow this change")),
-        "{body}"
+        get_order(&order_id).await["status"],
+        "lost",
+        "paid, then disputed, then lost, each in Stripe's order"
     );
+    for payload in [&closed, &created] {
+        assert_result(&path, &whsec, payload, "duplicate: already processed").await;
+    }
+}
+
+#[tokio::test]
+async fn a_closure_waiting_for_a_dispute_the_order_never_reaches_changes_nothing() {
+    let (store, secret, whsec) = connected_store_with_webhook().await;
+    let (order_id, intent) = paid_in_stripe(&store, &secret).await;
+    let path = "/webhook/stripe";
+    let succeeded = stripe_event(
+        &evt_id(),
+        "payment_intent.succeeded",
+        false,
+        intent_object(&intent, &store, &order_id, 2999),
+    );
+    assert_result(path, &whsec, &succeeded, "applied: order is now paid").await;
+    // A won closure asks for `paid` too, but only from `disputed`.
+    let closed = stripe_event(
+        &evt_id(),
+        "charge.dispute.closed",
+        false,
+        dispute(&intent, "won"),
+    );
+    assert_result(
+        path,
+        &whsec,
+        &closed,
+        "parked: applies once the order is disputed",
+    )
+    .await;
+    assert_eq!(get_order(&order_id).await["status"], "paid");
+
+    let refund = stripe_event(&evt_id(), "charge.refunded", false, charge(&intent, 2999));
+    assert_result(path, &whsec, &refund, "applied: order is now refunded").await;
+    // Refunded is final: the dispute cannot begin, so its closure never applies.
+    let created = stripe_event(
+        &evt_id(),
+        "charge.dispute.created",
+        false,
+        dispute(&intent, "needs_response"),
+    );
+    assert_result(
+        path,
+        &whsec,
+        &created,
+        "no change: order does not allow this change",
+    )
+    .await;
+    assert_result(path, &whsec, &closed, "duplicate: already processed").await;
+    assert_eq!(get_order(&order_id).await["status"], "refunded");
 }
 
 #[tokio::test]
@@ -535,15 +592,15 @@ async fn a_won_disputes_closure_delivered_again_is_a_duplicate_not_early() {
     let (order_id, intent) = paid_in_stripe(&store, &secret).await;
     let path = format!("/webhook/stripe/{store}");
     let dispute = |status: &str| json!({"id": "dp_4", "object": "dispute", "payment_intent": intent, "status": status});
-    let closed = event(&evt_id(), "charge.dispute.closed", false, dispute("won"));
+    let closed = stripe_event(&evt_id(), "charge.dispute.closed", false, dispute("won"));
     for payload in [
-        event(
+        stripe_event(
             &evt_id(),
             "payment_intent.succeeded",
             false,
             intent_object(&intent, &store, &order_id, 2999),
         ),
-        event(
+        stripe_event(
             &evt_id(),
             "charge.dispute.created",
             false,
@@ -649,7 +706,7 @@ async fn a_replaced_signing_secret_is_used_at_once_by_a_warm_container() {
     // The container has now verified with the old secret (and remembers
     // the store's connection).
     let (order_id, intent) = paid_in_stripe(&store, &secret).await;
-    let processing = event(
+    let processing = stripe_event(
         &evt_id(),
         "payment_intent.processing",
         false,
@@ -662,7 +719,7 @@ async fn a_replaced_signing_secret_is_used_at_once_by_a_warm_container() {
     let response = put_webhook_secret(&store, &new_whsec).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
 
-    let succeeded = event(
+    let succeeded = stripe_event(
         &evt_id(),
         "payment_intent.succeeded",
         false,
