@@ -277,29 +277,14 @@ impl EventExpr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Currency, LineItem, Mode};
     use crate::store::TransitionDetails;
 
     fn store() -> StoreId {
-        StoreId::parse("0b7c5a4e-3f0e-4a53-9d0a-2f1a3d2b9c11").unwrap()
+        Order::sample().store_id
     }
 
     fn order_item(events: &[&str]) -> Item {
-        let order = Order {
-            payment_intent_id: Some("pi_1".into()),
-            ..Order::pending(
-                store(),
-                Mode::Test,
-                Currency::parse("eur").unwrap(),
-                2999,
-                vec![LineItem {
-                    name: "Mug".into(),
-                    unit_amount: 2999,
-                    quantity: 1,
-                }],
-                1,
-            )
-        };
+        let order = Order::sample();
         let mut item = order.to_item();
         if !events.is_empty() {
             item.insert(

@@ -393,6 +393,28 @@ impl Order {
     }
 }
 
+#[cfg(test)]
+impl Order {
+    /// A pending EUR 29.99 order with intent `pi_1`, for unit tests.
+    pub(crate) fn sample() -> Order {
+        Order {
+            payment_intent_id: Some("pi_1".into()),
+            ..Order::pending(
+                StoreId::parse("0b7c5a4e-3f0e-4a53-9d0a-2f1a3d2b9c11").expect("store id"),
+                Mode::Test,
+                Currency::parse("eur").expect("currency"),
+                2999,
+                vec![LineItem {
+                    name: "Mug".into(),
+                    unit_amount: 2999,
+                    quantity: 1,
+                }],
+                1,
+            )
+        }
+    }
+}
+
 impl CheckoutSession {
     pub(super) fn to_item(&self) -> Item {
         Item::from([

@@ -231,7 +231,6 @@ impl ParkExpr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Currency, LineItem, Mode};
 
     fn refund(event_id: &str, created: u64) -> ParkedEvent {
         ParkedEvent {
@@ -246,21 +245,21 @@ mod tests {
 
     fn order(parked: Vec<ParkedEvent>) -> Order {
         Order {
-            payment_intent_id: Some("pi_1".into()),
             parked,
-            ..Order::pending(
-                StoreId::parse("0b7c5a4e-3f0e-4a53-9d0a-2f1a3d2b9c11").unwrap(),
-                Mode::Test,
-                Currency::parse("eur").unwrap(),
-                2999,
-                vec![LineItem {
-                    name: "Mug".into(),
-                    unit_amount: 2999,
-                    quantity: 1,
-                }],
-                1,
-            )
+            ..Order::sample()
         }
+    }
+
+    /// The statuses the parking write accepts.
+    fn waiting(expr: &ParkExpr) -> Vec<&str> {
+        let mut waiting: Vec<&str> = expr
+            .values
+            .iter()
+            .filter(|(name, _)| name.starts_with(":from"))
+            .map(|(_, v)| v.as_s().unwrap().as_str())
+            .collect();
+        waiting.sort_unstable();
+        waiting
     }
 
     #[test]
@@ -317,14 +316,7 @@ mod tests {
             "{}",
             expr.condition
         );
-        let mut waiting: Vec<&str> = expr
-            .values
-            .iter()
-            .filter(|(name, _)| name.starts_with(":from"))
-            .map(|(_, v)| v.as_s().unwrap().as_str())
-            .collect();
-        waiting.sort_unstable();
-        assert_eq!(waiting, ["failed", "pending", "processing"]);
+        assert_eq!(waiting(&expr), ["failed", "pending", "processing"]);
 
         let closure = ParkedEvent {
             to: OrderStatus::Paid,
@@ -333,15 +325,8 @@ mod tests {
             ..refund("evt_2", 1)
         };
         let expr = ParkExpr::new(&order(Vec::new()).store_id, &closure);
-        let mut waiting: Vec<&str> = expr
-            .values
-            .iter()
-            .filter(|(name, _)| name.starts_with(":from"))
-            .map(|(_, v)| v.as_s().unwrap().as_str())
-            .collect();
-        waiting.sort_unstable();
         assert_eq!(
-            waiting,
+            waiting(&expr),
             [
                 "failed",
                 "paid",

@@ -77,7 +77,7 @@ fn ready(order: &Order) -> Option<ParkedEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Currency, LineItem, Mode, OrderStatus, StoreId};
+    use crate::domain::OrderStatus;
 
     fn parked(event_id: &str, to: OrderStatus, requires: OrderStatus) -> ParkedEvent {
         ParkedEvent {
@@ -94,18 +94,7 @@ mod tests {
         Order {
             status,
             parked,
-            ..Order::pending(
-                StoreId::parse("0b7c5a4e-3f0e-4a53-9d0a-2f1a3d2b9c11").unwrap(),
-                Mode::Test,
-                Currency::parse("eur").unwrap(),
-                1000,
-                vec![LineItem {
-                    name: "Mug".into(),
-                    unit_amount: 1000,
-                    quantity: 1,
-                }],
-                1,
-            )
+            ..Order::sample()
         }
     }
 
