@@ -587,6 +587,55 @@ async fn a_closure_waiting_for_a_dispute_the_order_never_reaches_changes_nothing
 }
 
 #[tokio::test]
+async fn a_partly_refunded_order_can_still_be_disputed_and_its_early_closure_waits() {
+    let (store, secret, whsec) = connected_store_with_webhook().await;
+    let (order_id, intent) = paid_in_stripe(&store, &secret).await;
+    let path = "/webhook/stripe";
+    let succeeded = stripe_event(
+        &evt_id(),
+        "payment_intent.succeeded",
+        false,
+        intent_object(&intent, &store, &order_id, 2999),
+    );
+    assert_result(path, &whsec, &succeeded, "applied: order is now paid").await;
+    let refund = stripe_event(&evt_id(), "charge.refunded", false, charge(&intent, 1000));
+    assert_result(
+        path,
+        &whsec,
+        &refund,
+        "applied: order is now partially_refunded",
+    )
+    .await;
+
+    // The closure overtakes the dispute: it must wait, not be judged final.
+    let closed = stripe_event(
+        &evt_id(),
+        "charge.dispute.closed",
+        false,
+        dispute(&intent, "lost"),
+    );
+    assert_result(
+        path,
+        &whsec,
+        &closed,
+        "parked: applies once the order is disputed",
+    )
+    .await;
+    // A redelivered payment finds the closure still not ready.
+    assert_result(path, &whsec, &succeeded, "duplicate: already processed").await;
+    assert_eq!(get_order(&order_id).await["status"], "partially_refunded");
+
+    let created = stripe_event(
+        &evt_id(),
+        "charge.dispute.created",
+        false,
+        dispute(&intent, "needs_response"),
+    );
+    assert_result(path, &whsec, &created, "applied: order is now disputed").await;
+    assert_eq!(get_order(&order_id).await["status"], "lost", "as at Stripe");
+}
+
+#[tokio::test]
 async fn a_won_disputes_closure_delivered_again_is_a_duplicate_not_early() {
     let (store, secret, whsec) = connected_store_with_webhook().await;
     let (order_id, intent) = paid_in_stripe(&store, &secret).await;
