@@ -20,18 +20,23 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
         payload,
     )
     .await?;
-    let summary = match &outcome {
-        Outcome::Applied { to, .. } => format!("applied: order is now {to}"),
-        Outcome::Duplicate => "duplicate: already processed".to_owned(),
-        Outcome::Parked { until, .. } => format!("parked: applies once the order is {until}"),
-        Outcome::NoChange { reason } => format!("no change: {reason}"),
-        Outcome::Flagged { .. } => "flagged: amount does not match the order".to_owned(),
-    };
+    let summary = summary(&outcome);
     tracing::info!(outcome = %summary, "webhook processed");
     Ok(http::json(
         StatusCode::OK,
         &serde_json::json!({ "received": true, "result": summary }),
     ))
+}
+
+/// What the delivery did, in words (the API's `WebhookAck.result`).
+fn summary(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Applied { to, .. } => format!("applied: order is now {to}"),
+        Outcome::Duplicate => "duplicate: already processed".to_owned(),
+        Outcome::Parked { until, .. } => format!("parked: applies once the order is {until}"),
+        Outcome::NoChange { reason } => format!("no change: {reason}"),
+        Outcome::Flagged { .. } => "flagged: amount does not match the order".to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -71,5 +76,69 @@ mod tests {
             lambda_http::request::from_str(include_str!("../../../events/webhook-store.json"))
                 .unwrap();
         assert_eq!(handle(offline_app(), req).await.unwrap_err().status(), 502);
+    }
+}
+
+#[cfg(test)]
+mod contract {
+    use super::*;
+    use shared::domain::OrderStatus;
+    use shared::webhooks::no_change;
+
+    /// The `WebhookAck.result` pattern from openapi.yaml.
+    fn result_pattern() -> regex::Regex {
+        let spec = include_str!("../../../openapi.yaml");
+        let line = spec
+            .lines()
+            .find(|line| line.contains("pattern:") && line.contains("duplicate: already processed"))
+            .expect("the webhook result pattern in openapi.yaml");
+        let quoted = line.split_once("pattern: ").expect("a pattern").1;
+        regex::Regex::new(quoted.trim().trim_matches('"')).expect("a valid pattern")
+    }
+
+    #[test]
+    fn every_answer_the_webhook_can_give_is_in_the_api_contract() {
+        let pattern = result_pattern();
+        let order_id = String::from("o1");
+        let mut outcomes = vec![
+            Outcome::Duplicate,
+            Outcome::Flagged {
+                order_id: order_id.clone(),
+            },
+        ];
+        // Every status an event can move an order to (all but the first).
+        outcomes.extend(
+            OrderStatus::ALL
+                .into_iter()
+                .filter(|status| *status != OrderStatus::Pending)
+                .map(|to| Outcome::Applied {
+                    order_id: order_id.clone(),
+                    to: to.as_str(),
+                }),
+        );
+        // Every requirement an early event can wait for.
+        outcomes.extend(
+            [OrderStatus::Paid, OrderStatus::Disputed].map(|until| Outcome::Parked {
+                order_id: order_id.clone(),
+                until: until.as_str(),
+            }),
+        );
+        outcomes.extend(
+            no_change::ALL
+                .into_iter()
+                .map(|reason| Outcome::NoChange { reason }),
+        );
+        for outcome in &outcomes {
+            let text = summary(outcome);
+            assert!(pattern.is_match(&text), "{text:?} is not in openapi.yaml");
+        }
+        // And the pattern is not a catch-all.
+        for text in [
+            "parked: applies once the order is refunded",
+            "applied: order is now pending",
+            "no change: because",
+        ] {
+            assert!(!pattern.is_match(text), "{text:?}");
+        }
     }
 }
