@@ -8,8 +8,13 @@ use shared::clock;
 use shared::reconcile::{self, Limits};
 use system_tests::*;
 
+/// A run settles every stale order in the table, so one test's run would
+/// pay another test's order before that test looked: one at a time.
+static ONE_RUN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_paid_in_stripe_without_any_webhook_is_settled() {
+    let _alone = ONE_RUN_AT_A_TIME.lock().await;
     let (store, secret) = connected_store().await;
     let (order_id, _) = paid_in_stripe(&store, &secret).await;
     assert_eq!(get_order(&order_id).await["status"], "pending");
@@ -89,6 +94,7 @@ async fn an_order_paid_in_stripe_without_any_webhook_is_settled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refund_parked_before_the_payment_applies_when_the_reconciler_finds_it_paid() {
+    let _alone = ONE_RUN_AT_A_TIME.lock().await;
     let (store, secret, whsec) = connected_store_with_webhook().await;
     let (order_id, intent) = paid_in_stripe(&store, &secret).await;
     // The refund's event came; the payment's never will.
