@@ -160,12 +160,14 @@ impl Applying<'_> {
                         order_id: order_id.to_owned(),
                     }
                 }
-                Verdict::TooEarly => match self.park(order_id, order.status).await? {
-                    Parked::Done(outcome) => outcome,
-                    Parked::Missed(miss) => return Ok(Landing::Missed(miss)),
-                    // It got there meanwhile: apply it now.
-                    Parked::OrderMoved => continue,
-                },
+                Verdict::TooEarly { until } => {
+                    match self.park(order_id, order.status, until).await? {
+                        Parked::Done(outcome) => outcome,
+                        Parked::Missed(miss) => return Ok(Landing::Missed(miss)),
+                        // It got there meanwhile: apply it now.
+                        Parked::OrderMoved => continue,
+                    }
+                }
                 Verdict::NoChange { reason } => {
                     let outcome = self.record_only(order_id, reason).await?;
                     // The order may have been paid another way (the checkout
@@ -216,12 +218,12 @@ impl Applying<'_> {
 
     /// Keeps an event that arrived before the one it follows on its order
     /// (recorded, so a redelivery is a duplicate) until the order gets there.
-    async fn park(&self, order_id: &str, status: OrderStatus) -> Result<Parked, AppError> {
-        let Some(requires) = self.change.prerequisite else {
-            return Err(AppError::internal(
-                "an event without a prerequisite was early",
-            ));
-        };
+    async fn park(
+        &self,
+        order_id: &str,
+        status: OrderStatus,
+        requires: OrderStatus,
+    ) -> Result<Parked, AppError> {
         let event = ParkedEvent {
             event_id: self.event_id.to_owned(),
             payment_intent: self.change.payment_intent.to_owned(),

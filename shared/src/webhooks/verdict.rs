@@ -29,8 +29,9 @@ pub enum Verdict {
     IntentReplaced,
     /// Stripe's amount or currency is not the order's: flag, do not pay.
     AmountMismatch { reason: String },
-    /// Arrived before the event it follows: redeliver, do not record.
-    TooEarly,
+    /// Arrived before the event it follows: park it on the order until the
+    /// order is `until`.
+    TooEarly { until: OrderStatus },
     /// Acknowledge and record without changing the order.
     NoChange { reason: &'static str },
     /// The order as returned allows the change: it moved between the write
@@ -69,11 +70,10 @@ impl Change<'_> {
                 reason: order.mismatch_reason(self.payment_intent, amount, currency),
             };
         }
-        if self
-            .prerequisite
-            .is_some_and(|requirement| !order.status.has_reached(requirement))
+        if let Some(until) = self.prerequisite
+            && !order.status.has_reached(until)
         {
-            return Verdict::TooEarly;
+            return Verdict::TooEarly { until };
         }
         if !order.status.can_become(self.to) {
             return Verdict::NoChange {
@@ -212,13 +212,20 @@ mod tests {
             ..change(Refunded)
         };
         for status in [Pending, Processing, Failed] {
-            assert_eq!(refund.judge(&order(status)), Verdict::TooEarly, "{status}");
+            assert_eq!(
+                refund.judge(&order(status)),
+                Verdict::TooEarly { until: Paid },
+                "{status}"
+            );
         }
         let closed = Change {
             prerequisite: Some(Disputed),
             ..change(Paid)
         };
-        assert_eq!(closed.judge(&order(Paid)), Verdict::TooEarly);
+        assert_eq!(
+            closed.judge(&order(Paid)),
+            Verdict::TooEarly { until: Disputed }
+        );
         // An order that ended another way never reaches it: acknowledged.
         assert!(matches!(
             refund.judge(&order(Canceled)),
