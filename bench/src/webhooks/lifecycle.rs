@@ -383,12 +383,11 @@ impl ModelOutcome {
     /// NoChange, which find the order holding them (a delivery that failed
     /// while releasing is finished by the next one).
     pub fn releases(self) -> bool {
-        matches!(
-            self,
-            ModelOutcome::Applied(OrderStatus::Paid | OrderStatus::Disputed)
-                | ModelOutcome::Duplicate
-                | ModelOutcome::Refused(_)
-        )
+        match self {
+            ModelOutcome::Applied(to) => OrderStatus::PREREQUISITES.contains(&to),
+            ModelOutcome::Duplicate | ModelOutcome::Refused(_) => true,
+            ModelOutcome::Parked(_) => false,
+        }
     }
 }
 

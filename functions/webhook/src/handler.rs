@@ -117,12 +117,10 @@ mod contract {
                 }),
         );
         // Every requirement an early event can wait for.
-        outcomes.extend(
-            [OrderStatus::Paid, OrderStatus::Disputed].map(|until| Outcome::Parked {
-                order_id: order_id.clone(),
-                until: until.as_str(),
-            }),
-        );
+        outcomes.extend(OrderStatus::PREREQUISITES.map(|until| Outcome::Parked {
+            order_id: order_id.clone(),
+            until: until.as_str(),
+        }));
         outcomes.extend(
             no_change::ALL
                 .into_iter()

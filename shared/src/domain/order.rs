@@ -69,6 +69,10 @@ impl OrderStatus {
         )
     }
 
+    /// The statuses an event can wait for (`Envelope::prerequisite`): a
+    /// move to one of them is what can make a parked event ready to apply.
+    pub const PREREQUISITES: [OrderStatus; 2] = [OrderStatus::Paid, OrderStatus::Disputed];
+
     /// Whether the order has got as far as `requirement` (see
     /// `Envelope::prerequisite`): `paid` once it is no longer waiting for a
     /// payment outcome, `disputed` once paid and no dispute can still come
@@ -163,6 +167,20 @@ mod tests {
             (Disputed, Refunded),
         ] {
             assert!(!from.can_become(to), "{from} -> {to} must be refused");
+        }
+    }
+
+    #[test]
+    fn only_the_prerequisites_are_ever_waited_for() {
+        for requirement in OrderStatus::ALL {
+            let someone_waits = OrderStatus::ALL
+                .into_iter()
+                .any(|status| !status.has_reached(requirement));
+            assert_eq!(
+                someone_waits,
+                OrderStatus::PREREQUISITES.contains(&requirement),
+                "{requirement}"
+            );
         }
     }
 

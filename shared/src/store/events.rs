@@ -90,8 +90,7 @@ impl Store {
     ) -> Result<EventWrite, AppError> {
         let expr = EventExpr::new(store_id, event_id, change, now);
         // Only a move to a status parked events wait for can ready them.
-        let readies =
-            change.is_some_and(|(to, _)| matches!(to, OrderStatus::Paid | OrderStatus::Disputed));
+        let readies = change.is_some_and(|(to, _)| OrderStatus::PREREQUISITES.contains(&to));
         let mut request = self
             .update_order(order_id)
             .update_expression(expr.update)
