@@ -433,6 +433,16 @@ pub fn intent_object(intent: &str, store: &str, order: &str, amount: u64) -> ser
            "metadata": {"store_id": store, "order_id": order}})
 }
 
+/// `payment_intent.succeeded` for our order's EUR 29.99 intent, created now.
+pub fn succeeded_event(intent: &str, store: &str, order: &str) -> String {
+    stripe_event(
+        &evt_id(),
+        "payment_intent.succeeded",
+        false,
+        intent_object(intent, store, order, 2999),
+    )
+}
+
 /// Delivers a webhook with the given `Stripe-Signature`.
 pub async fn deliver(path: &str, payload: &str, signature: &str) -> (u16, serde_json::Value) {
     let response = http()
@@ -456,4 +466,15 @@ pub async fn deliver_signed(path: &str, whsec: &str, payload: &str) -> (u16, ser
 /// A fresh Stripe event id.
 pub fn evt_id() -> String {
     format!("evt_{}", key_body())
+}
+
+/// Delivers `payload` signed now and checks it was answered 200 with
+/// `result` (what the delivery did, in words).
+pub async fn assert_webhook_result(path: &str, whsec: &str, payload: &str, result: &str) {
+    let (status, body) = deliver_signed(path, whsec, payload).await;
+    assert_eq!(
+        (status, body["result"].as_str()),
+        (200, Some(result)),
+        "{body}"
+    );
 }
