@@ -163,6 +163,24 @@ pub enum PaymentState {
     Flagged,
 }
 
+/// Refunds or a dispute delivered before the payment wait on the order for
+/// it. The delivery of `succeeded` would release them too, but it may never
+/// come (that is why we asked Stripe), so the payment's recorder releases
+/// them. A failure here must not fail the payment's caller: the payment is
+/// recorded, a customer shown an error page after paying may pay again, and
+/// Stripe's delivery of `succeeded` (answered "no change" on a paid order
+/// that holds parked events) or of any parked event again releases them.
+async fn release_after_payment(app: &App, order_id: &str) {
+    let released = match app.store.get_order(order_id).await {
+        Ok(Some(order)) => crate::webhooks::release_parked(app, order).await,
+        Ok(None) => Err(AppError::internal("paid order vanished")),
+        Err(err) => Err(err),
+    };
+    if let Err(err) = released {
+        tracing::warn!(%order_id, cause = %crate::error::cause_chain(&err), "parked events not released; the next delivery about this order will");
+    }
+}
+
 /// Records what `intent` says about `order`, through the same guarded
 /// transitions webhooks use, and says where the order now stands.
 pub async fn apply_intent(
@@ -210,14 +228,8 @@ pub async fn apply_intent(
     {
         Transition::Applied { from, has_parked } => {
             tracing::info!(order_id = %order.order_id, %from, to = %target, source = "stripe_api", "order status changed");
-            // Refunds or a dispute delivered before the payment wait on the
-            // order for it; the delivery of `succeeded` would release them
-            // too, but it may never come (that is why we asked Stripe).
-            if has_parked
-                && target == OrderStatus::Paid
-                && let Some(now) = app.store.get_order(&order.order_id).await?
-            {
-                crate::webhooks::release_parked(app, now).await?;
+            if has_parked && target == OrderStatus::Paid {
+                release_after_payment(app, &order.order_id).await;
             }
             if target == OrderStatus::Paid
                 && let Err(err) = app

@@ -15,13 +15,15 @@ use std::sync::Arc;
 /// The service's app as configured for the local stack, for the life of
 /// the test process (spawned deliveries share it).
 pub async fn service_app() -> &'static App {
+    Box::leak(Box::new(app_with_dynamodb(dynamodb().await).await))
+}
+
+/// The service's app with its DynamoDB requests going through `dynamodb`
+/// (a client with an interceptor that fails some of them, say).
+pub async fn app_with_dynamodb(dynamodb: aws_sdk_dynamodb::Client) -> App {
     let config = Config::from_env().expect("service configuration in the environment");
     let kms = KmsDataKeys::new(aws_sdk_kms::Client::new(aws().await), env("KMS_KEY_ID"));
-    Box::leak(Box::new(App::with_parts(
-        config,
-        dynamodb().await,
-        Arc::new(kms),
-    )))
+    App::with_parts(config, dynamodb, Arc::new(kms))
 }
 
 /// The service's app, but with Stripe at `stripe_base` (a wiremock URI).

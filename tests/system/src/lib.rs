@@ -478,3 +478,32 @@ pub async fn assert_webhook_result(path: &str, whsec: &str, payload: &str, resul
         "{body}"
     );
 }
+
+/// The order's stored item, read consistently.
+pub async fn order_item(
+    order_id: &str,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    dynamodb()
+        .await
+        .get_item()
+        .table_name(env("TABLE_NAME"))
+        .key("pk", AttributeValue::S(format!("ORDER#{order_id}")))
+        .key("sk", AttributeValue::S("ORDER".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("order item")
+        .item
+        .expect("order exists")
+}
+
+/// The parked events (`parked:{event id}` attributes) on the order's
+/// stored item.
+pub async fn parked_attributes(order_id: &str) -> Vec<String> {
+    order_item(order_id)
+        .await
+        .into_keys()
+        .filter(|name| name.starts_with("parked:"))
+        .collect()
+}

@@ -3,7 +3,11 @@
 // Helpers outside #[test] fns unwrap too: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
 use serde_json::json;
+use shared::checkout::{self, PaymentState};
 use shared::clock;
 use shared::reconcile::{self, Limits};
 use system_tests::*;
@@ -62,23 +66,7 @@ async fn an_order_paid_in_stripe_without_any_webhook_is_settled() {
     assert!(order["paid_at"].as_str().is_some());
 
     // Settled orders leave the sparse index, so no later run asks about them.
-    let item = dynamodb()
-        .await
-        .get_item()
-        .table_name(env("TABLE_NAME"))
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("ORDER#{order_id}")),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("ORDER".into()),
-        )
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
+    let item = order_item(&order_id).await;
     assert!(
         !item.contains_key("pending_pk") && !item.contains_key("pending_sk"),
         "{item:?}"
@@ -126,4 +114,84 @@ async fn a_refund_parked_before_the_payment_applies_when_the_reconciler_finds_it
         (Some("partially_refunded"), Some(1000)),
         "paid by asking Stripe, then the waiting refund: {order}"
     );
+}
+
+/// Fails every DynamoDB request about a parked event, as a DynamoDB that
+/// throttles or times out just then would.
+#[derive(Debug)]
+struct ParkedEventWritesFail;
+
+impl Intercept for ParkedEventWritesFail {
+    fn name(&self) -> &'static str {
+        "ParkedEventWritesFail"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let body = context.request().body().bytes().unwrap_or_default();
+        if body.windows(b"parked:".len()).any(|w| w == b"parked:") {
+            return Err("injected: DynamoDB did not answer".into());
+        }
+        Ok(())
+    }
+}
+
+/// The checkout's return page and the reconciler record a payment Stripe's
+/// API reports and then release what waited for it. A failure in the
+/// release must not fail the page (a customer who sees an error after
+/// paying may pay again) nor lose the parked event: Stripe's delivery of
+/// `succeeded`, which comes later, releases it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_release_neither_fails_the_payment_nor_loses_the_parked_refund() {
+    let _alone = ONE_RUN_AT_A_TIME.lock().await;
+    let (store, secret, whsec) = connected_store_with_webhook().await;
+    let (order_id, intent_id) = paid_in_stripe(&store, &secret).await;
+    let refund = stripe_event(
+        &evt_id(),
+        "charge.refunded",
+        false,
+        json!({"id": "ch_1", "object": "charge", "payment_intent": intent_id, "amount": 2999, "amount_refunded": 1000}),
+    );
+    let path = format!("/webhook/stripe/{store}");
+    assert_webhook_result(
+        &path,
+        &whsec,
+        &refund,
+        "parked: applies once the order is paid",
+    )
+    .await;
+
+    let failing = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(aws().await)
+            .interceptor(ParkedEventWritesFail)
+            .build(),
+    );
+    let app = in_process::app_with_dynamodb(failing).await;
+    let order = app.store.get_order(&order_id).await.unwrap().unwrap();
+    let (_, key) = checkout::merchant_key(&app, &order.store_id).await.unwrap();
+    let intent = app.stripe.retrieve_intent(&key, &intent_id).await.unwrap();
+    let state = checkout::apply_intent(&app, &order, &intent).await;
+    assert_eq!(state.unwrap(), PaymentState::Paid);
+    let order = get_order(&order_id).await;
+    assert_eq!(order["status"], "paid", "{order}");
+    assert_eq!(parked_attributes(&order_id).await.len(), 1, "still waiting");
+
+    assert_webhook_result(
+        &path,
+        &whsec,
+        &succeeded_event(&intent_id, &store, &order_id),
+        "no change: order does not allow this change",
+    )
+    .await;
+    let order = get_order(&order_id).await;
+    assert_eq!(
+        (order["status"].as_str(), order["amount_refunded"].as_u64()),
+        (Some("partially_refunded"), Some(1000)),
+        "released by the delivery of succeeded: {order}"
+    );
+    assert_eq!(parked_attributes(&order_id).await, Vec::<String>::new());
 }

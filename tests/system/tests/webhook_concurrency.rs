@@ -4,7 +4,6 @@
 // Helpers outside #[test] fns unwrap too: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use shared::AppError;
 use shared::domain::StoreId;
 use shared::webhooks::{self, Outcome};
@@ -57,26 +56,6 @@ async fn fifty_concurrent_deliveries_of_one_event_make_one_transition() {
             .unwrap();
         assert_eq!(outcome, Outcome::Duplicate);
     }
-}
-
-/// The parked events (`parked:{event id}` attributes) on the order's
-/// stored item.
-async fn parked_attributes(order_id: &str) -> Vec<String> {
-    let out = dynamodb()
-        .await
-        .get_item()
-        .table_name(env("TABLE_NAME"))
-        .key("pk", AttributeValue::S(format!("ORDER#{order_id}")))
-        .key("sk", AttributeValue::S("ORDER".into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap();
-    out.item
-        .unwrap()
-        .into_keys()
-        .filter(|name| name.starts_with("parked:"))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
