@@ -10,8 +10,9 @@
 //! refusal returns both answers in one item.
 
 use super::item::{Item, get_opt_s, get_s, n, s};
-use super::orders::{Order, TransitionExpr};
+use super::orders::Order;
 use super::parked::ParkedEvent;
+use super::transitions::TransitionExpr;
 use super::{Store, dependency_error};
 use crate::domain::{OrderStatus, StoreId};
 use crate::error::AppError;

@@ -7,15 +7,15 @@ mod events;
 mod item;
 mod orders;
 mod parked;
+mod transitions;
 
 pub use connections::{
     AuditEntry, StripeConnection, WebhookActivity, WebhookConfig, WebhookSource,
 };
 pub use events::{EventWrite, IntentLink};
-pub use orders::{
-    CheckoutSession, Order, PENDING_INDEX, Transition, TransitionDetails, pending_partitions,
-};
+pub use orders::{CheckoutSession, Order, PENDING_INDEX, pending_partitions};
 pub use parked::{ParkedEvent, Release};
+pub use transitions::{Transition, TransitionDetails};
 
 use crate::error::{AppError, BoxError};
 use aws_sdk_dynamodb::error::SdkError;

@@ -7,12 +7,11 @@
 
 use super::item::{Item, get_n, get_opt_n, get_opt_s, get_s, n, s};
 use super::parked::ParkedEvent;
+use super::transitions::status_condition;
 use super::{Store, dependency_error, is_condition_failure};
 use crate::domain::{Cart, Currency, LineItem, Mode, OrderStatus, StoreId};
 use crate::error::AppError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use std::collections::{BTreeMap, HashMap};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -59,130 +58,6 @@ pub struct CheckoutSession {
     pub created_at: u64,
 }
 
-/// What a guarded status change did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transition {
-    Applied {
-        from: OrderStatus,
-        /// The order holds parked events, which this move may have made
-        /// ready (`webhooks::release_parked`).
-        has_parked: bool,
-    },
-    /// The order is in a status from which this move is not allowed
-    /// (already there, or further along): nothing was written.
-    Refused { current: OrderStatus },
-}
-
-/// Extra fields a transition records.
-#[derive(Clone, Debug, Default)]
-pub struct TransitionDetails {
-    /// Only move an order whose intent is this one (webhooks, reconciler).
-    pub payment_intent_id: Option<String>,
-    pub payment_error: Option<String>,
-    pub review_reason: Option<String>,
-    /// From `charge.refunded`: how much has been refunded so far. Only a
-    /// larger total is written, since Stripe may deliver an older one last.
-    pub amount_refunded: Option<u64>,
-    /// Only apply if Stripe's amount and currency are the order's.
-    pub expected_amount: Option<(u64, String)>,
-    /// When Stripe's intent was in the state this change reports (the
-    /// event's `created`, or now for a state read from the API). A move to
-    /// `processing` or `failed` older than the state the order shows is
-    /// refused: an earlier attempt's news must not override a later one's.
-    pub status_as_of: Option<u64>,
-    /// Only move an order that has got this far (`OrderStatus::has_reached`):
-    /// a won dispute's closure asks for `paid` but only from `disputed`.
-    pub requires: Option<OrderStatus>,
-}
-
-/// The pieces of a guarded status change, shared by the plain transition
-/// and the webhook's event writes (which add their own parts).
-pub(super) struct TransitionExpr {
-    pub set: Vec<String>,
-    pub remove: Vec<String>,
-    pub condition: String,
-    pub values: HashMap<String, AttributeValue>,
-}
-
-impl TransitionExpr {
-    pub fn new(to: OrderStatus, details: &TransitionDetails, now: u64) -> Self {
-        let mut values = HashMap::from([
-            (":to".to_string(), s(to.as_str())),
-            (":now".to_string(), n(now)),
-        ]);
-        let sources: Vec<OrderStatus> = OrderStatus::sources_of(to)
-            .into_iter()
-            .filter(|from| details.requires.is_none_or(|r| from.has_reached(r)))
-            .collect();
-        let sources = status_condition(&sources, &mut values);
-        let mut condition = format!("attribute_exists(pk) AND {sources}");
-        let mut set = vec!["#status = :to", "updated_at = :now"];
-        let mut remove = Vec::new();
-        if let Some(pi) = &details.payment_intent_id {
-            values.insert(":pi".into(), s(pi));
-            condition.push_str(" AND payment_intent_id = :pi");
-        }
-        if to == OrderStatus::Paid {
-            set.push("paid_at = if_not_exists(paid_at, :now)");
-        }
-        if let Some(error) = &details.payment_error {
-            values.insert(":error".into(), s(error));
-            set.push("last_payment_error = :error");
-        }
-        if let Some(reason) = &details.review_reason {
-            values.insert(":review".into(), s(reason));
-            set.push("review_reason = :review");
-        }
-        if let Some(refunded) = details.amount_refunded {
-            values.insert(":refunded".into(), n(refunded));
-            set.push("amount_refunded = :refunded");
-            condition.push_str(
-                " AND (attribute_not_exists(amount_refunded) OR amount_refunded < :refunded)",
-            );
-        }
-        if let Some((amount, currency)) = &details.expected_amount {
-            values.insert(":amount".into(), n(*amount));
-            values.insert(":currency".into(), s(currency.to_ascii_lowercase()));
-            condition.push_str(" AND amount = :amount AND currency = :currency");
-        }
-        if let Some(as_of) = details.status_as_of {
-            values.insert(":as_of".into(), n(as_of));
-            set.push("status_as_of = :as_of");
-            if matches!(to, OrderStatus::Processing | OrderStatus::Failed) {
-                condition
-                    .push_str(" AND (attribute_not_exists(status_as_of) OR status_as_of < :as_of)");
-            }
-        }
-        if !to.awaits_payment() {
-            remove.extend(["pending_pk", "pending_sk"]);
-        }
-        TransitionExpr {
-            set: set.into_iter().map(str::to_owned).collect(),
-            remove: remove.into_iter().map(str::to_owned).collect(),
-            condition,
-            values,
-        }
-    }
-
-    /// The update expression (DynamoDB allows each clause once, so callers
-    /// add to `set` and `remove` rather than to this string).
-    pub fn update(&self) -> String {
-        update_expression(&self.set, &self.remove)
-    }
-}
-
-/// `SET a, b REMOVE c`, leaving out an empty clause.
-pub(super) fn update_expression(set: &[String], remove: &[String]) -> String {
-    let mut clauses = Vec::new();
-    if !set.is_empty() {
-        clauses.push(format!("SET {}", set.join(", ")));
-    }
-    if !remove.is_empty() {
-        clauses.push(format!("REMOVE {}", remove.join(", ")));
-    }
-    clauses.join(" ")
-}
-
 const PENDING_SHARDS: u32 = 8;
 
 fn order_pk(order_id: &str) -> String {
@@ -201,7 +76,7 @@ pub fn pending_partitions() -> impl Iterator<Item = String> {
     (0..PENDING_SHARDS).map(|shard| format!("PENDING#{shard}"))
 }
 
-fn corrupt(what: &str) -> AppError {
+pub(super) fn corrupt(what: &str) -> AppError {
     AppError::internal(format!("stored order has an invalid {what}"))
 }
 
@@ -441,22 +316,6 @@ impl CheckoutSession {
     }
 }
 
-pub(super) fn status_condition(
-    sources: &[OrderStatus],
-    values: &mut HashMap<String, AttributeValue>,
-) -> String {
-    let names: Vec<String> = sources
-        .iter()
-        .enumerate()
-        .map(|(i, status)| {
-            let name = format!(":from{i}");
-            values.insert(name.clone(), s(status.as_str()));
-            name
-        })
-        .collect();
-    format!("#status IN ({})", names.join(", "))
-}
-
 impl Store {
     /// Creates the order and its session together, or neither.
     pub async fn create_checkout(
@@ -608,63 +467,6 @@ impl Store {
             .map_err(dependency_error)?;
         Ok(())
     }
-
-    /// Moves the order to `to` if, and only if, its current status allows it
-    /// (`OrderStatus::can_become`). Written with a condition on the status,
-    /// so concurrent or repeated callers apply it at most once.
-    pub async fn transition_order(
-        &self,
-        order_id: &str,
-        to: OrderStatus,
-        details: &TransitionDetails,
-        now: u64,
-    ) -> Result<Transition, AppError> {
-        let expr = TransitionExpr::new(to, details, now);
-        let result = self
-            .update_order(order_id)
-            .update_expression(expr.update())
-            .condition_expression(expr.condition)
-            .expression_attribute_names("#status", "status")
-            .set_expression_attribute_values(Some(expr.values))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                let old = out.attributes.unwrap_or_default();
-                let from = get_opt_s(&old, "status")
-                    .and_then(OrderStatus::parse)
-                    .ok_or_else(|| corrupt("status"))?;
-                Ok(Transition::Applied {
-                    from,
-                    has_parked: ParkedEvent::any_in(&old),
-                })
-            }
-            Err(err) => {
-                let old = err.as_service_error().and_then(|e| match e {
-                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => {
-                        c.item.clone()
-                    }
-                    _ => None,
-                });
-                match old {
-                    Some(item) => {
-                        let current = OrderStatus::parse(get_s(&item, "status")?)
-                            .ok_or_else(|| corrupt("status"))?;
-                        Ok(Transition::Refused { current })
-                    }
-                    None if err
-                        .as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-                    {
-                        Err(AppError::not_found("unknown_order", "No such order"))
-                    }
-                    None => Err(dependency_error(err)),
-                }
-            }
-        }
-    }
 }
 
 impl Store {
@@ -752,64 +554,6 @@ mod tests {
     fn orders_round_trip_through_items() {
         let order = order();
         assert_eq!(Order::from_item(&order.to_item()).unwrap(), order);
-    }
-
-    fn allowed_sources(expr: &TransitionExpr) -> Vec<&str> {
-        let mut from: Vec<&str> = expr
-            .values
-            .iter()
-            .filter(|(name, _)| name.starts_with(":from"))
-            .map(|(_, v)| v.as_s().unwrap().as_str())
-            .collect();
-        from.sort_unstable();
-        from
-    }
-
-    #[test]
-    fn a_move_that_follows_another_is_only_written_from_past_it() {
-        let closure = TransitionDetails {
-            requires: Some(OrderStatus::Disputed),
-            ..TransitionDetails::default()
-        };
-        let expr = TransitionExpr::new(OrderStatus::Paid, &closure, 1);
-        assert_eq!(allowed_sources(&expr), ["disputed"]);
-        let payment = TransitionExpr::new(OrderStatus::Paid, &TransitionDetails::default(), 1);
-        assert_eq!(
-            allowed_sources(&payment),
-            ["disputed", "failed", "pending", "processing"]
-        );
-    }
-
-    #[test]
-    fn ordering_guards_are_part_of_the_condition() {
-        let refund = TransitionDetails {
-            amount_refunded: Some(500),
-            ..TransitionDetails::default()
-        };
-        let expr = TransitionExpr::new(OrderStatus::PartiallyRefunded, &refund, 1);
-        assert!(
-            expr.condition.contains("amount_refunded < :refunded"),
-            "{}",
-            expr.condition
-        );
-        let dated = |to| {
-            let details = TransitionDetails {
-                status_as_of: Some(7),
-                ..TransitionDetails::default()
-            };
-            TransitionExpr::new(to, &details, 1)
-        };
-        for to in [OrderStatus::Processing, OrderStatus::Failed] {
-            let expr = dated(to);
-            assert!(expr.condition.contains("status_as_of < :as_of"), "{to}");
-            assert!(expr.update().contains("status_as_of = :as_of"), "{to}");
-        }
-        let paid = dated(OrderStatus::Paid);
-        assert!(
-            !paid.condition.contains("status_as_of"),
-            "outcomes are never stale"
-        );
-        assert!(paid.update().contains("status_as_of = :as_of"));
     }
 
     #[test]

@@ -12,7 +12,8 @@
 
 use super::events::{EventWrite, PROCESSED_EVENTS, refusal};
 use super::item::{Item, get_n, get_opt_n, get_s, n, s};
-use super::orders::{Order, TransitionExpr, status_condition, update_expression};
+use super::orders::Order;
+use super::transitions::{TransitionExpr, status_condition, update_expression};
 use super::{Store, TransitionDetails, dependency_error};
 use crate::domain::{OrderStatus, StoreId};
 use crate::error::AppError;
