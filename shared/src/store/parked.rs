@@ -232,6 +232,7 @@ impl ParkExpr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::transitions::statuses_in_condition;
 
     fn refund(event_id: &str, created: u64) -> ParkedEvent {
         ParkedEvent {
@@ -249,18 +250,6 @@ mod tests {
             parked,
             ..Order::sample()
         }
-    }
-
-    /// The statuses the parking write accepts.
-    fn waiting(expr: &ParkExpr) -> Vec<&str> {
-        let mut waiting: Vec<&str> = expr
-            .values
-            .iter()
-            .filter(|(name, _)| name.starts_with(":from"))
-            .map(|(_, v)| v.as_s().unwrap().as_str())
-            .collect();
-        waiting.sort_unstable();
-        waiting
     }
 
     #[test]
@@ -317,7 +306,10 @@ mod tests {
             "{}",
             expr.condition
         );
-        assert_eq!(waiting(&expr), ["failed", "pending", "processing"]);
+        assert_eq!(
+            statuses_in_condition(&expr.values),
+            ["failed", "pending", "processing"]
+        );
 
         let closure = ParkedEvent {
             to: OrderStatus::Paid,
@@ -327,7 +319,7 @@ mod tests {
         };
         let expr = ParkExpr::new(&order(Vec::new()).store_id, &closure);
         assert_eq!(
-            waiting(&expr),
+            statuses_in_condition(&expr.values),
             [
                 "failed",
                 "paid",

@@ -153,6 +153,19 @@ pub(super) fn status_condition(
     format!("#status IN ({})", names.join(", "))
 }
 
+/// The statuses a `status_condition` put into `values`, sorted: what a
+/// write built on it accepts.
+#[cfg(test)]
+pub(super) fn statuses_in_condition(values: &HashMap<String, AttributeValue>) -> Vec<&str> {
+    let mut statuses: Vec<&str> = values
+        .iter()
+        .filter(|(name, _)| name.starts_with(":from"))
+        .map(|(_, v)| v.as_s().expect("a status").as_str())
+        .collect();
+    statuses.sort_unstable();
+    statuses
+}
+
 impl Store {
     /// Moves the order to `to` if, and only if, its current status allows it
     /// (`OrderStatus::can_become`). Written with a condition on the status,
@@ -216,17 +229,6 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn allowed_sources(expr: &TransitionExpr) -> Vec<&str> {
-        let mut from: Vec<&str> = expr
-            .values
-            .iter()
-            .filter(|(name, _)| name.starts_with(":from"))
-            .map(|(_, v)| v.as_s().unwrap().as_str())
-            .collect();
-        from.sort_unstable();
-        from
-    }
-
     #[test]
     fn a_move_that_follows_another_is_only_written_from_past_it() {
         let closure = TransitionDetails {
@@ -234,10 +236,10 @@ mod tests {
             ..TransitionDetails::default()
         };
         let expr = TransitionExpr::new(OrderStatus::Paid, &closure, 1);
-        assert_eq!(allowed_sources(&expr), ["disputed"]);
+        assert_eq!(statuses_in_condition(&expr.values), ["disputed"]);
         let payment = TransitionExpr::new(OrderStatus::Paid, &TransitionDetails::default(), 1);
         assert_eq!(
-            allowed_sources(&payment),
+            statuses_in_condition(&payment.values),
             ["disputed", "failed", "pending", "processing"]
         );
     }
