@@ -102,37 +102,14 @@ impl Change<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Currency, LineItem, Mode, StoreId};
     use OrderStatus::*;
 
+    /// A EUR 10.00 order with intent `pi_1`, in `status`.
     fn order(status: OrderStatus) -> Order {
         Order {
-            order_id: "o1".into(),
-            store_id: StoreId::parse("0b7c5a4e-3f0e-4a53-9d0a-2f1a3d2b9c11").unwrap(),
             status,
-            currency: Currency::parse("eur").unwrap(),
             amount: 1000,
-            line_items: vec![LineItem {
-                name: "Mug".into(),
-                unit_amount: 1000,
-                quantity: 1,
-            }],
-            mode: Mode::Test,
-            payment_intent_id: Some("pi_1".into()),
-            intent_attempt: 1,
-            customer_email: None,
-            success_url: None,
-            cancel_url: None,
-            metadata: Default::default(),
-            store_name: None,
-            created_at: 1,
-            updated_at: 1,
-            paid_at: None,
-            last_payment_error: None,
-            review_reason: None,
-            amount_refunded: None,
-            status_as_of: None,
-            parked: Vec::new(),
+            ..Order::sample()
         }
     }
 
