@@ -433,6 +433,24 @@ pub fn intent_object(intent: &str, store: &str, order: &str, amount: u64) -> ser
            "metadata": {"store_id": store, "order_id": order}})
 }
 
+/// The charge of our EUR 29.99 intent, as `charge.refunded` carries it:
+/// `amount_refunded` is the running total.
+pub fn charge_object(intent: &str, amount_refunded: u64) -> serde_json::Value {
+    serde_json::json!({"id": "ch_1", "object": "charge", "payment_intent": intent, "amount": 2999,
+           "amount_refunded": amount_refunded})
+}
+
+/// `charge.refunded` for our EUR 29.99 intent, refunded `amount_refunded`
+/// so far, created now.
+pub fn refund_event(intent: &str, amount_refunded: u64) -> String {
+    stripe_event(
+        &evt_id(),
+        "charge.refunded",
+        false,
+        charge_object(intent, amount_refunded),
+    )
+}
+
 /// `payment_intent.succeeded` for our order's EUR 29.99 intent, created now.
 pub fn succeeded_event(intent: &str, store: &str, order: &str) -> String {
     stripe_event(

@@ -6,7 +6,6 @@
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
-use serde_json::json;
 use shared::checkout::{self, PaymentState};
 use shared::clock;
 use shared::reconcile::{self, Limits};
@@ -86,12 +85,7 @@ async fn a_refund_parked_before_the_payment_applies_when_the_reconciler_finds_it
     let (store, secret, whsec) = connected_store_with_webhook().await;
     let (order_id, intent) = paid_in_stripe(&store, &secret).await;
     // The refund's event came; the payment's never will.
-    let refund = stripe_event(
-        &evt_id(),
-        "charge.refunded",
-        false,
-        json!({"id": "ch_1", "object": "charge", "payment_intent": intent, "amount": 2999, "amount_refunded": 1000}),
-    );
+    let refund = refund_event(&intent, 1000);
     assert_webhook_result(
         &format!("/webhook/stripe/{store}"),
         &whsec,
@@ -150,12 +144,7 @@ async fn a_failed_release_neither_fails_the_payment_nor_loses_the_parked_refund(
     let _alone = ONE_RUN_AT_A_TIME.lock().await;
     let (store, secret, whsec) = connected_store_with_webhook().await;
     let (order_id, intent_id) = paid_in_stripe(&store, &secret).await;
-    let refund = stripe_event(
-        &evt_id(),
-        "charge.refunded",
-        false,
-        json!({"id": "ch_1", "object": "charge", "payment_intent": intent_id, "amount": 2999, "amount_refunded": 1000}),
-    );
+    let refund = refund_event(&intent_id, 1000);
     let path = format!("/webhook/stripe/{store}");
     assert_webhook_result(
         &path,

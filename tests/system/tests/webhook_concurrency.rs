@@ -66,12 +66,7 @@ async fn a_payment_racing_its_early_refund_ends_refunded_whichever_lands_first()
     for round in 0..8 {
         let (order_id, intent) = paid_in_stripe(&store, &secret).await;
         let succeeded = succeeded_event(&intent, &store, &order_id);
-        let refund = stripe_event(
-            &evt_id(),
-            "charge.refunded",
-            false,
-            serde_json::json!({"id": "ch_1", "object": "charge", "payment_intent": intent, "amount": 2999, "amount_refunded": 2999}),
-        );
+        let refund = refund_event(&intent, 2999);
         // Each event twice, all at once: the refund is parked or applied
         // depending on which write lands first, and must apply either way.
         let deliveries: Vec<_> = [&succeeded, &refund, &succeeded, &refund]

@@ -396,10 +396,6 @@ fn event_at(kind: &str, created: u64, object: Value) -> String {
     .to_string()
 }
 
-fn charge(intent: &str, amount_refunded: u64) -> Value {
-    json!({"id": "ch_1", "object": "charge", "payment_intent": intent, "amount": 2999, "amount_refunded": amount_refunded})
-}
-
 fn dispute(intent: &str, status: &str) -> Value {
     json!({"id": "dp_3", "object": "dispute", "payment_intent": intent, "status": status})
 }
@@ -409,7 +405,7 @@ async fn a_refund_that_arrives_before_the_payment_waits_on_the_order_and_applies
     let (store, secret, whsec) = connected_store_with_webhook().await;
     let (order_id, intent) = paid_in_stripe(&store, &secret).await;
     let path = "/webhook/stripe";
-    let refund = stripe_event(&evt_id(), "charge.refunded", false, charge(&intent, 1000));
+    let refund = refund_event(&intent, 1000);
 
     // Acknowledged (Stripe would otherwise retry for hours) and recorded.
     assert_webhook_result(
@@ -433,7 +429,7 @@ async fn a_refund_that_arrives_before_the_payment_waits_on_the_order_and_applies
     assert_webhook_result(path, &whsec, &succeeded, "duplicate: already processed").await;
 
     // Later refunds apply as usual, and the parked one never again.
-    let rest = stripe_event(&evt_id(), "charge.refunded", false, charge(&intent, 2999));
+    let rest = refund_event(&intent, 2999);
     assert_webhook_result(path, &whsec, &rest, "applied: order is now refunded").await;
     assert_webhook_result(path, &whsec, &refund, "duplicate: already processed").await;
     assert_eq!(get_order(&order_id).await["amount_refunded"], 2999);
@@ -506,7 +502,7 @@ async fn a_closure_waiting_for_a_dispute_the_order_never_reaches_changes_nothing
     .await;
     assert_eq!(get_order(&order_id).await["status"], "paid");
 
-    let refund = stripe_event(&evt_id(), "charge.refunded", false, charge(&intent, 2999));
+    let refund = refund_event(&intent, 2999);
     assert_webhook_result(path, &whsec, &refund, "applied: order is now refunded").await;
     // Refunded is final: the dispute cannot begin, so its closure never applies.
     let created = stripe_event(
@@ -533,7 +529,7 @@ async fn a_partly_refunded_order_can_still_be_disputed_and_its_early_closure_wai
     let path = "/webhook/stripe";
     let succeeded = succeeded_event(&intent, &store, &order_id);
     assert_webhook_result(path, &whsec, &succeeded, "applied: order is now paid").await;
-    let refund = stripe_event(&evt_id(), "charge.refunded", false, charge(&intent, 1000));
+    let refund = refund_event(&intent, 1000);
     assert_webhook_result(
         path,
         &whsec,
@@ -618,13 +614,17 @@ async fn older_news_delivered_late_does_not_override_newer() {
         send(intent_event("payment_intent.succeeded", now)).await.0,
         200
     );
-    let charge = |refunded: u64| json!({"id": "ch_1", "object": "charge", "payment_intent": intent, "amount": 2999, "amount_refunded": refunded});
-    let (status, body) = send(event_at("charge.refunded", now, charge(2000))).await;
+    let (status, body) = send(event_at(
+        "charge.refunded",
+        now,
+        charge_object(&intent, 2000),
+    ))
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_webhook_result(
         &path,
         &whsec,
-        &event_at("charge.refunded", now - 60, charge(1000)),
+        &event_at("charge.refunded", now - 60, charge_object(&intent, 1000)),
         "no change: an older refund total",
     )
     .await;
