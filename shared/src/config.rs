@@ -54,9 +54,13 @@ pub struct Config {
     /// KMS key id or alias that wraps the data keys.
     pub kms_key_id: String,
     pub internal_secret: InternalSecret,
-    /// Origin our pages are served from; links point here and form posts
-    /// must come from here.
-    pub public_base_url: Url,
+    /// The custom domain our pages are served from (`https://<domain>/`).
+    /// `None`: the origin is the one each request came in on, because the
+    /// template cannot name the API from a function without a dependency
+    /// cycle (`http::public_base_url`).
+    pub public_base_url: Option<Url>,
+    /// CloudWatch namespace of the business metrics; one per stack.
+    pub metrics_namespace: String,
     /// `https://api.stripe.com/` in production, an emulator locally.
     pub stripe_api_base: Url,
     pub stripe_timeout: Duration,
@@ -140,18 +144,33 @@ impl Config {
                     }),
             }
         };
-        let public_base_url = url("PUBLIC_BASE_URL", required("PUBLIC_BASE_URL")?)?;
-        if public_base_url.scheme() != "https" && !local_mode {
-            return Err(ConfigError::Invalid {
-                name: "PUBLIC_BASE_URL",
-                reason: "must be https outside LOCAL_MODE",
-            });
-        }
+        let public_base_url = match lookup("PUBLIC_BASE_URL").filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(raw) => {
+                let base = url("PUBLIC_BASE_URL", raw)?;
+                if base.scheme() != "https" && !local_mode {
+                    return Err(ConfigError::Invalid {
+                        name: "PUBLIC_BASE_URL",
+                        reason: "must be https outside LOCAL_MODE",
+                    });
+                }
+                if base.path() != "/" || base.query().is_some() || !base.username().is_empty() {
+                    return Err(ConfigError::Invalid {
+                        name: "PUBLIC_BASE_URL",
+                        reason: "must be an origin like https://secure.checkout.best/",
+                    });
+                }
+                Some(base)
+            }
+        };
         Ok(Config {
             table_name: required("TABLE_NAME")?,
             kms_key_id: required("KMS_KEY_ID")?,
             internal_secret: InternalSecret::new(required("INTERNAL_SECRET")?)?,
             public_base_url,
+            metrics_namespace: lookup("METRICS_NAMESPACE")
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| "CheckoutBest".into()),
             stripe_api_base: url(
                 "STRIPE_API_BASE",
                 lookup("STRIPE_API_BASE").unwrap_or_else(|| "https://api.stripe.com/".into()),
@@ -204,11 +223,6 @@ impl Config {
         })
     }
 
-    /// `scheme://host[:port]` of the public base URL, as browsers send it in `Origin`.
-    pub fn public_origin(&self) -> String {
-        self.public_base_url.origin().ascii_serialization()
-    }
-
     /// Origins the checkout page's CSP must allow for Stripe.js: where the
     /// script comes from, and the API it calls from the browser.
     pub fn stripe_js_origins(&self) -> String {
@@ -256,7 +270,36 @@ pub(crate) mod tests {
             vec!["bmos.example", "shop.example"]
         );
         assert!(!config.local_mode);
-        assert_eq!(config.public_origin(), "https://pay.example");
+        assert_eq!(
+            config.public_base_url.map(String::from).as_deref(),
+            Some("https://pay.example/")
+        );
+        assert_eq!(config.metrics_namespace, "CheckoutBest");
+    }
+
+    #[test]
+    fn without_a_custom_domain_the_origin_comes_from_each_request() {
+        // What the template sets when no DomainName is given.
+        let mut v = vars();
+        v.insert("PUBLIC_BASE_URL", String::new());
+        assert_eq!(load(&v).expect("valid").public_base_url, None);
+        v.remove("PUBLIC_BASE_URL");
+        assert_eq!(load(&v).expect("valid").public_base_url, None);
+    }
+
+    #[test]
+    fn a_custom_domain_must_be_a_bare_https_origin() {
+        for bad in [
+            "https://pay.example/checkout/",
+            "https://user:pw@pay.example/",
+            "https://pay.example/?x=1",
+            "pay.example",
+        ] {
+            let mut v = vars();
+            v.insert("PUBLIC_BASE_URL", bad.into());
+            let err = load(&v).expect_err(bad);
+            assert!(err.to_string().contains("PUBLIC_BASE_URL"), "{err}");
+        }
     }
 
     #[test]
@@ -265,7 +308,6 @@ pub(crate) mod tests {
             "TABLE_NAME",
             "KMS_KEY_ID",
             "INTERNAL_SECRET",
-            "PUBLIC_BASE_URL",
             "ALLOWED_RETURN_HOSTS",
         ] {
             let mut v = vars();

@@ -1,12 +1,14 @@
 //! Request helpers and the response shapes every function uses: JSON bodies,
 //! JSON errors, and HTML pages with the security headers our pages require.
 
+use crate::config::Config;
 use crate::error::AppError;
 use lambda_http::http::header::{self, HeaderValue};
 use lambda_http::http::{Response, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt};
 use serde::Serialize;
+use url::Url;
 
 /// Larger bodies are refused before parsing: nothing we accept comes close.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -140,6 +142,62 @@ pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Where our pages live, as seen from this request: the custom domain when
+/// the stack has one, else the domain API Gateway received the request on.
+/// (A function cannot be told the API's own URL: the template would then
+/// hold a dependency cycle that CloudFormation refuses.) Links we hand out
+/// and the origin form posts must come from are built from this.
+pub fn public_base_url(config: &Config, req: &Request) -> Result<Url, AppError> {
+    if let Some(base) = &config.public_base_url {
+        return Ok(base.clone());
+    }
+    let domain = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.domain_name.as_deref(),
+        _ => None,
+    };
+    domain
+        .filter(|d| is_host_name(d))
+        .and_then(|d| Url::parse(&format!("https://{d}/")).ok())
+        .ok_or_else(|| {
+            AppError::internal(
+                "no public origin: PUBLIC_BASE_URL is empty and the request names no domain",
+            )
+        })
+}
+
+/// `scheme://host[:port]`, as browsers send it in `Origin`.
+pub fn origin_of(base: &Url) -> String {
+    base.origin().ascii_serialization()
+}
+
+/// A DNS name as API Gateway reports it: nothing a URL could be bent with.
+fn is_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// The route template API Gateway matched (`GET /checkout/{token}`), for
+/// logs: the raw path holds the checkout token, a customer's only credential.
+pub fn route(req: &Request) -> &str {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
+            .route_key
+            .as_deref()
+            .filter(|r| !r.is_empty() && *r != "$default")
+            .unwrap_or("unmatched"),
+        _ => "unmatched",
+    }
+}
+
 /// The caller's IP as API Gateway saw it, for audit entries.
 pub fn source_ip(req: &Request) -> Option<String> {
     match req.request_context_ref() {
@@ -151,6 +209,75 @@ pub fn source_ip(req: &Request) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(public_base_url: &str) -> Config {
+        let mut vars = crate::config::tests::vars();
+        vars.insert("PUBLIC_BASE_URL", public_base_url.into());
+        Config::from_lookup(|k| vars.get(k).cloned()).unwrap()
+    }
+
+    fn page_request(domain: Option<&str>) -> Request {
+        let mut event: serde_json::Value =
+            serde_json::from_str(include_str!("../../events/checkout-page.json")).unwrap();
+        match domain {
+            Some(d) => event["requestContext"]["domainName"] = d.into(),
+            None => {
+                event["requestContext"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("domainName");
+            }
+        }
+        lambda_http::request::from_str(&event.to_string()).unwrap()
+    }
+
+    #[test]
+    fn the_custom_domain_wins_over_the_request() {
+        let config = config("https://secure.checkout.best/");
+        let base = public_base_url(
+            &config,
+            &page_request(Some("abc.execute-api.eu-west-1.amazonaws.com")),
+        )
+        .unwrap();
+        assert_eq!(base.as_str(), "https://secure.checkout.best/");
+        assert_eq!(origin_of(&base), "https://secure.checkout.best");
+    }
+
+    #[test]
+    fn without_a_custom_domain_the_request_domain_is_the_origin() {
+        let config = config("");
+        let req = page_request(Some("abc123.execute-api.eu-west-1.amazonaws.com"));
+        let base = public_base_url(&config, &req).unwrap();
+        assert_eq!(
+            base.as_str(),
+            "https://abc123.execute-api.eu-west-1.amazonaws.com/"
+        );
+    }
+
+    #[test]
+    fn a_request_without_a_usable_domain_is_our_misconfiguration() {
+        let config = config("");
+        for domain in [
+            None,
+            Some(""),
+            Some("evil.example/x"),
+            Some("a@b.example"),
+            Some("a:1"),
+        ] {
+            let err = public_base_url(&config, &page_request(domain)).unwrap_err();
+            assert_eq!(err.status(), 500, "{domain:?}");
+        }
+    }
+
+    #[test]
+    fn logs_name_the_route_not_the_token() {
+        let req = page_request(Some("pay.checkout.best"));
+        assert_eq!(route(&req), "GET /checkout/{token}");
+        assert!(
+            !req.uri().path().ends_with("{token}"),
+            "the sample has a real token"
+        );
+    }
 
     #[test]
     fn errors_are_json_with_code_and_message() {

@@ -52,9 +52,37 @@ pub fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
 /// An app with no reachable DynamoDB, Stripe or KMS.
 pub fn offline_app() -> &'static App {
     static APP: OnceLock<App> = OnceLock::new();
-    APP.get_or_init(|| {
-        let kms = Arc::new(FakeKms::default());
-        kms.down.store(true, std::sync::atomic::Ordering::SeqCst);
-        App::with_parts(config(&[]), dynamodb_client("http://127.0.0.1:9"), kms)
-    })
+    APP.get_or_init(|| offline_app_with(&[]))
+}
+
+/// `offline_app` with some settings changed.
+pub fn offline_app_with(overrides: &[(&str, &str)]) -> App {
+    let kms = Arc::new(FakeKms::default());
+    kms.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    App::with_parts(
+        config(overrides),
+        dynamodb_client("http://127.0.0.1:9"),
+        kms,
+    )
+}
+
+/// A stack without a custom domain (`PUBLIC_BASE_URL` empty), reached on
+/// its execute-api domain, `EXECUTE_API_DOMAIN`.
+pub fn app_without_custom_domain() -> App {
+    offline_app_with(&[("PUBLIC_BASE_URL", "")])
+}
+
+pub const EXECUTE_API_DOMAIN: &str = "a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com";
+
+/// The API Gateway sample event `json` as if it came in on `domain`.
+pub fn event_on_domain(json: &str, domain: &str) -> lambda_http::Request {
+    let mut event: serde_json::Value = match serde_json::from_str(json) {
+        Ok(event) => event,
+        Err(err) => panic!("sample event is not JSON: {err}"),
+    };
+    event["requestContext"]["domainName"] = domain.into();
+    match lambda_http::request::from_str(&event.to_string()) {
+        Ok(req) => req,
+        Err(err) => panic!("sample event is not an API Gateway request: {err}"),
+    }
 }

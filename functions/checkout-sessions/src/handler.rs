@@ -64,9 +64,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
     };
     app.store.create_checkout(&order, &session).await?;
     tracing::info!(order_id = %order.order_id, store_id = %order.store_id, amount = order.amount, currency = order.currency.code(), "checkout session created");
-    let checkout_url = app
-        .config
-        .public_base_url
+    let checkout_url = http::public_base_url(&app.config, &req)?
         .join(&format!("checkout/{token}"))
         .map_err(AppError::internal)?
         .to_string();

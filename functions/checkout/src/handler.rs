@@ -10,7 +10,7 @@ use shared::{App, AppError, http};
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
     let token = http::path_param(&req, "token").unwrap_or_default();
     let result = match (req.method(), req.uri().path().ends_with("/complete")) {
-        (&Method::GET, false) => page::handle(app, &token).await,
+        (&Method::GET, false) => page::handle(app, &req, &token).await,
         (&Method::GET, true) => complete::handle(app, &token).await,
         _ => Err(AppError::not_found("not_found", "There is no page here.")),
     };

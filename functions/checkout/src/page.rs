@@ -2,12 +2,12 @@
 //! the merchant's publishable key. No card data ever reaches us.
 
 use lambda_http::http::StatusCode;
-use lambda_http::{Body, Response};
+use lambda_http::{Body, Request, Response};
 use shared::checkout::Checkout;
 use shared::pages::{self, CheckoutPage, ItemRow, PageScripts};
 use shared::{App, AppError, clock, http};
 
-pub async fn handle(app: &App, token: &str) -> Result<Response<Body>, AppError> {
+pub async fn handle(app: &App, req: &Request, token: &str) -> Result<Response<Body>, AppError> {
     let checkout = Checkout::open(app, token).await?;
     let order = &checkout.order;
     if order.status.is_paid() {
@@ -30,7 +30,7 @@ pub async fn handle(app: &App, token: &str) -> Result<Response<Body>, AppError> 
                 "This shop cannot take payments right now.",
             )
         })?;
-    let base = &app.config.public_base_url;
+    let base = http::public_base_url(&app.config, req)?;
     let nonce = http::nonce();
     let page = CheckoutPage {
         nonce: nonce.clone(),

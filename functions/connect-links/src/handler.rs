@@ -48,7 +48,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
     }
     let expires_at = clock::now() + expires_in;
     let url = connect_link::url(
-        &app.config.public_base_url,
+        &http::public_base_url(&app.config, &req)?,
         &app.config.internal_secret,
         &store_id,
         &return_url,
@@ -104,6 +104,24 @@ mod tests {
         .expect("the issued link verifies");
         assert_eq!(link.expires, body["expires_at"].as_u64().unwrap());
         assert!(link.expires <= clock::now() + DEFAULT_EXPIRES_IN);
+    }
+
+    #[tokio::test]
+    async fn without_a_custom_domain_links_point_at_the_domain_bmos_called() {
+        let app = shared::testing::app_without_custom_domain();
+        let domain = shared::testing::EXECUTE_API_DOMAIN;
+        let req = shared::testing::event_on_domain(
+            include_str!("../../../events/connect-links.json"),
+            domain,
+        );
+        let response = handle(&app, req).await.expect("link");
+        let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+        let url = url::Url::parse(body["url"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            url.origin().ascii_serialization(),
+            format!("https://{domain}")
+        );
+        assert_eq!(url.path(), "/stripe/connect");
     }
 
     #[tokio::test]

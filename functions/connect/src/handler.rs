@@ -157,6 +157,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn without_a_custom_domain_a_post_must_come_from_the_domain_it_was_sent_to() {
+        let app = shared::testing::app_without_custom_domain();
+        let domain = shared::testing::EXECUTE_API_DOMAIN;
+        let post = |origin: &str| {
+            let mut req = shared::testing::event_on_domain(
+                include_str!("../../../events/connect-submit.json"),
+                domain,
+            );
+            req.headers_mut().insert("origin", origin.parse().unwrap());
+            req
+        };
+        let body = |response: Response<Body>| {
+            String::from_utf8_lossy(response.body().as_ref()).into_owned()
+        };
+
+        let same = handle(&app, post(&format!("https://{domain}")))
+            .await
+            .unwrap();
+        // Past the origin check; stopped by the sample link's expiry.
+        assert_eq!(same.status(), 403);
+        assert!(body(same).contains("expired"));
+
+        let other = handle(&app, post("https://pay.checkout.best"))
+            .await
+            .unwrap();
+        assert_eq!(other.status(), 403);
+        assert!(body(other).contains("not sent from our page"));
+    }
+
+    #[tokio::test]
     async fn a_post_with_an_expired_link_is_refused_and_never_echoes_the_secret() {
         let (status, body) = page(event(include_str!("../../../events/connect-submit.json"))).await;
         assert_eq!(status, 403);

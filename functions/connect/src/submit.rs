@@ -77,7 +77,7 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, AppError
 /// Browsers send `Origin` on every form post; a post from any other origin
 /// (or none) did not come from our form.
 pub(crate) fn check_origin(app: &App, req: &Request) -> Result<(), AppError> {
-    let expected = app.config.public_origin();
+    let expected = http::origin_of(&http::public_base_url(&app.config, req)?);
     let origin_ok = match http::header(req, "origin") {
         Some(origin) => origin == expected,
         None => {
@@ -141,7 +141,10 @@ async fn save(
             endpoint_id: None,
         }),
         (None, Some(kept)) => Some(kept),
-        (None, None) => setup::auto_register(app, &store_id, &keys.secret).await?,
+        (None, None) => {
+            let base = http::public_base_url(&app.config, req)?;
+            setup::auto_register(app, &base, &store_id, &keys.secret).await?
+        }
     };
     let created_endpoint = webhook_secret
         .as_ref()

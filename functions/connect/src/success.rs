@@ -39,7 +39,7 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, AppError
         Some(_) => WebhookState::Manual,
         None => WebhookState::Missing,
     };
-    let webhook_url = setup::webhook_url(app, &path_store)?;
+    let webhook_url = setup::webhook_url(&http::public_base_url(&app.config, req)?, &path_store)?;
     // The same signed link opens the page where the merchant pastes the secret.
     let query = serde_urlencoded::to_string(&link.params).map_err(AppError::internal)?;
     let nonce = http::nonce();

@@ -36,12 +36,14 @@ fn verify(app: &App, params: LinkParams) -> Result<ConnectLink, AppError> {
 
 fn render(
     app: &App,
+    req: &Request,
     link: &ConnectLink,
     error: Option<&str>,
     status: StatusCode,
 ) -> Result<Response<Body>, AppError> {
     let nonce = http::nonce();
-    let webhook_url = setup::webhook_url(app, &link.store_id)?;
+    let webhook_url =
+        setup::webhook_url(&http::public_base_url(&app.config, req)?, &link.store_id)?;
     let page = WebhookSecretForm {
         nonce: nonce.clone(),
         link: &link.params,
@@ -64,7 +66,7 @@ pub async fn form(app: &App, req: &Request) -> Result<Response<Body>, AppError> 
     if app.store.get_connection(&link.store_id).await?.is_none() {
         return Err(setup::not_connected());
     }
-    render(app, &link, None, StatusCode::OK)
+    render(app, req, &link, None, StatusCode::OK)
 }
 
 pub async fn submit(app: &App, req: &Request) -> Result<Response<Body>, AppError> {
@@ -103,7 +105,7 @@ pub async fn submit(app: &App, req: &Request) -> Result<Response<Body>, AppError
         Err(err) => {
             err.log();
             let message = err.public_message();
-            render(app, &link, Some(&message), err.status())
+            render(app, req, &link, Some(&message), err.status())
         }
     }
 }

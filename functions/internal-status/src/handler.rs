@@ -6,7 +6,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use shared::auth::internal;
 use shared::domain::StoreId;
-use shared::webhooks::{WebhookHealth, webhook_health};
+use shared::webhooks::{WebhookHealth, setup, webhook_health};
 use shared::{App, AppError, clock, http};
 
 #[derive(Debug, Serialize)]
@@ -29,12 +29,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
     internal::authenticate_request(&app.config.internal_secret, &req)?;
     let store_id = StoreId::parse(&http::path_param(&req, "store_id").unwrap_or_default())?;
     let connection = app.store.get_connection(&store_id).await?;
-    let webhook_url = app
-        .config
-        .public_base_url
-        .join(&format!("webhook/stripe/{store_id}"))
-        .map_err(AppError::internal)?
-        .to_string();
+    let webhook_url = setup::webhook_url(&http::public_base_url(&app.config, &req)?, &store_id)?;
     let status = match connection {
         None => InternalStatus {
             store_id: store_id.to_string(),

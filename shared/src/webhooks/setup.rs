@@ -9,12 +9,12 @@ use crate::error::{AppError, cause_chain};
 use crate::store::{StripeConnection, WebhookConfig, WebhookSource};
 use crate::stripe::StripeFailure;
 use crate::vault::{EncryptionContext, Purpose};
+use url::Url;
 
-/// `https://<our host>/webhook/stripe/{store_id}`: the per-store URL.
-pub fn webhook_url(app: &App, store_id: &StoreId) -> Result<String, AppError> {
-    Ok(app
-        .config
-        .public_base_url
+/// `https://<our host>/webhook/stripe/{store_id}`: the per-store URL, under
+/// `base` (`http::public_base_url`).
+pub fn webhook_url(base: &Url, store_id: &StoreId) -> Result<String, AppError> {
+    Ok(base
         .join(&format!("webhook/stripe/{store_id}"))
         .map_err(AppError::internal)?
         .to_string())
@@ -24,10 +24,11 @@ pub fn webhook_url(app: &App, store_id: &StoreId) -> Result<String, AppError> {
 /// Stripe will not let this key create one (manual set-up then).
 pub async fn auto_register(
     app: &App,
+    base: &Url,
     store_id: &StoreId,
     key: &SecretKey,
 ) -> Result<Option<WebhookConfig>, AppError> {
-    let url = webhook_url(app, store_id)?;
+    let url = webhook_url(base, store_id)?;
     let created = match app
         .stripe
         .create_webhook_endpoint(key, &url, store_id)

@@ -72,7 +72,7 @@ pub fn form_post(app: &App, link: &ConnectLink, path: &str, fields: &[(&str, &st
     lambda_http::http::Request::builder()
         .method("POST")
         .uri(path)
-        .header("origin", app.config.public_origin())
+        .header("origin", crate::base_url())
         .header("content-type", "application/x-www-form-urlencoded")
         .body(Body::Text(serde_urlencoded::to_string(form).expect("form")))
         .expect("request")

@@ -38,7 +38,7 @@ async fn endpoints_are_created_on_connect_and_deleted_when_keys_change_or_the_st
     let app = app_with_stripe_at(&stripe.uri()).await;
     let store = new_store_id();
     let (first, second) = (key_body(), key_body());
-    let webhook_url = format!("{}webhook/stripe/{store}", app.config.public_base_url);
+    let webhook_url = format!("{}/webhook/stripe/{store}", base_url());
     let first_secret = format!("whsec_auto{first}");
     Mock::given(method("POST"))
         .and(path("/v1/webhook_endpoints"))
@@ -237,10 +237,7 @@ async fn a_key_that_may_not_create_endpoints_gets_exact_manual_steps() {
     .unwrap();
     let html = String::from_utf8_lossy(page.body().as_ref()).into_owned();
     assert!(
-        html.contains(&format!(
-            "{}webhook/stripe/{store}",
-            app.config.public_base_url
-        )),
+        html.contains(&format!("{}/webhook/stripe/{store}", base_url())),
         "the exact URL: {html}"
     );
     for event in shared::stripe::webhook_endpoints::EVENTS {
