@@ -1,7 +1,9 @@
 """Runs last in the test command: no log line written during the suite, by
 the functions or the emulators, contains a Stripe secret, a webhook secret,
-a bearer token or the internal secret."""
+a bearer token, a checkout token or the internal secret; the functions' own
+lines carry the Lambda request id, and their business metrics are there."""
 
+import json
 import os
 import re
 from pathlib import Path
@@ -9,10 +11,13 @@ from pathlib import Path
 import pytest
 
 STACK_DIR = Path(os.environ.get("STACK_DIR", ""))
+ROOT = Path(__file__).resolve().parents[2]
 SECRET_PATTERNS = [
     re.compile(r"\b[sr]k_(test|live)_[A-Za-z0-9]{4,}"),
     re.compile(r"\bwhsec_[A-Za-z0-9]{4,}"),
     re.compile(r"Bearer\s+\S+"),
+    # A checkout token (43 URL-safe characters) is a customer's only credential.
+    re.compile(r"/checkout/[A-Za-z0-9_-]{20,}"),
 ]
 
 
@@ -40,7 +45,67 @@ def test_no_secret_in_any_log_line(logs):
 
 
 def test_the_patterns_catch_what_we_fear():
-    for leaked in ["key=sk_live_51HqLyj", "rk_test_abcd1234 rejected", '"whsec_abcdEFGH"', "authorization: Bearer sk"]:
+    for leaked in [
+        "key=sk_live_51HqLyj",
+        "rk_test_abcd1234 rejected",
+        '"whsec_abcdEFGH"',
+        "authorization: Bearer sk",
+        '"path":"/checkout/kq3n0VQ3aQ2xWv1mH8yJbN4cT5rL6pE7sD9fG0hK1jZ/complete"',
+    ]:
         assert any(p.search(leaked) for p in SECRET_PATTERNS), leaked
-    for harmless in ["pk_test_51HqLyj", "key_kind=secret", "stripe_secret_key"]:
+    for harmless in ["pk_test_51HqLyj", "key_kind=secret", "stripe_secret_key", '"route":"GET /checkout/{token}"']:
         assert not any(p.search(harmless) for p in SECRET_PATTERNS), harmless
+
+
+def function_lines(logs):
+    """The JSON lines our functions wrote (cargo lambda's own lines are not JSON)."""
+    for line in logs.get("service.log", "").splitlines():
+        if line.startswith("{"):
+            try:
+                yield json.loads(line)
+            except ValueError:
+                continue
+
+
+def test_every_request_line_names_its_route_and_request_id(logs):
+    requests = [l for l in function_lines(logs) if l.get("fields", {}).get("message") == "request"]
+    assert len(requests) > 100, f"only {len(requests)} request lines: is this the suite's log?"
+    for line in requests:
+        assert "path" not in line["fields"], line
+        assert re.fullmatch(r"[A-Z]+ /\S*", line["fields"]["route"]), line
+        assert line.get("span", {}).get("requestId"), line
+    routes = {l["fields"]["route"] for l in requests}
+    assert "GET /checkout/{token}" in routes, sorted(routes)
+
+
+def test_every_line_logged_during_an_invocation_carries_the_request_id(logs):
+    ours = {"shared"} | {d.name.replace("-", "_") for d in (ROOT / "functions").iterdir()}
+    lines = [l for l in function_lines(logs) if l.get("target", "").split("::")[0] in ours]
+    assert len(lines) > 100, len(lines)
+    # Logged before the first invocation (the cold start) has no request to name.
+    outside = [l for l in lines if not l.get("span", {}).get("requestId") and "cold start" not in l["fields"].get("message", "")]
+    assert not outside, outside[:3]
+
+
+def metric_lines(logs):
+    for line in function_lines(logs):
+        if "_aws" in line:
+            yield line
+
+
+def test_business_metrics_are_written_as_embedded_metric_format(logs):
+    seen = set()
+    for line in metric_lines(logs):
+        directive = line["_aws"]["CloudWatchMetrics"][0]
+        assert directive["Namespace"] == "CheckoutBest", directive
+        for metric in directive["Metrics"]:
+            assert isinstance(line[metric["Name"]], int), line
+            dims = tuple(line[d] for d in directive["Dimensions"][0])
+            seen.add((metric["Name"],) + dims)
+    for expected in [
+        ("OrdersPaid", "webhook"),
+        ("OrdersPaid", "return"),
+        ("WebhookDeliveries", "verified"),
+        ("WebhookDeliveries", "refused"),
+    ]:
+        assert expected in seen, f"{expected} never written; saw {sorted(seen)}"

@@ -4,6 +4,7 @@
 use crate::config::{Config, ConfigError};
 use crate::error::{AppError, BoxError};
 use crate::http;
+use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::stripe::StripeApi;
 use crate::telemetry;
@@ -21,6 +22,7 @@ pub struct App {
     pub stripe: StripeApi,
     /// Kept between deliveries by a warm webhook container.
     pub webhook_memory: WebhookMemory,
+    pub metrics: Metrics,
 }
 
 /// The one AWS configuration every client is built from, once per cold
@@ -94,6 +96,7 @@ impl App {
             vault: Vault::new(keys, config.data_key_cache_ttl),
             stripe: StripeApi::new(config.stripe_api_base.clone(), config.stripe_timeout),
             webhook_memory: WebhookMemory::default(),
+            metrics: Metrics::new(config.metrics_namespace.clone()),
             config,
         }
     }
@@ -144,8 +147,8 @@ where
 {
     let app = cold_start().await?;
     lambda_http::run(service_fn(move |req: Request| {
-        let method = req.method().clone();
-        let path = req.uri().path().to_owned();
+        // The route template, never the raw path: it holds checkout tokens.
+        let route = http::route(&req).to_owned();
         let started = Instant::now();
         let response = handler(app, req);
         async move {
@@ -154,7 +157,7 @@ where
                 http::error_json(&err)
             });
             tracing::info!(
-                %method, %path, status = response.status().as_u16(),
+                %route, status = response.status().as_u16(),
                 elapsed_ms = started.elapsed().as_millis() as u64, "request"
             );
             Ok::<_, std::convert::Infallible>(response)

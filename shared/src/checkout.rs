@@ -8,6 +8,7 @@ use crate::clock;
 use crate::domain::OrderStatus;
 use crate::domain::{SecretKey, StoreId, status_for_intent};
 use crate::error::AppError;
+use crate::metrics::{Metric, PaidVia};
 use crate::store::{CheckoutSession, Order, StripeConnection, Transition, TransitionDetails};
 use crate::stripe::{IntentStatus, NewIntent, PaymentIntent, StripeFailure};
 
@@ -99,7 +100,7 @@ pub async fn payment_intent_for(
                     || intent.status == IntentStatus::Processing =>
             {
                 // Paid (or paying) already: record it instead of charging again.
-                apply_intent(app, order, &intent).await?;
+                apply_intent(app, order, &intent, PaidVia::Return).await?;
                 return Err(AppError::conflict(
                     "already_paid",
                     "This order has already been paid.",
@@ -182,11 +183,13 @@ async fn release_after_payment(app: &App, order_id: &str) {
 }
 
 /// Records what `intent` says about `order`, through the same guarded
-/// transitions webhooks use, and says where the order now stands.
+/// transitions webhooks use, and says where the order now stands. `via`:
+/// who asked Stripe (the return page or the reconciler), for the metrics.
 pub async fn apply_intent(
     app: &App,
     order: &Order,
     intent: &PaymentIntent,
+    via: PaidVia,
 ) -> Result<PaymentState, AppError> {
     if order.payment_intent_id.as_deref() != Some(intent.id.as_str()) {
         return Ok(PaymentState::Unfinished);
@@ -228,6 +231,9 @@ pub async fn apply_intent(
     {
         Transition::Applied { from, has_parked } => {
             tracing::info!(order_id = %order.order_id, %from, to = %target, source = "stripe_api", "order status changed");
+            if target == OrderStatus::Paid {
+                app.metrics.emit(Metric::OrderPaid(via));
+            }
             if has_parked && target == OrderStatus::Paid {
                 release_after_payment(app, &order.order_id).await;
             }

@@ -11,6 +11,7 @@ use crate::app::App;
 use crate::checkout::{self, PaymentState};
 use crate::domain::{SecretKey, StoreId};
 use crate::error::{AppError, cause_chain};
+use crate::metrics::{Metric, PaidVia};
 use crate::store::pending_partitions;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -45,11 +46,29 @@ pub struct Report {
     pub unchanged: usize,
     pub given_up: usize,
     pub errors: usize,
+    /// Of `paid`: orders of stores whose webhook is configured, so their
+    /// `succeeded` delivery should have come first. Many of them mean the
+    /// store's webhook (or ours) is broken.
+    pub paid_with_webhook: usize,
+}
+
+impl Report {
+    /// Orders this run moved on: paid, paying, failed or flagged.
+    pub fn healed(&self) -> usize {
+        self.paid + self.processing + self.failed + self.flagged
+    }
+}
+
+/// A store's key, opened once per run, and whether its webhook is set up.
+#[derive(Clone)]
+struct MerchantKey {
+    key: SecretKey,
+    has_webhook: bool,
 }
 
 pub async fn run(app: &App, now: u64, limits: Limits) -> Result<Report, AppError> {
     let mut report = Report::default();
-    let mut keys: HashMap<StoreId, SecretKey> = HashMap::new();
+    let mut keys: HashMap<StoreId, MerchantKey> = HashMap::new();
     let cutoff = now.saturating_sub(limits.min_age_secs);
     for partition in pending_partitions() {
         let room = limits.max_orders.saturating_sub(report.examined);
@@ -73,6 +92,12 @@ pub async fn run(app: &App, now: u64, limits: Limits) -> Result<Report, AppError
         }
     }
     tracing::info!(?report, "reconciler run finished");
+    app.metrics.emit(Metric::ReconcilerRun {
+        examined: report.examined,
+        healed: report.healed(),
+        errors: report.errors,
+        paid_with_webhook: report.paid_with_webhook,
+    });
     Ok(report)
 }
 
@@ -81,7 +106,7 @@ async fn reconcile_one(
     order_id: &str,
     now: u64,
     limits: Limits,
-    keys: &mut HashMap<StoreId, SecretKey>,
+    keys: &mut HashMap<StoreId, MerchantKey>,
     report: &mut Report,
 ) -> Result<(), AppError> {
     let Some(order) = app.store.get_order(order_id).await? else {
@@ -96,17 +121,26 @@ async fn reconcile_one(
         report.unchanged += 1;
         return Ok(());
     }
-    let key = match keys.get(&order.store_id) {
-        Some(key) => key.clone(),
+    let merchant = match keys.get(&order.store_id) {
+        Some(merchant) => merchant.clone(),
         None => {
-            let (_, key) = checkout::merchant_key(app, &order.store_id).await?;
-            keys.insert(order.store_id, key.clone());
-            key
+            let (connection, key) = checkout::merchant_key(app, &order.store_id).await?;
+            let merchant = MerchantKey {
+                key,
+                has_webhook: connection.webhook_secret.is_some(),
+            };
+            keys.insert(order.store_id, merchant.clone());
+            merchant
         }
     };
-    let intent = app.stripe.retrieve_intent(&key, intent_id).await?;
-    match checkout::apply_intent(app, &order, &intent).await? {
-        PaymentState::Paid => report.paid += 1,
+    let intent = app.stripe.retrieve_intent(&merchant.key, intent_id).await?;
+    match checkout::apply_intent(app, &order, &intent, PaidVia::Reconciler).await? {
+        PaymentState::Paid => {
+            report.paid += 1;
+            if merchant.has_webhook {
+                report.paid_with_webhook += 1;
+            }
+        }
         PaymentState::Processing => report.processing += 1,
         PaymentState::Failed { .. } => report.failed += 1,
         PaymentState::Flagged => report.flagged += 1,

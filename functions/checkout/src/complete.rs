@@ -6,6 +6,7 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use shared::checkout::{self, Checkout, PaymentState};
+use shared::metrics::PaidVia;
 use shared::pages::{self, CheckoutResult, ItemRow, Link, PageScripts};
 use shared::store::Order;
 use shared::{App, AppError, http};
@@ -31,7 +32,7 @@ pub async fn handle(app: &App, token: &str) -> Result<Response<Body>, AppError> 
         return back_to_page();
     };
     let intent = app.stripe.retrieve_intent(&key, intent_id).await?;
-    match checkout::apply_intent(app, order, &intent).await? {
+    match checkout::apply_intent(app, order, &intent, PaidVia::Return).await? {
         PaymentState::Paid => paid(order, token),
         PaymentState::Processing => result_page(app, order, Outcome::Processing),
         PaymentState::Flagged => result_page(app, order, Outcome::Review),

@@ -5,6 +5,7 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use shared::domain::StoreId;
+use shared::metrics::Metric;
 use shared::webhooks::{self, Outcome};
 use shared::{App, AppError, http};
 
@@ -19,7 +20,16 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
         http::header(&req, "stripe-signature"),
         payload,
     )
-    .await?;
+    .await;
+    // Refused: unverifiable, answered 4xx. A 5xx told nothing either way.
+    match &outcome {
+        Ok(_) => app.metrics.emit(Metric::WebhookDelivery { verified: true }),
+        Err(err) if err.status().is_client_error() => app
+            .metrics
+            .emit(Metric::WebhookDelivery { verified: false }),
+        Err(_) => {}
+    }
+    let outcome = outcome?;
     let summary = summary(&outcome);
     tracing::info!(outcome = %summary, "webhook processed");
     Ok(http::json(

@@ -11,6 +11,7 @@ use crate::app::App;
 use crate::clock;
 use crate::domain::{OrderStatus, StoreId};
 use crate::error::AppError;
+use crate::metrics::{Metric, PaidVia};
 use crate::store::{EventWrite, ParkedEvent, TransitionDetails};
 
 const ATTEMPTS: usize = 3;
@@ -128,6 +129,10 @@ impl Applying<'_> {
             let order = match self.record(order_id, Some(to)).await? {
                 EventWrite::Applied(holding_parked) => {
                     tracing::info!(order_id, to = %to, event_id, source = "webhook", "order status changed");
+                    // A payment (it carries the money), not a won dispute's return to paid.
+                    if to == OrderStatus::Paid && self.change.amount.is_some() {
+                        app.metrics.emit(Metric::OrderPaid(PaidVia::Webhook));
+                    }
                     if let Some(order) = holding_parked {
                         release_parked(app, *order).await?;
                     }

@@ -163,7 +163,8 @@ async fn a_failed_release_neither_fails_the_payment_nor_loses_the_parked_refund(
     let order = app.store.get_order(&order_id).await.unwrap().unwrap();
     let (_, key) = checkout::merchant_key(&app, &order.store_id).await.unwrap();
     let intent = app.stripe.retrieve_intent(&key, &intent_id).await.unwrap();
-    let state = checkout::apply_intent(&app, &order, &intent).await;
+    let state =
+        checkout::apply_intent(&app, &order, &intent, shared::metrics::PaidVia::Return).await;
     assert_eq!(state.unwrap(), PaymentState::Paid);
     let order = get_order(&order_id).await;
     assert_eq!(order["status"], "paid", "{order}");
