@@ -200,8 +200,13 @@ EOF
   local packages=() dir
   for dir in "$ROOT"/functions/*/; do packages+=(-p "$(basename "$dir")"); done
   (cd "$ROOT" && cargo build --quiet --bins "${packages[@]}") || die "build failed"
+  # Reloading on every file change is for `make run`. A test run must not
+  # have its functions restarted under it by an edit elsewhere in the tree:
+  # a request caught in the restart is dropped.
+  local reload=(--ignore-changes)
+  [[ "${RELOAD_ON_CHANGE:-}" == 1 ]] && reload=()
   launch service "$port" env -C "$ROOT" PATH="$VENV/bin:$PATH" \
-    cargo lambda watch --offline --disable-cors -A 127.0.0.1 -P "$port"
+    cargo lambda watch --offline --disable-cors "${reload[@]}" -A 127.0.0.1 -P "$port"
   READY_TIMEOUT="${SERVE_TIMEOUT:-300}" wait_ready service "$port" /stripe/status/00000000-0000-0000-0000-000000000000
   # Start every function once so the first real request is warm.
   http_up "$port" /stripe/connect || true

@@ -28,9 +28,12 @@ pub fn internal_secret() -> InternalSecret {
 }
 
 /// An HTTP client that does not follow redirects, so tests see each 303.
+/// Bounded: a request the stack dropped fails its test instead of hanging
+/// the suite (generous, so a slow first run is not a failure).
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(60))
         .build()
         .expect("client")
 }
