@@ -148,7 +148,7 @@ where
     let app = cold_start().await?;
     lambda_http::run(service_fn(move |req: Request| {
         // The route template, never the raw path: it holds checkout tokens.
-        let route = http::route(&req).to_owned();
+        let route = http::route(&req);
         let started = Instant::now();
         let response = handler(app, req);
         async move {

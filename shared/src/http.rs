@@ -187,15 +187,31 @@ fn is_host_name(name: &str) -> bool {
 
 /// The route template API Gateway matched (`GET /checkout/{token}`), for
 /// logs: the raw path holds the checkout token, a customer's only credential.
-pub fn route(req: &Request) -> &str {
-    match req.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
+/// Without a route key (the local router sets none) the template is rebuilt
+/// from the path by putting each path parameter's name in place of its value.
+pub fn route(req: &Request) -> String {
+    if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref()
+        && let Some(key) = ctx
             .route_key
             .as_deref()
             .filter(|r| !r.is_empty() && *r != "$default")
-            .unwrap_or("unmatched"),
-        _ => "unmatched",
+    {
+        return key.to_owned();
     }
+    let params = req.path_parameters_ref();
+    let template: Vec<String> = req
+        .uri()
+        .path()
+        .split('/')
+        .map(|segment| {
+            params
+                .and_then(|p| p.iter().find(|(_, value)| *value == segment))
+                .filter(|_| !segment.is_empty())
+                .map(|(name, _)| format!("{{{name}}}"))
+                .unwrap_or_else(|| segment.to_owned())
+        })
+        .collect();
+    format!("{} {}", req.method(), template.join("/"))
 }
 
 /// The caller's IP as API Gateway saw it, for audit entries.
@@ -277,6 +293,24 @@ mod tests {
             !req.uri().path().ends_with("{token}"),
             "the sample has a real token"
         );
+    }
+
+    #[test]
+    fn without_a_route_key_the_template_is_rebuilt_from_the_path_parameters() {
+        let mut event: serde_json::Value =
+            serde_json::from_str(include_str!("../../events/checkout-complete.json")).unwrap();
+        event.as_object_mut().unwrap().remove("routeKey");
+        event["requestContext"]
+            .as_object_mut()
+            .unwrap()
+            .remove("routeKey");
+        let token = event["pathParameters"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let req = lambda_http::request::from_str(&event.to_string()).unwrap();
+        assert!(req.uri().path().contains(&token));
+        assert_eq!(route(&req), "GET /checkout/{token}/complete");
     }
 
     #[test]
