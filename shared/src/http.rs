@@ -10,6 +10,9 @@ use lambda_http::{Body, Request, RequestExt};
 use serde::Serialize;
 use url::Url;
 
+/// Browsers must only ever reach us over TLS, for two years, subdomains too.
+const HSTS: &str = "max-age=63072000; includeSubDomains";
+
 /// Larger bodies are refused before parsing: nothing we accept comes close.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -26,6 +29,10 @@ pub fn json(status: StatusCode, body: &impl Serialize) -> Response<Body> {
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static(HSTS),
     );
     response
 }
@@ -83,6 +90,10 @@ pub fn html(
         HeaderValue::from_static("nosniff"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static(HSTS),
+    );
     if let Ok(value) = HeaderValue::from_str(&csp) {
         headers.insert(header::CONTENT_SECURITY_POLICY, value);
     }
@@ -95,9 +106,12 @@ pub fn see_other(location: &str) -> Result<Response<Body>, AppError> {
     *response.status_mut() = StatusCode::SEE_OTHER;
     let location = HeaderValue::from_str(location).map_err(AppError::internal)?;
     response.headers_mut().insert(header::LOCATION, location);
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static(HSTS),
+    );
     Ok(response)
 }
 
@@ -335,5 +349,18 @@ mod tests {
         assert!(!csp.contains("unsafe-inline"), "{csp}");
         assert_eq!(h["cache-control"], "no-store");
         assert_eq!(h["referrer-policy"], "no-referrer");
+    }
+
+    #[test]
+    fn every_answer_tells_browsers_to_use_tls_only() {
+        let page = html(StatusCode::OK, String::new(), "n", PageScripts::None);
+        let body = json(StatusCode::OK, &serde_json::json!({}));
+        let redirect = see_other("/x").unwrap();
+        for response in [page, body, redirect] {
+            assert_eq!(
+                response.headers()["strict-transport-security"],
+                "max-age=63072000; includeSubDomains"
+            );
+        }
     }
 }

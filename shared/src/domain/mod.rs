@@ -13,4 +13,6 @@ pub use money::{Currency, MAX_AMOUNT};
 pub use order::{OrderStatus, status_for_intent};
 pub use return_url::{ReturnUrl, ReturnUrlPolicy};
 pub use store_id::StoreId;
-pub use stripe_keys::{KeyKind, KeyPair, Mode, PublishableKey, SecretKey, WebhookSecret};
+pub use stripe_keys::{
+    KeyKind, KeyPair, Mode, PublishableKey, SecretKey, WebhookSecret, looks_like_secret,
+};

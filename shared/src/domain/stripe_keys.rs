@@ -228,6 +228,16 @@ impl KeyPair {
     }
 }
 
+/// Whether `value` holds something shaped like a secret (a secret or
+/// restricted key, a webhook signing secret), wherever it was typed: such a
+/// value is never echoed back into a page, even into the field it came from.
+pub fn looks_like_secret(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    ["sk_test_", "sk_live_", "rk_test_", "rk_live_", "whsec_"]
+        .iter()
+        .any(|prefix| lower.contains(prefix))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,6 +337,21 @@ mod tests {
             assert!(printed.contains("[redacted]"), "{printed}");
             assert!(!printed.contains("sk_live_"), "{printed}");
             assert!(!printed.contains("whsec_"), "{printed}");
+        }
+    }
+
+    #[test]
+    fn secret_shaped_values_are_recognised_wherever_they_sit() {
+        for secret in [
+            format!("sk_live_{BODY}"),
+            format!(" rk_test_{BODY}"),
+            format!("pk_test_x sk_test_{BODY}"),
+            format!("WHSEC_{BODY}"),
+        ] {
+            assert!(looks_like_secret(&secret), "{secret}");
+        }
+        for harmless in [format!("pk_live_{BODY}"), String::new(), "desk_lamp".into()] {
+            assert!(!looks_like_secret(&harmless), "{harmless}");
         }
     }
 }
