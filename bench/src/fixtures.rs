@@ -78,7 +78,7 @@ async fn save_store(app: &App, whsec: Option<&str>) -> Result<StoreId, BoxError>
         at_millis: clock::now_millis(),
         source_ip: None,
     };
-    app.store.save_connection(&connection, &audit).await?;
+    app.store.save_connection(&connection, &audit, None).await?;
     Ok(store_id)
 }
 

@@ -44,7 +44,8 @@ pub struct ConnectSuccess<'a> {
     pub webhook: WebhookState,
     pub webhook_url: &'a str,
     pub events: &'a [&'a str],
-    pub webhook_secret_link: String,
+    /// `None` once the link that opened the page has expired.
+    pub webhook_secret_link: Option<String>,
     pub return_url: &'a str,
 }
 

@@ -67,7 +67,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::auth::connect_link::{ConnectLink, Expiry, LinkParams};
+    use shared::auth::connect_link::{ConnectLink, Expiry, LinkParams, LinkPurpose};
     use shared::testing::offline_app;
 
     fn event_with_body(body: &str) -> Request {
@@ -100,6 +100,7 @@ mod tests {
             &app.config.return_urls,
             clock::now(),
             Expiry::Enforce,
+            LinkPurpose::Connect,
         )
         .expect("the issued link verifies");
         assert_eq!(link.expires, body["expires_at"].as_u64().unwrap());

@@ -1,13 +1,14 @@
 //! Routes the connect function's three pages. Every failure here is shown as
 //! a page, since a merchant's browser is on the other end.
 
+use crate::guard::{self, link_params};
 use crate::{submit, success, webhook_secret};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use shared::auth::connect_link::{ConnectLink, Expiry, LinkParams};
+use shared::auth::connect_link::{ConnectLink, LinkPurpose};
 use shared::auth::csrf;
 use shared::pages::{self, ConnectForm, CurrentConnection};
-use shared::{App, AppError, clock, http};
+use shared::{App, AppError, http};
 
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
     let result = match (req.method(), req.uri().path()) {
@@ -23,20 +24,8 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
     Ok(result.unwrap_or_else(|err| pages::error_page(&err)))
 }
 
-/// The link's parameters from the query string, exactly as sent.
-pub(crate) fn link_params(req: &Request) -> Result<LinkParams, AppError> {
-    serde_urlencoded::from_str(req.uri().query().unwrap_or_default())
-        .map_err(|_| AppError::bad_request("invalid_link", "The link's query string is malformed."))
-}
-
 async fn form(app: &App, req: &Request) -> Result<Response<Body>, AppError> {
-    let link = ConnectLink::verify(
-        link_params(req)?,
-        &app.config.internal_secret,
-        &app.config.return_urls,
-        clock::now(),
-        Expiry::Enforce,
-    )?;
+    let link = guard::unused_link(app, link_params(req)?, LinkPurpose::Connect).await?;
     let current = app.store.get_connection(&link.store_id).await?;
     render_form(
         app,
@@ -68,7 +57,12 @@ pub(crate) fn render_form(
         nonce: nonce.clone(),
         link: &link.params,
         csrf_token: csrf::token(&app.config.internal_secret, link),
-        publishable_key: state.publishable_key,
+        // A secret typed into the wrong field is not shown back.
+        publishable_key: if shared::domain::looks_like_secret(state.publishable_key) {
+            ""
+        } else {
+            state.publishable_key
+        },
         error: state.error,
         current: state.current.map(|c| CurrentConnection {
             mode: c.mode().as_str(),

@@ -1,3 +1,4 @@
+mod guard;
 pub mod handler;
 mod submit;
 mod success;

@@ -3,11 +3,11 @@
 //! exactly as it was; the form comes back with a message and the publishable
 //! key, never the secret.
 
+use crate::guard;
 use crate::handler::{FormState, render_form};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use shared::auth::connect_link::{ConnectLink, Expiry, LinkParams};
-use shared::auth::csrf;
+use shared::auth::connect_link::{ConnectLink, LinkParams, LinkPurpose};
 use shared::domain::{KeyPair, PublishableKey, SecretKey, WebhookSecret};
 use shared::store::{AuditEntry, StripeConnection, WebhookActivity, WebhookConfig, WebhookSource};
 use shared::stripe::StripeFailure;
@@ -32,7 +32,7 @@ struct ConnectFormPost {
 // Deliberately no Debug: the struct holds the secret key as typed.
 
 pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, AppError> {
-    check_origin(app, req)?;
+    guard::origin(app, req)?;
     let post: ConnectFormPost =
         serde_urlencoded::from_bytes(http::body_bytes(req)?).map_err(|_| {
             AppError::bad_request(
@@ -40,19 +40,8 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, AppError
                 "The form could not be read; please start again.",
             )
         })?;
-    let link = ConnectLink::verify(
-        post.link.clone(),
-        &app.config.internal_secret,
-        &app.config.return_urls,
-        clock::now(),
-        Expiry::Enforce,
-    )?;
-    if !csrf::verify(&app.config.internal_secret, &link, &post.csrf_token) {
-        return Err(AppError::forbidden(
-            "invalid_csrf_token",
-            "This form has expired or was not sent from our page. Please start again from your store's settings.",
-        ));
-    }
+    let link = guard::unused_link(app, post.link.clone(), LinkPurpose::Connect).await?;
+    guard::csrf_token(app, &link, &post.csrf_token)?;
     let form_error = |err: AppError, post: &ConnectFormPost| -> Result<Response<Body>, AppError> {
         err.log();
         let message = err.public_message();
@@ -65,32 +54,20 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, AppError
     };
     match save(app, req, &link, &post).await {
         Ok(()) => {
-            let mut location = format!("/stripe/success/{}?", link.store_id);
-            location
-                .push_str(&serde_urlencoded::to_string(&link.params).map_err(AppError::internal)?);
-            http::see_other(&location)
+            // The connect link is spent; the success page and the
+            // webhook-secret form open with a link of ours, for them only.
+            let next = ConnectLink::issue(
+                &app.config.internal_secret,
+                LinkPurpose::WebhookSecret,
+                link.store_id,
+                link.return_url.clone(),
+                clock::now(),
+            );
+            http::see_other(&crate::success::path(&next)?)
         }
+        // Another post through this link saved first: never the form again.
+        Err(err) if err.code() == "link_used" => Err(err),
         Err(err) => form_error(err, &post),
-    }
-}
-
-/// Browsers send `Origin` on every form post; a post from any other origin
-/// (or none) did not come from our form.
-pub(crate) fn check_origin(app: &App, req: &Request) -> Result<(), AppError> {
-    let expected = http::origin_of(&http::public_base_url(&app.config, req)?);
-    let origin_ok = match http::header(req, "origin") {
-        Some(origin) => origin == expected,
-        None => {
-            http::header(req, "referer").is_some_and(|r| r.starts_with(&format!("{expected}/")))
-        }
-    };
-    if origin_ok {
-        Ok(())
-    } else {
-        Err(AppError::forbidden(
-            "foreign_origin",
-            "This form was not sent from our page. Please start again from your store's settings.",
-        ))
     }
 }
 
@@ -187,7 +164,11 @@ async fn save(
         at_millis: clock::now_millis(),
         source_ip: http::source_ip(req),
     };
-    if let Err(err) = app.store.save_connection(&connection, &audit).await {
+    if let Err(err) = app
+        .store
+        .save_connection(&connection, &audit, Some(link))
+        .await
+    {
         if let Some(id) = &created_endpoint {
             setup::delete_endpoint(app, &store_id, &keys.secret, id).await;
         }

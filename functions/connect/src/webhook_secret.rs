@@ -1,18 +1,18 @@
 //! `GET`/`POST /stripe/webhook-secret`: where a merchant pastes the signing
-//! secret of the endpoint they added by hand. Same signed link, CSRF token
-//! and Origin check as the connect form.
+//! secret of the endpoint they added by hand. It opens with the link of our
+//! own that the key save handed out (never BMOS's connect link), works once,
+//! and has the same CSRF token and Origin check as the connect form.
 
-use crate::handler::link_params;
-use crate::submit::check_origin;
+use crate::guard::{self, link_params};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use shared::auth::connect_link::{ConnectLink, Expiry, LinkParams};
+use shared::auth::connect_link::{ConnectLink, LinkParams, LinkPurpose};
 use shared::auth::csrf;
 use shared::domain::WebhookSecret;
 use shared::pages::{self, WebhookSecretForm};
 use shared::webhooks::setup;
-use shared::{App, AppError, clock, http};
+use shared::{App, AppError, http};
 
 #[derive(Deserialize)]
 struct SecretPost {
@@ -22,16 +22,6 @@ struct SecretPost {
     csrf_token: String,
     #[serde(default)]
     webhook_secret: String,
-}
-
-fn verify(app: &App, params: LinkParams) -> Result<ConnectLink, AppError> {
-    ConnectLink::verify(
-        params,
-        &app.config.internal_secret,
-        &app.config.return_urls,
-        clock::now(),
-        Expiry::Enforce,
-    )
 }
 
 fn render(
@@ -61,7 +51,7 @@ fn render(
 }
 
 pub async fn form(app: &App, req: &Request) -> Result<Response<Body>, AppError> {
-    let link = verify(app, link_params(req)?)?;
+    let link = guard::unused_link(app, link_params(req)?, LinkPurpose::WebhookSecret).await?;
     // Saving would be refused: say so now, not after the merchant pastes.
     if app.store.get_connection(&link.store_id).await?.is_none() {
         return Err(setup::not_connected());
@@ -70,20 +60,15 @@ pub async fn form(app: &App, req: &Request) -> Result<Response<Body>, AppError> 
 }
 
 pub async fn submit(app: &App, req: &Request) -> Result<Response<Body>, AppError> {
-    check_origin(app, req)?;
+    guard::origin(app, req)?;
     let post: SecretPost = serde_urlencoded::from_bytes(http::body_bytes(req)?).map_err(|_| {
         AppError::bad_request(
             "malformed_form",
             "The form could not be read; please start again.",
         )
     })?;
-    let link = verify(app, post.link.clone())?;
-    if !csrf::verify(&app.config.internal_secret, &link, &post.csrf_token) {
-        return Err(AppError::forbidden(
-            "invalid_csrf_token",
-            "This form has expired or was not sent from our page. Please start again from your store's settings.",
-        ));
-    }
+    let link = guard::unused_link(app, post.link.clone(), LinkPurpose::WebhookSecret).await?;
+    guard::csrf_token(app, &link, &post.csrf_token)?;
     let saved = match WebhookSecret::parse(&post.webhook_secret) {
         Ok(secret) => {
             setup::save_manual_secret(
@@ -92,16 +77,16 @@ pub async fn submit(app: &App, req: &Request) -> Result<Response<Body>, AppError
                 &secret,
                 "merchant:webhook-secret-form",
                 http::source_ip(req),
+                Some(&link),
             )
             .await
         }
         Err(err) => Err(err),
     };
     match saved {
-        Ok(_) => {
-            let query = serde_urlencoded::to_string(&link.params).map_err(AppError::internal)?;
-            http::see_other(&format!("/stripe/success/{}?{query}", link.store_id))
-        }
+        Ok(_) => http::see_other(&crate::success::path(&link)?),
+        // Another post through this link saved first: never the form again.
+        Err(err) if err.code() == "link_used" => Err(err),
         Err(err) => {
             err.log();
             let message = err.public_message();

@@ -31,6 +31,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
         &secret,
         caller.as_str(),
         http::source_ip(&req),
+        None,
     )
     .await?;
     Ok(http::json(

@@ -1,24 +1,49 @@
 //! Signed connect links. Whoever opens the connect form can replace a store's
 //! Stripe keys and divert its money, so the form only opens from a link BMOS
-//! signed, for one store and one return URL, for a short time.
+//! signed, for one store and one return URL, for a short time, and a link
+//! works once: the first save consumes it (`Store::save_connection`).
 //!
 //! Wire format (a contract with BMOS): query `store_id`, `return_url`,
 //! `expires` (unix seconds) and `signature` = hex HMAC-SHA256(secret,
 //! `"connect.<store_id>.<return_url>.<expires>"`), over the strings as sent.
+//!
+//! After a save we hand the merchant a link of our own for the success page
+//! and the webhook-secret form, signed with another purpose
+//! (`"webhook-secret.<store_id>.<return_url>.<expires>"`), so the connect link
+//! opens neither of them: a connect link leaked after use opens nothing.
 
 use super::{sign_hex, verify_hex};
 use crate::config::InternalSecret;
 use crate::domain::{ReturnUrl, ReturnUrlPolicy, StoreId};
 use crate::error::AppError;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use url::Url;
 
 /// Links further in the future than this are refused even when signed: a
 /// leaked link must not stay useful for long.
 pub const MAX_LIFETIME_SECS: u64 = 60 * 60;
 
+/// What a link may open; each signs its own message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkPurpose {
+    /// BMOS's link to the key form (`/stripe/connect`).
+    Connect,
+    /// Ours, after a save: the success page and the webhook-secret form.
+    WebhookSecret,
+}
+
+impl LinkPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkPurpose::Connect => "connect",
+            LinkPurpose::WebhookSecret => "webhook-secret",
+        }
+    }
+}
+
 /// The link's parameters exactly as they arrived (query or form fields).
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Default, Deserialize, Serialize)]
 pub struct LinkParams {
     #[serde(default)]
     pub store_id: String,
@@ -30,33 +55,63 @@ pub struct LinkParams {
     pub signature: String,
 }
 
+/// The signature is the link's whole power: never in a log line.
+impl std::fmt::Debug for LinkParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkParams")
+            .field("store_id", &self.store_id)
+            .field("return_url", &self.return_url)
+            .field("expires", &self.expires)
+            .field("signature", &"[redacted]")
+            .finish()
+    }
+}
+
 /// A link whose signature checked out.
 #[derive(Clone, Debug)]
 pub struct ConnectLink {
     pub store_id: StoreId,
     pub return_url: ReturnUrl,
     pub expires: u64,
+    pub purpose: LinkPurpose,
     /// The parameters as signed, to carry them into the form and the success page.
     pub params: LinkParams,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Expiry {
-    /// The form and its POST: the link must still be valid.
+    /// The forms and their POSTs: the link must still be valid.
     Enforce,
-    /// The success page after a save: only the return URL matters there, and
-    /// it was signed by BMOS.
+    /// The success page after a save: it only shows what was saved, and
+    /// offers the webhook-secret form only while that link is still valid.
     Ignore,
 }
 
-fn message(store_id: &str, return_url: &str, expires: &str) -> String {
-    format!("connect.{store_id}.{return_url}.{expires}")
+fn message(purpose: LinkPurpose, store_id: &str, return_url: &str, expires: &str) -> String {
+    format!("{}.{store_id}.{return_url}.{expires}", purpose.as_str())
 }
 
+/// The connect link's signature, as BMOS computes it.
 pub fn sign(secret: &InternalSecret, store_id: &StoreId, return_url: &str, expires: u64) -> String {
+    sign_for(secret, LinkPurpose::Connect, store_id, return_url, expires)
+}
+
+fn sign_for(
+    secret: &InternalSecret,
+    purpose: LinkPurpose,
+    store_id: &StoreId,
+    return_url: &str,
+    expires: u64,
+) -> String {
     sign_hex(
         secret,
-        &[message(&store_id.to_string(), return_url, &expires.to_string()).as_bytes()],
+        &[message(
+            purpose,
+            &store_id.to_string(),
+            return_url,
+            &expires.to_string(),
+        )
+        .as_bytes()],
     )
 }
 
@@ -80,43 +135,73 @@ pub fn url(
     url.into()
 }
 
+fn invalid() -> AppError {
+    AppError::forbidden(
+        "invalid_link",
+        "This link is invalid. Please start again from your store's settings.",
+    )
+}
+
 impl ConnectLink {
+    /// A link of ours for `purpose`, valid for the longest a link may be.
+    pub fn issue(
+        secret: &InternalSecret,
+        purpose: LinkPurpose,
+        store_id: StoreId,
+        return_url: ReturnUrl,
+        now: u64,
+    ) -> Self {
+        let expires = now + MAX_LIFETIME_SECS;
+        let params = LinkParams {
+            store_id: store_id.to_string(),
+            return_url: return_url.as_str().to_owned(),
+            expires: expires.to_string(),
+            signature: sign_for(secret, purpose, &store_id, return_url.as_str(), expires),
+        };
+        ConnectLink {
+            store_id,
+            return_url,
+            expires,
+            purpose,
+            params,
+        }
+    }
+
     pub fn verify(
         params: LinkParams,
         secret: &InternalSecret,
         policy: &ReturnUrlPolicy,
         now: u64,
         expiry: Expiry,
+        purpose: LinkPurpose,
     ) -> Result<Self, AppError> {
         let store_id = StoreId::parse(&params.store_id)?;
         let signed = verify_hex(
             secret,
-            &[message(&params.store_id, &params.return_url, &params.expires).as_bytes()],
+            &[message(
+                purpose,
+                &params.store_id,
+                &params.return_url,
+                &params.expires,
+            )
+            .as_bytes()],
             &params.signature,
         );
         if !signed {
-            return Err(AppError::forbidden(
-                "invalid_link",
-                "This connect link is invalid. Please start again from your store's settings.",
-            ));
+            return Err(invalid());
         }
-        let expires: u64 = params.expires.parse().map_err(|_| {
-            AppError::forbidden(
-                "invalid_link",
-                "This connect link is invalid. Please start again from your store's settings.",
-            )
-        })?;
+        let expires: u64 = params.expires.parse().map_err(|_| invalid())?;
         if expiry == Expiry::Enforce {
             if now >= expires {
                 return Err(AppError::forbidden(
                     "link_expired",
-                    "This connect link has expired. Please start again from your store's settings.",
+                    "This link has expired. Please start again from your store's settings.",
                 ));
             }
             if expires - now > MAX_LIFETIME_SECS {
                 return Err(AppError::forbidden(
                     "invalid_link",
-                    "This connect link is valid for too long; links may last at most one hour.",
+                    "This link is valid for too long; links may last at most one hour.",
                 ));
             }
         }
@@ -125,8 +210,20 @@ impl ConnectLink {
             store_id,
             return_url,
             expires,
+            purpose,
             params,
         })
+    }
+
+    /// Whether this link can still be used at `now` (it may have been used).
+    pub fn is_live(&self, now: u64) -> bool {
+        now < self.expires
+    }
+
+    /// What records the link's use: a hash of its signature, which no one
+    /// can sign again without the secret. The signature itself is not kept.
+    pub fn use_key(&self) -> String {
+        hex::encode(Sha256::digest(self.params.signature.as_bytes()))
     }
 }
 
@@ -157,7 +254,14 @@ mod tests {
     }
 
     fn verify(p: LinkParams) -> Result<ConnectLink, AppError> {
-        ConnectLink::verify(p, &test_secret(), &policy(), NOW, Expiry::Enforce)
+        ConnectLink::verify(
+            p,
+            &test_secret(),
+            &policy(),
+            NOW,
+            Expiry::Enforce,
+            LinkPurpose::Connect,
+        )
     }
 
     #[test]
@@ -221,6 +325,7 @@ mod tests {
             &policy(),
             NOW,
             Expiry::Ignore,
+            LinkPurpose::Connect,
         );
         assert!(late.is_ok(), "the success page ignores expiry");
     }
@@ -257,5 +362,61 @@ mod tests {
         assert_eq!(parsed.path(), "/stripe/connect");
         let p: LinkParams = serde_urlencoded::from_str(parsed.query().unwrap()).unwrap();
         assert!(verify(p).is_ok());
+    }
+
+    #[test]
+    fn a_link_opens_only_what_it_was_signed_for() {
+        let p = params(NOW + 600);
+        let as_ours = ConnectLink::verify(
+            p.clone(),
+            &test_secret(),
+            &policy(),
+            NOW,
+            Expiry::Enforce,
+            LinkPurpose::WebhookSecret,
+        );
+        assert_eq!(as_ours.unwrap_err().code(), "invalid_link");
+
+        let store = StoreId::parse(STORE).unwrap();
+        let ret = ReturnUrl::parse(RETURN, &policy()).unwrap();
+        let issued =
+            ConnectLink::issue(&test_secret(), LinkPurpose::WebhookSecret, store, ret, NOW);
+        assert_eq!(issued.expires, NOW + MAX_LIFETIME_SECS);
+        let again = ConnectLink::verify(
+            issued.params.clone(),
+            &test_secret(),
+            &policy(),
+            NOW,
+            Expiry::Enforce,
+            LinkPurpose::WebhookSecret,
+        )
+        .expect("our own link verifies for its purpose");
+        assert_eq!(again.use_key(), issued.use_key());
+        let as_connect = ConnectLink::verify(
+            issued.params,
+            &test_secret(),
+            &policy(),
+            NOW,
+            Expiry::Enforce,
+            LinkPurpose::Connect,
+        );
+        assert_eq!(as_connect.unwrap_err().code(), "invalid_link");
+    }
+
+    #[test]
+    fn the_use_key_is_not_the_signature_and_differs_per_link() {
+        let a = verify(params(NOW + 600)).unwrap();
+        let b = verify(params(NOW + 601)).unwrap();
+        assert_ne!(a.use_key(), b.use_key());
+        assert!(!a.use_key().contains(&a.params.signature));
+        assert_eq!(a.use_key().len(), 64);
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_signature() {
+        let link = verify(params(NOW + 600)).unwrap();
+        let printed = format!("{link:?} {:?}", link.params);
+        assert!(!printed.contains(&link.params.signature), "{printed}");
+        assert!(printed.contains("[redacted]"));
     }
 }

@@ -44,7 +44,15 @@ mod tests {
             allowed_hosts: vec!["bmos.example".into()],
             allow_http_localhost: false,
         };
-        ConnectLink::verify(params, &secret, &policy, expires - 100, Expiry::Enforce).unwrap()
+        ConnectLink::verify(
+            params,
+            &secret,
+            &policy,
+            expires - 100,
+            Expiry::Enforce,
+            connect_link::LinkPurpose::Connect,
+        )
+        .unwrap()
     }
 
     #[test]

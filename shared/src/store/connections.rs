@@ -2,7 +2,9 @@
 //! trail (`STORE#{id}` / `AUDIT#{millis}#{uuid}`).
 
 use super::item::{Item, b, get_b, get_n, get_opt_n, get_opt_s, get_s, n, s};
-use super::{Store, dependency_error, is_condition_failure};
+use super::link_uses::link_used;
+use super::{Store, condition_failed_at, dependency_error, is_condition_failure};
+use crate::auth::connect_link::ConnectLink;
 use crate::domain::{KeyKind, Mode, PublishableKey, StoreId};
 use crate::error::AppError;
 use crate::vault::SealedSecret;
@@ -237,10 +239,13 @@ impl Store {
     /// Writes the connection and its audit entry in one transaction. The
     /// connection must still be at `connection.version - 1` (or absent for
     /// version 1); otherwise someone saved in between and this is a conflict.
+    /// `through`: the one-time link the merchant saved with, consumed by the
+    /// same transaction (a used link saves nothing: 410 `link_used`).
     pub async fn save_connection(
         &self,
         connection: &StripeConnection,
         audit: &AuditEntry,
+        through: Option<&ConnectLink>,
     ) -> Result<(), AppError> {
         let mut put = Put::builder()
             .table_name(&self.table)
@@ -255,23 +260,31 @@ impl Store {
             .table_name(&self.table)
             .set_item(Some(audit.to_item(connection)))
             .condition_expression("attribute_not_exists(pk)");
+        let mut writes = vec![
+            TransactWriteItem::builder()
+                .put(put.build().map_err(AppError::internal)?)
+                .build(),
+            TransactWriteItem::builder()
+                .put(audit_put.build().map_err(AppError::internal)?)
+                .build(),
+        ];
+        if let Some(link) = through {
+            writes.push(
+                TransactWriteItem::builder()
+                    .put(self.link_use_put(link, connection.updated_at)?)
+                    .build(),
+            );
+        }
         let result = self
             .client
             .transact_write_items()
-            .transact_items(
-                TransactWriteItem::builder()
-                    .put(put.build().map_err(AppError::internal)?)
-                    .build(),
-            )
-            .transact_items(
-                TransactWriteItem::builder()
-                    .put(audit_put.build().map_err(AppError::internal)?)
-                    .build(),
-            )
+            .set_transact_items(Some(writes))
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
+            // The link's write is the third; its condition failing means used.
+            Err(err) if through.is_some() && condition_failed_at(&err, 2) => Err(link_used()),
             Err(err) if is_condition_failure(&err) => Err(AppError::conflict(
                 "concurrent_update",
                 "The Stripe settings of this store were changed at the same time by someone else; nothing was saved. Please try again.",

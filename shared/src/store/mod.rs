@@ -5,6 +5,7 @@
 mod connections;
 mod events;
 mod item;
+mod link_uses;
 mod orders;
 mod parked;
 mod transitions;
@@ -13,6 +14,7 @@ pub use connections::{
     AuditEntry, StripeConnection, WebhookActivity, WebhookConfig, WebhookSource,
 };
 pub use events::{EventWrite, IntentLink};
+pub use link_uses::link_used;
 pub use orders::{CheckoutSession, Order, PENDING_INDEX, pending_partitions};
 pub use parked::{ParkedEvent, Release};
 pub use transitions::{Transition, TransitionDetails};
@@ -63,17 +65,26 @@ type TransactError = SdkError<
     aws_sdk_dynamodb::config::http::HttpResponse,
 >;
 
+fn cancellation_reasons(err: &TransactError) -> &[aws_sdk_dynamodb::types::CancellationReason] {
+    match err.as_service_error() {
+        Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+            cancel,
+        )) => cancel.cancellation_reasons(),
+        _ => &[],
+    }
+}
+
 /// True when a transaction was cancelled because a condition did not hold
 /// (as opposed to a failure of DynamoDB itself).
 fn is_condition_failure(err: &TransactError) -> bool {
-    let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
-        cancel,
-    )) = err.as_service_error()
-    else {
-        return false;
-    };
-    cancel
-        .cancellation_reasons()
+    cancellation_reasons(err)
         .iter()
         .any(|r| r.code() == Some("ConditionalCheckFailed"))
+}
+
+/// True when the condition of the transaction's write number `index` failed.
+fn condition_failed_at(err: &TransactError, index: usize) -> bool {
+    cancellation_reasons(err)
+        .get(index)
+        .is_some_and(|r| r.code() == Some("ConditionalCheckFailed"))
 }

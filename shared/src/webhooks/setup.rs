@@ -4,6 +4,7 @@
 //! gets exact manual steps instead (see the success page).
 
 use crate::app::App;
+use crate::auth::connect_link::ConnectLink;
 use crate::domain::{SecretKey, StoreId};
 use crate::error::{AppError, cause_chain};
 use crate::store::{StripeConnection, WebhookConfig, WebhookSource};
@@ -128,12 +129,15 @@ pub fn not_connected() -> AppError {
     )
 }
 
+/// `through`: the merchant's one-time webhook-secret link, consumed by the
+/// save (BMOS's signed API call has none).
 pub async fn save_manual_secret(
     app: &App,
     store_id: &StoreId,
     secret: &crate::domain::WebhookSecret,
     actor: &str,
     source_ip: Option<String>,
+    through: Option<&ConnectLink>,
 ) -> Result<StripeConnection, AppError> {
     let previous = app
         .store
@@ -170,7 +174,9 @@ pub async fn save_manual_secret(
         at_millis: crate::clock::now_millis(),
         source_ip,
     };
-    app.store.save_connection(&connection, &audit).await?;
+    app.store
+        .save_connection(&connection, &audit, through)
+        .await?;
     remove_auto_endpoint(app, &previous).await;
     tracing::info!(store_id = %store_id, version = connection.version, "webhook signing secret saved");
     Ok(connection)

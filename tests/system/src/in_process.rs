@@ -4,7 +4,7 @@
 
 use crate::{aws, dynamodb, env};
 use lambda_http::{Body, Request};
-use shared::auth::connect_link::{self, ConnectLink, Expiry, LinkParams};
+use shared::auth::connect_link::{self, ConnectLink, Expiry, LinkParams, LinkPurpose};
 use shared::auth::csrf;
 use shared::config::Config;
 use shared::domain::StoreId;
@@ -35,11 +35,15 @@ pub async fn app_with_stripe_at(stripe_base: &str) -> App {
     App::with_parts(config, dynamodb().await, Arc::new(kms))
 }
 
-/// A fresh signed link for `store`, as BMOS would hand it out.
+/// A fresh signed link for `store`, as BMOS would hand it out. Links work
+/// once, so each call gives another (an earlier expiry each time: two links
+/// alike in every field are one link).
 pub fn link(app: &App, store: &str) -> ConnectLink {
+    static ISSUED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let id = StoreId::parse(store).expect("store id");
     let return_url = "http://localhost:3000/back";
-    let expires = clock::now() + 600;
+    let earlier = ISSUED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 500;
+    let expires = clock::now() + 600 - earlier;
     let params = LinkParams {
         store_id: store.into(),
         return_url: return_url.into(),
@@ -52,8 +56,38 @@ pub fn link(app: &App, store: &str) -> ConnectLink {
         &app.config.return_urls,
         clock::now(),
         Expiry::Enforce,
+        LinkPurpose::Connect,
     )
     .expect("a fresh link verifies")
+}
+
+/// The link of ours that a save's 303 carries to the success page (and on
+/// to the webhook-secret form).
+pub fn next_link(app: &App, saved: &lambda_http::Response<Body>) -> ConnectLink {
+    let location = saved.headers()["location"].to_str().expect("location");
+    let query = location.split_once('?').expect("a query").1;
+    let params: LinkParams = serde_urlencoded::from_str(query).expect("link params");
+    ConnectLink::verify(
+        params,
+        &app.config.internal_secret,
+        &app.config.return_urls,
+        clock::now(),
+        Expiry::Enforce,
+        LinkPurpose::WebhookSecret,
+    )
+    .expect("the save hands out a webhook-secret link")
+}
+
+/// A webhook-secret link for `store`, as a save would hand it out.
+pub fn webhook_secret_link(app: &App, store: &str) -> ConnectLink {
+    ConnectLink::issue(
+        &app.config.internal_secret,
+        LinkPurpose::WebhookSecret,
+        StoreId::parse(store).expect("store id"),
+        shared::domain::ReturnUrl::parse("http://localhost:3000/back", &app.config.return_urls)
+            .expect("return url"),
+        clock::now(),
+    )
 }
 
 /// A form post to `path` from our own page: link fields, CSRF token,

@@ -76,10 +76,15 @@ pub fn signed_headers(method: &str, path_and_query: &str, body: &str) -> HeaderM
     headers
 }
 
-/// A connect link from the internal API.
+/// A connect link from the internal API. Links work once, so each call asks
+/// for another lifetime: two links of one store, return URL and expiry
+/// second are one link.
 pub async fn connect_link(store_id: &str, return_url: &str) -> String {
+    static ISSUED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let expires_in = 1800 - ISSUED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 1000;
     let path = format!("/api/internal/stores/{store_id}/connect-links");
-    let body = serde_json::json!({ "return_url": return_url }).to_string();
+    let body =
+        serde_json::json!({ "return_url": return_url, "expires_in": expires_in }).to_string();
     let response = http()
         .post(format!("{}{path}", base_url()))
         .headers(signed_headers("POST", &path, &body))
@@ -118,10 +123,15 @@ pub fn key_body() -> String {
 /// Opens a connect link, reads its form, and posts `fields` as a browser on
 /// our origin would. Returns the response to the post.
 pub async fn submit_connect_form(link: &str, fields: &[(&str, &str)]) -> reqwest::Response {
-    let client = http();
-    let form_page = client.get(link).send().await.expect("form");
+    let form_page = http().get(link).send().await.expect("form");
     assert_eq!(form_page.status(), 200, "connect form");
     let html = form_page.text().await.expect("html");
+    post_form(&html, "/stripe/connect", fields).await
+}
+
+/// Posts the form rendered in `html` (its link fields and CSRF token) to
+/// `path`, with `fields`, as a browser on our origin would.
+pub async fn post_form(html: &str, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
     let mut form: Vec<(String, String)> = [
         "store_id",
         "return_url",
@@ -130,11 +140,11 @@ pub async fn submit_connect_form(link: &str, fields: &[(&str, &str)]) -> reqwest
         "csrf_token",
     ]
     .iter()
-    .map(|name| (name.to_string(), hidden_field(&html, name)))
+    .map(|name| (name.to_string(), hidden_field(html, name)))
     .collect();
     form.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    client
-        .post(format!("{}/stripe/connect", base_url()))
+    http()
+        .post(format!("{}{path}", base_url()))
         .header("origin", base_url())
         .form(&form)
         .send()

@@ -299,3 +299,183 @@ async fn the_form_page_keeps_origin_on_its_post_and_leaks_no_referer_elsewhere()
         "{csp}"
     );
 }
+
+/// The version and publishable key stored for `store`.
+async fn stored_keys(store: &str) -> (String, String) {
+    let items = store_items(store).await;
+    let connection = items
+        .iter()
+        .find(|i| i["sk"].as_s().unwrap() == "STRIPE")
+        .expect("connection");
+    (
+        connection["version"].as_n().unwrap().clone(),
+        connection["publishable_key"].as_s().unwrap().clone(),
+    )
+}
+
+fn keys(body: &str) -> [(&'static str, String); 2] {
+    [
+        ("publishable_key", format!("pk_test_{body}")),
+        ("secret_key", format!("sk_test_{body}")),
+    ]
+}
+
+async fn post_keys(html: &str, body: &str) -> reqwest::Response {
+    let [(pk_name, pk), (sk_name, sk)] = keys(body);
+    post_form(html, "/stripe/connect", &[(pk_name, &pk), (sk_name, &sk)]).await
+}
+
+#[tokio::test]
+async fn a_connect_link_saves_once_and_then_opens_nothing() {
+    let store = new_store_id();
+    let link = connect_link(&store, RETURN_URL).await;
+    let form = http().get(&link).send().await.unwrap();
+    assert_eq!(form.status(), 200);
+    let html = form.text().await.unwrap();
+    let (first, second) = (key_body(), key_body());
+    let saved = post_keys(&html, &first).await;
+    assert_eq!(saved.status(), 303);
+
+    // Whoever holds the link afterwards (a leak, a second tab) gets a page
+    // that says so, never the form.
+    let again = http().get(&link).send().await.unwrap();
+    assert_eq!(again.status(), 410);
+    let page = again.text().await.unwrap();
+    assert!(
+        page.contains("already used") && !page.contains("<form"),
+        "{page}"
+    );
+
+    // A post from the form still open in another tab saves nothing.
+    let replay = post_keys(&html, &second).await;
+    assert_eq!(replay.status(), 410);
+    assert!(!replay.text().await.unwrap().contains("sk_test_"));
+    assert_eq!(
+        stored_keys(&store).await,
+        ("1".into(), format!("pk_test_{first}"))
+    );
+
+    // Nor does the used link open the success page or the secret form,
+    // which only our own link from the save opens.
+    let query = link.split_once('?').unwrap().1;
+    for path in [
+        format!("/stripe/success/{store}"),
+        "/stripe/webhook-secret".into(),
+    ] {
+        let page = http()
+            .get(format!("{}{path}?{query}", base_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 403, "{path}");
+        assert!(!page.text().await.unwrap().contains("<form"));
+    }
+}
+
+#[tokio::test]
+async fn of_two_racing_saves_through_one_link_exactly_one_wins() {
+    let store = new_store_id();
+    let link = connect_link(&store, RETURN_URL).await;
+    let html = http()
+        .get(&link)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let bodies = [key_body(), key_body()];
+    let (a, b) = tokio::join!(post_keys(&html, &bodies[0]), post_keys(&html, &bodies[1]));
+    let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+    statuses.sort();
+    // The loser is told the link was used (410), or that the other save
+    // landed at the same moment (409): either way it saved nothing.
+    assert!(
+        statuses == [303, 410] || statuses == [303, 409],
+        "{statuses:?}"
+    );
+    let (version, pk) = stored_keys(&store).await;
+    assert_eq!(version, "1");
+    assert!(bodies.iter().any(|b| pk == format!("pk_test_{b}")));
+    let audits = store_items(&store)
+        .await
+        .iter()
+        .filter(|i| i["sk"].as_s().unwrap().starts_with("AUDIT#"))
+        .count();
+    assert_eq!(audits, 1, "one save, one audit entry");
+}
+
+#[tokio::test]
+async fn the_webhook_secret_link_from_the_save_works_once() {
+    // The Stripe emulator has no webhook endpoints API, so the save leaves
+    // the webhook to the merchant and the success page links to the form.
+    let store = new_store_id();
+    let link = connect_link(&store, RETURN_URL).await;
+    let body = key_body();
+    let [(pk_name, pk), (sk_name, sk)] = keys(&body);
+    let saved = submit_connect_form(&link, &[(pk_name, &pk), (sk_name, &sk)]).await;
+    assert_eq!(saved.status(), 303);
+    let location = saved.headers()["location"].to_str().unwrap().to_owned();
+    let success = http()
+        .get(format!("{}{location}", base_url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let marker = "href=\"/stripe/webhook-secret?";
+    let start = success.find(marker).expect("a link to paste the secret") + "href=\"".len();
+    let end = start + success[start..].find('"').unwrap();
+    let secret_link = format!(
+        "{}{}",
+        base_url(),
+        success[start..end]
+            .replace("&amp;", "&")
+            .replace("&#38;", "&")
+    );
+
+    let form = http().get(&secret_link).send().await.unwrap();
+    assert_eq!(form.status(), 200);
+    let html = form.text().await.unwrap();
+    let whsec = format!("whsec_{}", key_body());
+    let first = post_form(
+        &html,
+        "/stripe/webhook-secret",
+        &[("webhook_secret", &whsec)],
+    )
+    .await;
+    assert_eq!(first.status(), 303);
+    assert_eq!(internal_status(&store).await["webhook_configured"], true);
+
+    let again = http().get(&secret_link).send().await.unwrap();
+    assert_eq!(again.status(), 410);
+    let other = format!("whsec_{}", key_body());
+    let replay = post_form(
+        &html,
+        "/stripe/webhook-secret",
+        &[("webhook_secret", &other)],
+    )
+    .await;
+    assert_eq!(replay.status(), 410);
+    let (version, _) = stored_keys(&store).await;
+    assert_eq!(version, "2", "the keys' save and one secret save, no more");
+}
+
+#[tokio::test]
+async fn a_secret_typed_into_the_publishable_key_field_is_not_shown_back() {
+    let store = new_store_id();
+    let link = connect_link(&store, RETURN_URL).await;
+    let body = key_body();
+    let secret = format!("sk_test_{body}");
+    let response = submit_connect_form(
+        &link,
+        &[("publishable_key", &secret), ("secret_key", &secret)],
+    )
+    .await;
+    assert_eq!(response.status(), 422);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("<form"), "the form comes back: {html}");
+    assert!(!html.contains(&body) && !html.contains("sk_test_"), "{html}");
+    assert!(store_items(&store).await.is_empty());
+}

@@ -51,7 +51,7 @@ async fn store_and_order(app: &App) -> (StripeConnection, Order) {
         source_ip: None,
     };
     app.store
-        .save_connection(&connection, &audit)
+        .save_connection(&connection, &audit, None)
         .await
         .unwrap();
     let order = Order::pending(

@@ -79,7 +79,7 @@ async fn of_concurrent_saves_from_one_version_exactly_one_wins() {
         .await
         .unwrap();
     store
-        .save_connection(&connection(0, 1, sealed.clone()), &audit())
+        .save_connection(&connection(0, 1, sealed.clone()), &audit(), None)
         .await
         .unwrap();
 
@@ -87,7 +87,7 @@ async fn of_concurrent_saves_from_one_version_exactly_one_wins() {
     let writers = (1..=10).map(|n| {
         let store = store.clone();
         let c = connection(n, 2, sealed.clone());
-        tokio::spawn(async move { store.save_connection(&c, &audit()).await })
+        tokio::spawn(async move { store.save_connection(&c, &audit(), None).await })
     });
     let mut wins = 0;
     for writer in writers {

@@ -134,3 +134,37 @@ async fn each_stripe_refusal_gets_its_answer_and_stores_nothing() {
         assert!(!captured.contains(needle), "{needle} in logs: {captured}");
     }
 }
+
+#[tokio::test]
+async fn a_read_only_restricted_key_is_refused_naming_the_missing_permission() {
+    let stripe = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            serde_json::json!({"object": "list", "data": [], "has_more": false, "url": "/v1/payment_intents"}),
+        ))
+        .mount(&stripe)
+        .await;
+    // Stripe's answer to a key with PaymentIntents: Read only.
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(serde_json::json!({"error": {
+            "type": "invalid_request_error",
+            "message": "The provided key 'rk_test_****abcd' does not have the required permissions for this endpoint on account 'acct_1Nv0FGQ9RKHgCVdK'. Having the 'rak_payment_intent_write' permission would allow this request to continue."}})))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let app = &in_process::app_with_stripe_at(&stripe.uri()).await;
+    let store = new_store_id();
+    let body = key_body();
+    let sk = format!("rk_test_{body}");
+    let response =
+        connect::handler::handle(app, post(app, &store, &format!("pk_test_{body}"), &sk))
+            .await
+            .unwrap();
+    let html = String::from_utf8_lossy(response.body().as_ref()).into_owned();
+    assert_eq!(response.status(), 422, "{html}");
+    assert!(html.contains("rak_payment_intent_write"), "{html}");
+    assert!(!html.contains("rk_test_"), "{html}");
+    assert!(store_items(&store).await.is_empty(), "nothing stored");
+}

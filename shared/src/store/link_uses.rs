@@ -1,0 +1,64 @@
+//! One-time links (`LINK#{sha256(signature)}` / `LINK`): the first save made
+//! through a connect or webhook-secret link records its use in the same
+//! transaction as the save, so a link cannot save twice, even racing itself.
+//! The item expires (TTL) a day after the link does, when the link is dead anyway.
+
+use super::item::{Item, n, s};
+use super::{Store, dependency_error};
+use crate::auth::connect_link::ConnectLink;
+use crate::error::AppError;
+use aws_sdk_dynamodb::types::Put;
+
+const SK: &str = "LINK";
+const KEEP_AFTER_EXPIRY_SECS: u64 = 24 * 60 * 60;
+
+fn pk(link: &ConnectLink) -> String {
+    format!("LINK#{}", link.use_key())
+}
+
+/// What a merchant holding a used link is told.
+pub fn link_used() -> AppError {
+    AppError::Gone {
+        code: "link_used",
+        message: "This link was already used. Ask your store for a new one.".into(),
+    }
+}
+
+impl Store {
+    /// Strongly consistent: a use recorded a moment ago counts.
+    pub async fn link_used(&self, link: &ConnectLink) -> Result<bool, AppError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk(link)))
+            .key("sk", s(SK))
+            .consistent_read(true)
+            .projection_expression("pk")
+            .send()
+            .await
+            .map_err(dependency_error)?;
+        Ok(out.item.is_some())
+    }
+
+    /// The write that consumes `link`: it fails if the link was used.
+    pub(super) fn link_use_put(&self, link: &ConnectLink, now: u64) -> Result<Put, AppError> {
+        let item: Item = [
+            ("pk", s(pk(link))),
+            ("sk", s(SK)),
+            ("store_id", s(link.store_id.to_string())),
+            ("purpose", s(link.purpose.as_str())),
+            ("used_at", n(now)),
+            ("expires_at", n(link.expires + KEEP_AFTER_EXPIRY_SECS)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(AppError::internal)
+    }
+}
