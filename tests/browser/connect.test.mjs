@@ -83,7 +83,7 @@ async function assertPostStatus(page, response, expected) {
 
 async function fillAndSubmit(page, { pk, sk }) {
   await page.getByLabel('Publishable key').fill(pk);
-  await page.getByLabel('Secret key or restricted key').fill(sk);
+  await page.getByLabel('Restricted key (recommended) or secret key').fill(sk);
   return submit(page);
 }
 
@@ -112,7 +112,7 @@ test('happy path: a signed link connects test keys', { timeout: TEST_MS }, async
   await page.getByRole('heading', { name: 'Connect your Stripe account' }).waitFor();
   for (const [id, text] of [
     ['publishable_key', 'Publishable key'],
-    ['secret_key', 'Secret key or restricted key'],
+    ['secret_key', 'Restricted key (recommended) or secret key'],
     ['webhook_secret', 'Webhook signing secret (optional)'],
   ]) {
     assert.equal((await page.locator(`label[for=${id}]`).textContent()).trim(), text);
@@ -125,7 +125,7 @@ test('happy path: a signed link connects test keys', { timeout: TEST_MS }, async
 
   const r = rand();
   await page.getByLabel('Publishable key').fill(`pk_test_${r}`);
-  await page.getByLabel('Secret key or restricted key').fill(`sk_test_${r}`);
+  await page.getByLabel('Restricted key (recommended) or secret key').fill(`sk_test_${r}`);
   await page.screenshot({ path: join(SHOTS, 'connect-form.png'), fullPage: true });
   const posted = await submit(page);
   await assertPostStatus(page, posted, 303);

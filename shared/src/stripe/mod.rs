@@ -143,6 +143,9 @@ fn permission_named(message: &str) -> Option<String> {
     (name.len() > 4).then_some(name)
 }
 
+/// The permission a restricted key needs to take payments.
+pub const WRITE_INTENTS: &str = "rak_payment_intent_write";
+
 /// Stripe's request builder form-encodes structs (a slice of pairs would
 /// come out as `0[0]=limit`).
 #[derive(serde::Serialize)]
@@ -168,13 +171,16 @@ impl StripeApi {
             .map_err(StripeFailure::from_client)
     }
 
-    /// Proves the key works for what checkout needs, with a call that needs
-    /// the same permission as taking payments (reading PaymentIntents).
+    /// Proves the key can do everything checkout needs, leaving nothing in
+    /// the merchant's account: read PaymentIntents (the return page and the
+    /// reconciler), and create them (taking a payment). A read-only
+    /// restricted key would otherwise be saved and fail the first customer.
     pub async fn check_key(&self, key: &SecretKey) -> Result<(), StripeFailure> {
+        let client = self.client(key)?;
         let list: ListEnvelope = RequestBuilder::new(StripeMethod::Get, "/payment_intents")
             .query(&ListParams { limit: 1 })
             .customize()
-            .send(&self.client(key)?)
+            .send(&client)
             .await
             .map_err(StripeFailure::from_client)?;
         if list.object != "list" {
@@ -182,7 +188,39 @@ impl StripeApi {
                 format!("unexpected object `{}`", list.object).into(),
             ));
         }
-        Ok(())
+        self.check_can_create(&client, "/payment_intents", WRITE_INTENTS)
+            .await
+    }
+
+    /// Proves write access to `path` without creating anything: Stripe checks
+    /// a restricted key's permissions before the request's parameters, so a
+    /// create with no parameters is refused for them (400) when the key may
+    /// create, and with a permission error (403) when it may not.
+    async fn check_can_create(
+        &self,
+        client: &stripe::Client,
+        path: &str,
+        permission: &str,
+    ) -> Result<(), StripeFailure> {
+        let created: Result<ListEnvelope, _> = RequestBuilder::new(StripeMethod::Post, path)
+            .customize()
+            .send(client)
+            .await;
+        match created {
+            Err(stripe::StripeError::Stripe(_, 400)) => Ok(()),
+            Err(err) => Err(match StripeFailure::from_client(err) {
+                // Stripe names the permission; if it ever stops, we know it.
+                StripeFailure::MissingPermission { permission: named } => {
+                    StripeFailure::MissingPermission {
+                        permission: named.or_else(|| Some(permission.to_owned())),
+                    }
+                }
+                other => other,
+            }),
+            Ok(made) => Err(StripeFailure::Unreachable(
+                format!("Stripe accepted an empty create of `{}`", made.object).into(),
+            )),
+        }
     }
 }
 
@@ -214,9 +252,93 @@ mod tests {
             .await
     }
 
+    /// What Stripe answers an empty PaymentIntent create from a key that may create them.
+    fn missing_amount() -> ResponseTemplate {
+        ResponseTemplate::new(400).set_body_json(serde_json::json!({"error": {
+            "type": "invalid_request_error", "code": "parameter_missing", "param": "amount",
+            "message": "Missing required param: amount.",
+            "doc_url": "https://stripe.com/docs/error-codes/parameter-missing"}}))
+    }
+
+    async fn readable(server: &MockServer) {
+        Mock::given(method("GET"))
+            .and(path("/v1/payment_intents"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "object": "list", "data": [], "has_more": false, "url": "/v1/payment_intents"
+            })))
+            .mount(server)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn a_key_that_may_read_but_not_create_intents_is_refused_naming_the_permission() {
+        for (message, named) in [
+            // Stripe's wording for a read-only restricted key.
+            (
+                "The provided key 'rk_test_****XYZ' does not have the required permissions for this endpoint on account 'acct_1Nv0FGQ9RKHgCVdK'. Having the 'rak_payment_intent_write' permission would allow this request to continue.",
+                "rak_payment_intent_write",
+            ),
+            // Should Stripe stop naming it, we still know which call it was.
+            (
+                "The provided key does not have the required permissions.",
+                WRITE_INTENTS,
+            ),
+        ] {
+            let server = MockServer::start().await;
+            readable(&server).await;
+            Mock::given(method("POST"))
+                .and(path("/v1/payment_intents"))
+                .respond_with(stripe_error(403, "invalid_request_error", message))
+                .expect(1)
+                .mount(&server)
+                .await;
+            match check(&server).await {
+                Err(StripeFailure::MissingPermission { permission }) => {
+                    assert_eq!(permission.as_deref(), Some(named));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_write_check_creates_nothing() {
+        let server = MockServer::start().await;
+        readable(&server).await;
+        Mock::given(method("POST"))
+            .and(path("/v1/payment_intents"))
+            .and(wiremock::matchers::body_string(""))
+            .respond_with(missing_amount())
+            .expect(1)
+            .mount(&server)
+            .await;
+        check(&server).await.expect("a key that may create intents");
+        // An API that took the empty create (not Stripe) is not believed.
+        let lenient = MockServer::start().await;
+        readable(&lenient).await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(serde_json::json!({"object": "payment_intent"})),
+            )
+            .mount(&lenient)
+            .await;
+        assert!(matches!(
+            check(&lenient).await,
+            Err(StripeFailure::Unreachable(_))
+        ));
+    }
+
     #[tokio::test]
     async fn sends_the_merchants_key_and_accepts_a_list() {
         let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/payment_intents"))
+            .and(header("authorization", format!("Bearer {KEY}").as_str()))
+            .respond_with(missing_amount())
+            .expect(1)
+            .mount(&server)
+            .await;
         Mock::given(method("GET"))
             .and(path("/v1/payment_intents"))
             .and(query_param("limit", "1"))
