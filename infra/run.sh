@@ -6,17 +6,29 @@
 #   PORT             port to serve on (default: a free one)
 #   INTERNAL_SECRET  secret shared with BMOS (default: generated and printed)
 set -euo pipefail
-
+# One block, read before it runs: editing this file cannot disturb a running copy.
+{
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export STACK_DIR="${STACK_DIR:-$ROOT/.local/stack}"
+started=$SECONDS
+say() { echo "run.sh: $* ($((SECONDS - started)) s so far)" >&2; }
 
+say "installing what is missing (first run: several minutes)"
 infra/install.sh
 infra/stack.sh stop >/dev/null 2>&1 || true
 trap 'infra/stack.sh stop' EXIT
 trap 'exit 0' INT TERM
+# What `stack.sh serve` builds, with cargo's progress shown (it builds quietly
+# and then finds everything up to date).
+say "building the functions (debug; the first build takes several minutes)"
+functions=()
+for dir in functions/*/; do functions+=(-p "$(basename "$dir")"); done
+cargo build --bins "${functions[@]}"
+say "starting the local stack (DynamoDB Local, moto, localstripe)"
 infra/stack.sh start
-infra/stack.sh serve
+say "serving the functions (rebuilt and restarted when you edit the code)"
+RELOAD_ON_CHANGE=1 infra/stack.sh serve
 set -a
 # shellcheck disable=SC1091
 source "$STACK_DIR/env"
@@ -56,3 +68,4 @@ MSG
 while infra/stack.sh status >/dev/null; do sleep 2; done
 echo "a service stopped unexpectedly; see $STACK_DIR/*.log" >&2
 exit 1
+}
