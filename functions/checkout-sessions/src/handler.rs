@@ -23,7 +23,7 @@ pub struct SessionResponse {
 }
 
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
-    internal::authenticate_request(&app.config.internal_secret, &req)?;
+    internal::authenticate_request(&app.config.internal_secret, &app.store, &req).await?;
     let body: CartRequest = serde_json::from_slice(http::body_bytes(&req)?).map_err(|e| {
         AppError::bad_request(
             "invalid_body",

@@ -7,6 +7,7 @@ mod events;
 mod item;
 mod orders;
 mod parked;
+mod replays;
 mod transitions;
 
 pub use connections::{
