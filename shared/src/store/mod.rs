@@ -4,6 +4,7 @@
 
 mod connections;
 mod events;
+mod idempotency;
 mod item;
 mod orders;
 mod parked;
@@ -14,7 +15,8 @@ pub use connections::{
     AuditEntry, StripeConnection, WebhookActivity, WebhookConfig, WebhookSource,
 };
 pub use events::{EventWrite, IntentLink};
-pub use orders::{CheckoutSession, Order, PENDING_INDEX, pending_partitions};
+pub use idempotency::{IDEMPOTENCY_WINDOW_SECS, IdempotentCheckout};
+pub use orders::{CheckoutSession, CheckoutWrite, Order, PENDING_INDEX, pending_partitions};
 pub use parked::{ParkedEvent, Release};
 pub use transitions::{Transition, TransitionDetails};
 
@@ -77,4 +79,17 @@ fn is_condition_failure(err: &TransactError) -> bool {
         .cancellation_reasons()
         .iter()
         .any(|r| r.code() == Some("ConditionalCheckFailed"))
+}
+
+/// The code DynamoDB gave for the `index`th item of a cancelled transaction
+/// (`ConditionalCheckFailed`, `TransactionConflict`, `None` for an item that
+/// was fine), or `None` when the transaction failed otherwise.
+fn cancellation_reason(err: &TransactError, index: usize) -> Option<&str> {
+    let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+        cancel,
+    )) = err.as_service_error()
+    else {
+        return None;
+    };
+    cancel.cancellation_reasons().get(index)?.code()
 }
