@@ -153,7 +153,9 @@ async fn save_checkout(app: &App, order: &Order) -> Result<String, BoxError> {
         expires_at: now + 3600,
         created_at: now,
     };
-    app.store.create_checkout(order, &session).await?;
+    app.store
+        .create_checkout(order, &session, None, now)
+        .await?;
     Ok(token)
 }
 

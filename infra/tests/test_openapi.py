@@ -305,13 +305,28 @@ def call(method, path, **kwargs):
     return HTTP.request(method, env("CHECKOUT_BASE_URL") + path, allow_redirects=False, timeout=15, **kwargs)
 
 
+ISSUED = set()
+
+
+def signed(method, path, body):
+    """Signature headers made anew: a signed write works once, and the same
+    request signed in the same second is the same signature, so a repeat
+    waits for the next second (reads are not recorded)."""
+    secret = env("INTERNAL_SECRET").encode()
+    while True:
+        ts = str(int(time.time()))
+        mac = hmac.new(secret, f"{ts}.{method}.{path}.".encode() + body, hashlib.sha256).hexdigest()
+        if method == "GET" or mac not in ISSUED:
+            ISSUED.add(mac)
+            return {"X-Internal-Timestamp": ts, "X-Internal-Signature": f"v1={mac}"}
+        time.sleep(0.1)
+
+
 def internal(method, path, body=b"", auth="signed", headers=None):
     secret = env("INTERNAL_SECRET")
     headers = dict(headers or {}, **({"Content-Type": "application/json"} if body else {}))
     if auth == "signed":
-        ts = str(int(time.time()))
-        mac = hmac.new(secret.encode(), f"{ts}.{method}.{path}.".encode() + body, hashlib.sha256).hexdigest()
-        headers.update({"X-Internal-Timestamp": ts, "X-Internal-Signature": f"v1={mac}"})
+        headers.update(signed(method, path, body))
     elif auth == "secret":
         headers["X-Internal-Secret"] = secret
     return call(method, path, data=body or None, headers=headers)
@@ -436,6 +451,11 @@ def test_connect_links(store):
     check(internal("POST", path, b'{"return_url": "http://localhost/", "expires_in": 86400}'), route, 400)
     check(internal("POST", path, b'{"return_url": "http://localhost/", "extra": 1}'), route, 400)
     check(internal("POST", path, body, auth=None), route, 401)
+    # The same signed request again: refused, whatever the first answer was.
+    again = dict(signed("POST", path, body), **{"Content-Type": "application/json"})
+    check(call("POST", path, data=body, headers=again), route, 200)
+    replayed = check(call("POST", path, data=body, headers=again), route, 401).json()
+    assert replayed["error"]["code"] == "replayed"
 
 
 def test_checkout_sessions(store, order):

@@ -144,12 +144,19 @@ pub fn body_bytes(req: &Request) -> Result<&[u8], AppError> {
     Ok(bytes)
 }
 
-/// Path and raw query exactly as the client sent them (what signatures cover).
+/// Path and query exactly as the client sent them (what signatures cover):
+/// API Gateway's `rawPath` and `rawQueryString`. Not `req.uri()`: lambda_http
+/// builds that through a URL parser, which resolves `.` and `..` segments
+/// (and would prefix a non-default stage), so two spellings of a path would
+/// look the same there. An empty raw path (no API Gateway event) stays empty
+/// and fails the canonical-path check instead of being guessed.
 pub fn path_and_query(req: &Request) -> String {
-    req.uri()
-        .path_and_query()
-        .map(|pq| pq.as_str().to_owned())
-        .unwrap_or_else(|| "/".into())
+    let mut out = req.raw_http_path().to_owned();
+    if let Some(query) = req.uri().query().filter(|q| !q.is_empty()) {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
 }
 
 pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
@@ -325,6 +332,28 @@ mod tests {
         let req = lambda_http::request::from_str(&event.to_string()).unwrap();
         assert!(req.uri().path().contains(&token));
         assert_eq!(route(&req), "GET /checkout/{token}/complete");
+    }
+
+    #[test]
+    fn the_signed_path_is_the_raw_path_as_sent() {
+        for raw in [
+            "/api/internal/checkout-sessions",
+            "/api/internal/./checkout-sessions",
+            "/api/internal/x/../checkout-sessions",
+            "/api/internal/%2e%2e/checkout-sessions",
+            "/api/internal//checkout-sessions",
+            "/api/internal/%63heckout-sessions",
+        ] {
+            let mut event: serde_json::Value =
+                serde_json::from_str(include_str!("../../events/checkout-sessions.json")).unwrap();
+            event["rawPath"] = raw.into();
+            event["rawQueryString"] = "b=2&a=%2F".into();
+            let req = lambda_http::request::from_str(&event.to_string()).unwrap();
+            assert_eq!(path_and_query(&req), format!("{raw}?b=2&a=%2F"));
+            event["rawQueryString"] = "".into();
+            let req = lambda_http::request::from_str(&event.to_string()).unwrap();
+            assert_eq!(path_and_query(&req), raw);
+        }
     }
 
     #[test]

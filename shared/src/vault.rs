@@ -29,6 +29,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub enum Purpose {
     StripeSecretKey,
     WebhookSecret,
+    /// A checkout link's token, kept so a retry with the same
+    /// `Idempotency-Key` can be given the same link.
+    CheckoutToken,
 }
 
 impl Purpose {
@@ -36,6 +39,7 @@ impl Purpose {
         match self {
             Purpose::StripeSecretKey => "stripe_secret_key",
             Purpose::WebhookSecret => "stripe_webhook_secret",
+            Purpose::CheckoutToken => "checkout_token",
         }
     }
 }

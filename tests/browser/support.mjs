@@ -100,10 +100,20 @@ export const hmacHex = (message) => createHmac('sha256', SECRET).update(message)
 
 // A signed internal request:
 // v1=hex HMAC-SHA256(secret, "<timestamp>.<METHOD>.<path with query>.<raw body>").
+// A signed write works once, and the same request signed in the same second
+// is the same signature, so a repeat waits for the next second.
+const issued = new Set();
 async function internalRequest(method, path, payload) {
   const body = payload === undefined ? '' : JSON.stringify(payload);
-  const timestamp = String(Math.floor(Date.now() / 1000));
-  const signature = hmacHex(`${timestamp}.${method}.${path}.${body}`);
+  let timestamp;
+  let signature;
+  for (;;) {
+    timestamp = String(Math.floor(Date.now() / 1000));
+    signature = hmacHex(`${timestamp}.${method}.${path}.${body}`);
+    if (method === 'GET' || !issued.has(signature)) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  issued.add(signature);
   const res = await fetchStep(BASE_URL + path, {
     method,
     headers: {

@@ -1,12 +1,16 @@
 //! Creates a pending order for BMOS's cart and a checkout session whose
 //! 256-bit token is the customer's link; only the token's hash is stored.
+//! With an `Idempotency-Key`, a retry gets the same order and link
+//! (`idempotency.rs`).
 
+use crate::idempotency;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use shared::auth::{internal, session_token};
 use shared::domain::CartRequest;
-use shared::store::{CheckoutSession, Order};
+use shared::store::{CheckoutSession, CheckoutWrite, IdempotentCheckout, Order};
+use shared::vault::{EncryptionContext, Purpose};
 use shared::{App, AppError, clock, http};
 
 const MIN_TTL: u64 = 5 * 60;
@@ -15,6 +19,7 @@ const MAX_TTL: u64 = 24 * 60 * 60;
 #[derive(Debug, Serialize)]
 pub struct SessionResponse {
     pub order_id: String,
+    /// Filled in by `created` from the token.
     pub checkout_url: String,
     pub expires_at: u64,
     pub amount: u64,
@@ -22,9 +27,25 @@ pub struct SessionResponse {
     pub status: &'static str,
 }
 
+/// 201 with the session, its link built from `token` on this request's origin.
+pub fn created(
+    app: &App,
+    req: &Request,
+    mut response: SessionResponse,
+    token: &str,
+) -> Result<Response<Body>, AppError> {
+    response.checkout_url = http::public_base_url(&app.config, req)?
+        .join(&format!("checkout/{token}"))
+        .map_err(AppError::internal)?
+        .to_string();
+    Ok(http::json(StatusCode::CREATED, &response))
+}
+
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
-    internal::authenticate_request(&app.config.internal_secret, &req)?;
-    let body: CartRequest = serde_json::from_slice(http::body_bytes(&req)?).map_err(|e| {
+    internal::authenticate_request(&app.config.internal_secret, &app.store, &req).await?;
+    let idempotency_key = idempotency::key(&req)?;
+    let raw = http::body_bytes(&req)?;
+    let body: CartRequest = serde_json::from_slice(raw).map_err(|e| {
         AppError::bad_request(
             "invalid_body",
             format!("Body must be a JSON checkout session request: {e}"),
@@ -40,6 +61,23 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
         ));
     }
     let cart = body.validate(app.config.local_mode)?;
+    let now = clock::now();
+    // A retry is answered from the record alone, before anything else is
+    // read: the first answer stands even if the store changed since.
+    let idempotent = match idempotency_key {
+        None => None,
+        Some(key) => {
+            let request_hash = idempotency::request_hash(raw)?;
+            if let Some(record) = app
+                .store
+                .get_idempotent_checkout(&cart.store_id, &key, now)
+                .await?
+            {
+                return idempotency::answer_again(app, &req, &record, &request_hash).await;
+            }
+            Some((key, request_hash))
+        }
+    };
     let connection = app
         .store
         .get_connection(&cart.store_id)
@@ -51,7 +89,6 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
             )
         })?;
 
-    let now = clock::now();
     let (token, token_hash) =
         session_token::generate().map_err(|e| AppError::internal(e.to_string()))?;
     let order = Order::from_cart(cart, connection.mode(), now);
@@ -62,21 +99,63 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
         expires_at: now + ttl,
         created_at: now,
     };
-    app.store.create_checkout(&order, &session).await?;
-    tracing::info!(order_id = %order.order_id, store_id = %order.store_id, amount = order.amount, currency = order.currency.code(), "checkout session created");
-    let checkout_url = http::public_base_url(&app.config, &req)?
-        .join(&format!("checkout/{token}"))
-        .map_err(AppError::internal)?
-        .to_string();
+    let record = match &idempotent {
+        None => None,
+        // Sealed, not derived from a secret: BMOS holds the internal secret,
+        // and a token it (or a leak of it) could compute from an order id
+        // would open the customer's checkout.
+        Some((key, request_hash)) => Some(IdempotentCheckout {
+            store_id: order.store_id,
+            key_hash: key.hash(),
+            request_hash: request_hash.clone(),
+            order_id: order.order_id.clone(),
+            amount: order.amount,
+            currency: order.currency,
+            status: order.status,
+            session_expires_at: session.expires_at,
+            token: app
+                .vault
+                .seal(
+                    EncryptionContext::new(order.store_id, Purpose::CheckoutToken),
+                    &token,
+                )
+                .await?,
+            created_at: now,
+        }),
+    };
+    match (
+        app.store
+            .create_checkout(&order, &session, record.as_ref(), now)
+            .await?,
+        &idempotent,
+    ) {
+        (CheckoutWrite::Created, _) => {}
+        (CheckoutWrite::KeyTaken, Some((key, request_hash))) => {
+            return idempotency::answer_after_losing_the_race(
+                app,
+                &req,
+                &order.store_id,
+                key,
+                request_hash,
+            )
+            .await;
+        }
+        (CheckoutWrite::KeyTaken, None) => {
+            return Err(AppError::internal(
+                "an idempotency key was taken by a request that sent none",
+            ));
+        }
+    }
+    tracing::info!(order_id = %order.order_id, store_id = %order.store_id, amount = order.amount, currency = order.currency.code(), idempotent = idempotent.is_some(), "checkout session created");
     let response = SessionResponse {
         order_id: order.order_id.clone(),
-        checkout_url,
+        checkout_url: String::new(),
         expires_at: session.expires_at,
         amount: order.amount,
         currency: order.currency.code(),
         status: order.status.as_str(),
     };
-    Ok(http::json(StatusCode::CREATED, &response))
+    created(app, &req, response, &token)
 }
 
 #[cfg(test)]
@@ -103,6 +182,44 @@ mod tests {
             502,
             "validation passed, then the offline table failed: {err:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn bad_idempotency_keys_are_refused_before_any_io() {
+        for key in ["", "A 17", &"k".repeat(256)] {
+            let mut req = lambda_http::request::from_str(include_str!(
+                "../../../events/checkout-sessions.json"
+            ))
+            .unwrap();
+            req.headers_mut()
+                .insert("idempotency-key", key.parse().unwrap());
+            let err = handle(offline_app(), req).await.unwrap_err();
+            assert_eq!(
+                (err.status().as_u16(), err.code()),
+                (400, "invalid_idempotency_key"),
+                "{key:?}"
+            );
+        }
+        let mut req =
+            lambda_http::request::from_str(include_str!("../../../events/checkout-sessions.json"))
+                .unwrap();
+        req.headers_mut()
+            .append("idempotency-key", "A-17".parse().unwrap());
+        req.headers_mut()
+            .append("idempotency-key", "A-18".parse().unwrap());
+        let err = handle(offline_app(), req).await.unwrap_err();
+        assert_eq!(err.code(), "invalid_idempotency_key");
+    }
+
+    #[tokio::test]
+    async fn a_good_key_goes_on_to_the_table() {
+        let mut req =
+            lambda_http::request::from_str(include_str!("../../../events/checkout-sessions.json"))
+                .unwrap();
+        req.headers_mut()
+            .insert("idempotency-key", "cart-A-17".parse().unwrap());
+        let err = handle(offline_app(), req).await.unwrap_err();
+        assert_eq!(err.status(), 502, "{err:?}");
     }
 
     #[tokio::test]

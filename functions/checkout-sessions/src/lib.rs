@@ -1,1 +1,2 @@
 pub mod handler;
+pub mod idempotency;

@@ -27,7 +27,7 @@ pub struct LinkResponse {
 }
 
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
-    internal::authenticate_request(&app.config.internal_secret, &req)?;
+    internal::authenticate_request(&app.config.internal_secret, &app.store, &req).await?;
     let store_id = StoreId::parse(&http::path_param(&req, "store_id").unwrap_or_default())?;
     let body: LinkRequest = serde_json::from_slice(http::body_bytes(&req)?).map_err(|e| {
         AppError::bad_request(

@@ -4,20 +4,37 @@
 //! - `X-Internal-Secret: <secret>` (the seed's form), compared in constant time;
 //! - signed (recommended): `X-Internal-Timestamp: <unix seconds>` and
 //!   `X-Internal-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<METHOD>.<path with query>.<raw body>")>`,
-//!   within five minutes of our clock either way. Several comma-separated
-//!   `v1=` values are accepted so BMOS can roll its secret.
+//!   at most five minutes old and at most a minute ahead of our clock. Up to
+//!   four comma-separated `v1=` values are accepted so BMOS can roll its
+//!   secret. A signed request that changes something is accepted once: its
+//!   MAC is recorded (`store/replays.rs`) and a second use is 401 `replayed`.
+//!
+//! Either way the path must be in canonical form (`canonical_path.rs`), and
+//! what is signed is the path exactly as sent (`http::path_and_query`).
 
-use super::verify_hex;
+use super::canonical_path;
 use crate::config::InternalSecret;
 use crate::error::AppError;
-use lambda_http::http::HeaderMap;
+use crate::store::Store;
+use lambda_http::http::{HeaderMap, Method};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 pub const SECRET_HEADER: &str = "x-internal-secret";
 pub const TIMESTAMP_HEADER: &str = "x-internal-timestamp";
 pub const SIGNATURE_HEADER: &str = "x-internal-signature";
+/// How old a signed request may be.
 pub const TOLERANCE_SECS: u64 = 300;
+/// How far ahead of our clock a timestamp may be: clocks drift a little,
+/// but a request dated well ahead would stay usable for longer than the
+/// five minutes BMOS (and whoever captured it) expects.
+pub const FUTURE_SKEW_SECS: u64 = 60;
+/// Enough for a secret roll (old and new) with room to spare; more would
+/// only let a caller make us compare more candidates.
+pub const MAX_SIGNATURES: usize = 4;
+/// Kept past the last second a timestamp is accepted, for clocks of other
+/// containers that run a little behind ours.
+const RECORD_MARGIN_SECS: u64 = 60;
 
 /// How the caller proved itself, for the audit log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,19 +59,79 @@ pub struct SignedParts<'a> {
     pub body: &'a [u8],
 }
 
+/// Credentials that checked out.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verified {
+    SharedSecret,
+    Signed(SignedRequest),
+}
+
+/// A valid signed request: what its replay record is keyed by, and until when
+/// the record must be kept.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SignedRequest {
+    /// Hex SHA-256 of the MAC we computed, so every spelling of the same
+    /// signature (upper- or lowercase hex, among other `v1=` values) is one
+    /// record, and the table never holds a usable signature.
+    pub mac_hash: String,
+    /// When the record may go: after its timestamp is refused as stale.
+    pub record_expires_at: u64,
+}
+
+impl Verified {
+    pub fn caller(&self) -> Caller {
+        match self {
+            Verified::SharedSecret => Caller::SharedSecret,
+            Verified::Signed(_) => Caller::SignedRequest,
+        }
+    }
+}
+
+/// Whether a signed request with this method is recorded so it works once.
+///
+/// GET and HEAD are not: they change nothing, so a replay only re-reads what
+/// the captured request's own response already showed, while recording them
+/// would refuse honest repeated reads. The wire format has no nonce: two
+/// reads of one order in the same second (BMOS polling a status) are
+/// byte-identical requests, indistinguishable from a replay. It would also
+/// cost a write per read and give the read-only functions write access to
+/// the table. Every other method, including ones we do not route today, is
+/// recorded.
+pub fn is_recorded(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD)
+}
+
 /// Authenticates an internal API request as received (method, raw path and
-/// query, raw body), logging which form the caller used.
-pub fn authenticate_request(
+/// query, raw body), records a signed request that changes something so it
+/// works once, and logs which form the caller used.
+pub async fn authenticate_request(
     secret: &InternalSecret,
+    replays: &Store,
     req: &lambda_http::Request,
 ) -> Result<Caller, AppError> {
     let path_and_query = crate::http::path_and_query(req);
+    let path = path_and_query
+        .split_once('?')
+        .map_or(path_and_query.as_str(), |(path, _)| path);
+    canonical_path::require(path)?;
     let parts = SignedParts {
         method: req.method().as_str(),
         path_and_query: &path_and_query,
         body: crate::http::body_bytes(req)?,
     };
-    let caller = authenticate(secret, req.headers(), &parts, crate::clock::now())?;
+    let verified = authenticate(secret, req.headers(), &parts, crate::clock::now())?;
+    if let Verified::Signed(signed) = &verified
+        && is_recorded(req.method())
+        && !replays
+            .record_signed_request(&signed.mac_hash, signed.record_expires_at)
+            .await?
+    {
+        return Err(AppError::unauthorized(
+            "replayed",
+            "This signed request was already used; sign every request anew, with the current time",
+        ));
+    }
+    let caller = verified.caller();
     tracing::debug!(caller = caller.as_str(), "internal caller authenticated");
     Ok(caller)
 }
@@ -68,14 +145,13 @@ pub fn authenticate(
     headers: &HeaderMap,
     parts: &SignedParts<'_>,
     now: u64,
-) -> Result<Caller, AppError> {
+) -> Result<Verified, AppError> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(signature) = header(SIGNATURE_HEADER) {
         let timestamp = header(TIMESTAMP_HEADER).ok_or_else(|| {
             unauthorized("X-Internal-Timestamp is required with X-Internal-Signature")
         })?;
-        verify_signed(secret, timestamp, signature, parts, now)?;
-        return Ok(Caller::SignedRequest);
+        return verify_signed(secret, timestamp, signature, parts, now).map(Verified::Signed);
     }
     if let Some(given) = header(SECRET_HEADER) {
         // Hash both sides first so the comparison takes the same time
@@ -83,7 +159,7 @@ pub fn authenticate(
         let given = Sha256::digest(given.as_bytes());
         let expected = Sha256::digest(secret.expose());
         if bool::from(given.as_slice().ct_eq(expected.as_slice())) {
-            return Ok(Caller::SharedSecret);
+            return Ok(Verified::SharedSecret);
         }
         return Err(unauthorized("Invalid internal credentials"));
     }
@@ -98,13 +174,27 @@ fn verify_signed(
     signature: &str,
     parts: &SignedParts<'_>,
     now: u64,
-) -> Result<(), AppError> {
+) -> Result<SignedRequest, AppError> {
     let ts: u64 = timestamp
         .parse()
         .map_err(|_| unauthorized("X-Internal-Timestamp must be unix seconds"))?;
-    if now.abs_diff(ts) > TOLERANCE_SECS {
+    if ts > now.saturating_add(FUTURE_SKEW_SECS) {
         return Err(unauthorized(
-            "X-Internal-Timestamp is outside the five-minute window",
+            "X-Internal-Timestamp is more than a minute ahead of our clock",
+        ));
+    }
+    if now.saturating_sub(ts) > TOLERANCE_SECS {
+        return Err(unauthorized(
+            "X-Internal-Timestamp is more than five minutes old",
+        ));
+    }
+    let candidates: Vec<&str> = signature
+        .split(',')
+        .filter_map(|s| s.trim().strip_prefix("v1="))
+        .collect();
+    if candidates.len() > MAX_SIGNATURES {
+        return Err(unauthorized(
+            "X-Internal-Signature may carry at most four v1= values",
         ));
     }
     let message: [&[u8]; 7] = [
@@ -116,15 +206,18 @@ fn verify_signed(
         b".",
         parts.body,
     ];
-    let valid = signature
-        .split(',')
-        .filter_map(|s| s.trim().strip_prefix("v1="))
-        .any(|hex| verify_hex(secret, &message, hex));
-    if valid {
-        Ok(())
-    } else {
-        Err(unauthorized("Invalid internal request signature"))
+    // One MAC over the (up to 64 KiB) body, whatever the number of candidates.
+    let expected = super::mac_bytes(secret, &message);
+    let valid = candidates.iter().any(|hex| {
+        hex::decode(hex).is_ok_and(|given| bool::from(given.as_slice().ct_eq(&expected)))
+    });
+    if !valid {
+        return Err(unauthorized("Invalid internal request signature"));
     }
+    Ok(SignedRequest {
+        mac_hash: hex::encode(Sha256::digest(expected)),
+        record_expires_at: ts + TOLERANCE_SECS + RECORD_MARGIN_SECS,
+    })
 }
 
 #[cfg(test)]
@@ -149,13 +242,24 @@ mod tests {
         map
     }
 
-    fn check(h: &HeaderMap, body: &[u8], now: u64) -> Result<Caller, AppError> {
+    fn verify(h: &HeaderMap, body: &[u8], now: u64) -> Result<Verified, AppError> {
         let parts = SignedParts {
             method: "POST",
             path_and_query: PATH,
             body,
         };
         authenticate(&test_secret(), h, &parts, now)
+    }
+
+    fn check(h: &HeaderMap, body: &[u8], now: u64) -> Result<Caller, AppError> {
+        verify(h, body, now).map(|v| v.caller())
+    }
+
+    fn signed(signature: &str) -> HeaderMap {
+        headers(&[
+            (TIMESTAMP_HEADER, "1800000000"),
+            (SIGNATURE_HEADER, signature),
+        ])
     }
 
     #[test]
@@ -188,7 +292,73 @@ mod tests {
         ]);
         assert_eq!(check(&h, BODY, NOW).unwrap(), Caller::SignedRequest);
         assert_eq!(check(&h, BODY, NOW + 300).unwrap(), Caller::SignedRequest);
-        assert_eq!(check(&h, BODY, NOW - 300).unwrap(), Caller::SignedRequest);
+        assert_eq!(check(&h, BODY, NOW - 60).unwrap(), Caller::SignedRequest);
+    }
+
+    #[test]
+    fn a_timestamp_may_be_only_a_minute_ahead_of_our_clock() {
+        let h = signed(&format!("v1={PYTHON_SIGNATURE}"));
+        assert!(check(&h, BODY, NOW - FUTURE_SKEW_SECS).is_ok());
+        for now in [NOW - FUTURE_SKEW_SECS - 1, NOW - 300, 0] {
+            let err = check(&h, BODY, now).unwrap_err();
+            assert_eq!(err.status(), 401, "{now}");
+            assert!(err.to_string().contains("ahead"), "{err}");
+        }
+    }
+
+    #[test]
+    fn at_most_four_v1_values_are_looked_at() {
+        let wrong = format!("v1={}", "0".repeat(64));
+        let with = |wrong_ones: usize| {
+            let mut values = vec![wrong.clone(); wrong_ones];
+            values.push(format!("v1={PYTHON_SIGNATURE}"));
+            signed(&values.join(","))
+        };
+        assert!(check(&with(3), BODY, NOW).is_ok());
+        let err = check(&with(4), BODY, NOW).unwrap_err();
+        assert_eq!(err.status(), 401);
+        assert!(err.to_string().contains("at most four"), "{err}");
+        // Other schemes do not count (nor verify).
+        let h = signed(&format!("v0=a,v2=b,v3=c,v4=d,v5=e,v1={PYTHON_SIGNATURE}"));
+        assert!(check(&h, BODY, NOW).is_ok());
+    }
+
+    #[test]
+    fn every_spelling_of_a_signature_is_one_replay_record() {
+        let lower = verify(&signed(&format!("v1={PYTHON_SIGNATURE}")), BODY, NOW).unwrap();
+        let upper = verify(
+            &signed(&format!(
+                "v1={}, v1={}",
+                "0".repeat(64),
+                PYTHON_SIGNATURE.to_uppercase()
+            )),
+            BODY,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(lower, upper);
+        let Verified::Signed(record) = lower else {
+            panic!("signed")
+        };
+        assert_eq!(record.mac_hash.len(), 64);
+        assert!(!record.mac_hash.contains(PYTHON_SIGNATURE));
+        assert_eq!(
+            record.record_expires_at,
+            1_800_000_000 + TOLERANCE_SECS + 60,
+            "kept until the timestamp is stale"
+        );
+        // The shared secret carries nothing to record.
+        let h = headers(&[(SECRET_HEADER, "test-internal-secret-0123456789abcdef")]);
+        assert_eq!(verify(&h, BODY, NOW).unwrap(), Verified::SharedSecret);
+    }
+
+    #[test]
+    fn only_requests_that_change_something_are_recorded() {
+        for method in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
+            assert!(is_recorded(&method), "{method}");
+        }
+        assert!(!is_recorded(&Method::GET));
+        assert!(!is_recorded(&Method::HEAD));
     }
 
     #[test]

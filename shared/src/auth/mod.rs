@@ -3,6 +3,7 @@
 //! internal secret, each over a message with its own prefix so a signature
 //! made for one purpose never verifies for another.
 
+pub mod canonical_path;
 pub mod connect_link;
 pub mod csrf;
 pub mod internal;
@@ -27,6 +28,11 @@ fn mac(secret: &[u8], message: &[&[u8]]) -> HmacSha256 {
 /// Lowercase hex HMAC-SHA256 of the concatenated parts.
 pub fn sign_hex(secret: &InternalSecret, message: &[&[u8]]) -> String {
     hex::encode(mac(secret.expose(), message).finalize().into_bytes())
+}
+
+/// The raw HMAC-SHA256 of the concatenated parts.
+fn mac_bytes(secret: &InternalSecret, message: &[&[u8]]) -> [u8; 32] {
+    mac(secret.expose(), message).finalize().into_bytes().into()
 }
 
 /// Constant-time check of a hex signature; malformed hex is simply wrong.

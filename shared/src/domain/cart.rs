@@ -101,13 +101,28 @@ fn text(value: &str, name: &str, max: usize) -> Result<String, AppError> {
 
 /// Where the customer is sent after paying: https (http on localhost only
 /// when running locally). Merchants' shops live on their own domains, so no
-/// host list: BMOS, which signs the request, vouches for the URL.
+/// host list: BMOS, which signs the request, vouches for the URL. Checked on
+/// the raw text, since the URL parser silently drops tabs and line breaks
+/// and keeps user info, which browsers show as a host-like prefix
+/// (`https://shop.example@evil.example/` goes to evil.example).
 pub fn redirect_url(raw: &str, name: &str, allow_http_localhost: bool) -> Result<Url, AppError> {
+    if raw.len() > 2048 {
+        return Err(field(name, "must be at most 2048 characters"));
+    }
+    if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(field(
+            name,
+            "must not contain control characters or whitespace",
+        ));
+    }
     let url = Url::parse(raw).map_err(|_| field(name, "must be an absolute URL"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(field(name, "must not contain user info (user:password@)"));
+    }
     let localhost = matches!(url.host_str(), Some("localhost" | "127.0.0.1"));
     let scheme_ok =
         url.scheme() == "https" || (url.scheme() == "http" && localhost && allow_http_localhost);
-    if !scheme_ok || url.host_str().is_none() || !url.username().is_empty() || raw.len() > 2048 {
+    if !scheme_ok || url.host_str().is_none() {
         return Err(field(name, "must be an https URL"));
     }
     Ok(url)
@@ -299,6 +314,34 @@ mod tests {
                 "success_url",
             ),
             (json!({"cancel_url": "javascript:alert(1)"}), "cancel_url"),
+            (
+                json!({"success_url": "https://user:pw@shop.example/"}),
+                "success_url: must not contain user info",
+            ),
+            (
+                json!({"cancel_url": "https://:pw@shop.example/"}),
+                "cancel_url: must not contain user info",
+            ),
+            (
+                json!({"success_url": "https://shop.example@evil.example/"}),
+                "success_url: must not contain user info",
+            ),
+            (
+                json!({"success_url": "https://shop.example/th\nanks"}),
+                "success_url: must not contain control characters",
+            ),
+            (
+                json!({"cancel_url": "https://shop.example/\tcart"}),
+                "cancel_url: must not contain control characters",
+            ),
+            (
+                json!({"cancel_url": "https://shop.example/\u{0}"}),
+                "cancel_url: must not contain control characters",
+            ),
+            (
+                json!({"success_url": "https://shop.example/\u{7f}"}),
+                "success_url: must not contain control characters",
+            ),
             (json!({"customer_email": "not an email"}), "customer_email"),
             (json!({"metadata": {"order_id": "x"}}), "reserved"),
         ];

@@ -2,6 +2,7 @@
 //! `SecretKey` never re-checks it.
 
 mod cart;
+mod idempotency_key;
 mod money;
 mod order;
 mod return_url;
@@ -9,6 +10,7 @@ mod store_id;
 mod stripe_keys;
 
 pub use cart::{Cart, CartRequest, LineItem, redirect_url};
+pub use idempotency_key::IdempotencyKey;
 pub use money::{Currency, MAX_AMOUNT};
 pub use order::{OrderStatus, status_for_intent};
 pub use return_url::{ReturnUrl, ReturnUrlPolicy};

@@ -4,18 +4,21 @@
 
 mod connections;
 mod events;
+mod idempotency;
 mod item;
 mod link_uses;
 mod orders;
 mod parked;
+mod replays;
 mod transitions;
 
 pub use connections::{
     AuditEntry, StripeConnection, WebhookActivity, WebhookConfig, WebhookSource,
 };
 pub use events::{EventWrite, IntentLink};
+pub use idempotency::{IDEMPOTENCY_WINDOW_SECS, IdempotentCheckout};
 pub use link_uses::link_used;
-pub use orders::{CheckoutSession, Order, PENDING_INDEX, pending_partitions};
+pub use orders::{CheckoutSession, CheckoutWrite, Order, PENDING_INDEX, pending_partitions};
 pub use parked::{ParkedEvent, Release};
 pub use transitions::{Transition, TransitionDetails};
 
@@ -82,9 +85,14 @@ fn is_condition_failure(err: &TransactError) -> bool {
         .any(|r| r.code() == Some("ConditionalCheckFailed"))
 }
 
+/// The code DynamoDB gave for the `index`th item of a cancelled transaction
+/// (`ConditionalCheckFailed`, `TransactionConflict`, `None` for an item that
+/// was fine), or `None` when the transaction failed otherwise.
+fn cancellation_reason(err: &TransactError, index: usize) -> Option<&str> {
+    cancellation_reasons(err).get(index)?.code()
+}
+
 /// True when the condition of the transaction's write number `index` failed.
 fn condition_failed_at(err: &TransactError, index: usize) -> bool {
-    cancellation_reasons(err)
-        .get(index)
-        .is_some_and(|r| r.code() == Some("ConditionalCheckFailed"))
+    cancellation_reason(err, index) == Some("ConditionalCheckFailed")
 }

@@ -5,10 +5,11 @@
 //! `pending_pk`/`pending_sk`, the keys of the sparse `pending-orders` index
 //! the reconciler reads; leaving those states removes them.
 
+use super::idempotency::IdempotentCheckout;
 use super::item::{Item, get_n, get_opt_n, get_opt_s, get_s, n, s};
 use super::parked::ParkedEvent;
 use super::transitions::status_condition;
-use super::{Store, dependency_error, is_condition_failure};
+use super::{Store, cancellation_reason, dependency_error, is_condition_failure};
 use crate::domain::{Cart, Currency, LineItem, Mode, OrderStatus, StoreId};
 use crate::error::AppError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
@@ -47,6 +48,14 @@ pub struct Order {
     /// Events that arrived before the one they follow, waiting here until
     /// the order gets that far (`parked.rs`).
     pub parked: Vec<ParkedEvent>,
+}
+
+/// What `create_checkout` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckoutWrite {
+    Created,
+    /// Another request holds the idempotency key; nothing was written.
+    KeyTaken,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -317,12 +326,16 @@ impl CheckoutSession {
 }
 
 impl Store {
-    /// Creates the order and its session together, or neither.
+    /// Creates the order and its session together, or neither; with an
+    /// idempotency record, the record too, unless a live one already holds
+    /// its key (then nothing is written and the caller reads that one).
     pub async fn create_checkout(
         &self,
         order: &Order,
         session: &CheckoutSession,
-    ) -> Result<(), AppError> {
+        idempotency: Option<&IdempotentCheckout>,
+        now: u64,
+    ) -> Result<CheckoutWrite, AppError> {
         let put = |item: Item| -> Result<TransactWriteItem, AppError> {
             let put = Put::builder()
                 .table_name(&self.table)
@@ -332,14 +345,35 @@ impl Store {
                 .map_err(AppError::internal)?;
             Ok(TransactWriteItem::builder().put(put).build())
         };
-        self.client
+        let mut transaction = self
+            .client
             .transact_write_items()
             .transact_items(put(order.to_item())?)
-            .transact_items(put(session.to_item())?)
-            .send()
-            .await
-            .map_err(dependency_error)?;
-        Ok(())
+            .transact_items(put(session.to_item())?);
+        if let Some(record) = idempotency {
+            transaction = transaction.transact_items(
+                TransactWriteItem::builder()
+                    .put(record.put(&self.table, now)?)
+                    .build(),
+            );
+        }
+        match transaction.send().await {
+            Ok(_) => Ok(CheckoutWrite::Created),
+            // The order and the session have fresh random keys, so the
+            // record's condition (third item) is the one that can fail; a
+            // conflict there means a concurrent request with the key is
+            // writing it.
+            Err(err)
+                if idempotency.is_some()
+                    && matches!(
+                        cancellation_reason(&err, 2),
+                        Some("ConditionalCheckFailed" | "TransactionConflict")
+                    ) =>
+            {
+                Ok(CheckoutWrite::KeyTaken)
+            }
+            Err(err) => Err(dependency_error(err)),
+        }
     }
 
     pub async fn get_session(&self, token_hash: &str) -> Result<Option<CheckoutSession>, AppError> {

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use reqwest::Method;
+use reqwest::header::HeaderMap;
 use system_tests::*;
 
 #[tokio::test]
@@ -351,4 +352,186 @@ async fn a_live_mode_store_gets_a_page_without_test_cards() {
     );
     let order = get_order(session["order_id"].as_str().unwrap()).await;
     assert_eq!(order["livemode"], true);
+}
+
+/// A cart BMOS retries under one `Idempotency-Key`.
+fn idempotent_cart(store: &str) -> (String, String) {
+    let mut body = cart(store);
+    body["metadata"]["bmos_order"] = serde_json::json!(key_body());
+    (format!("cart-{}", key_body()), body.to_string())
+}
+
+async fn post_with_key(key: &str, raw: &str, ts: u64) -> (u16, serde_json::Value, HeaderMap) {
+    let mut headers = signed_headers_at(ts, "POST", "/api/internal/checkout-sessions", raw);
+    headers.insert("idempotency-key", key.parse().unwrap());
+    post_session_with(headers, raw).await
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_and_body_give_the_same_order_and_link() {
+    let (store, _) = connected_store().await;
+    let (key, raw) = idempotent_cart(&store);
+    let now = shared::clock::now();
+    let (status, first, headers) = post_with_key(&key, &raw, now).await;
+    assert_eq!(status, 201, "{first}");
+    assert!(!headers.contains_key("idempotent-replayed"));
+    // BMOS's retry: signed anew, the same body re-serialised another way.
+    let reordered: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let reordered = serde_json::to_string_pretty(&reordered).unwrap();
+    let (status, again, headers) = post_with_key(&key, &reordered, now - 1).await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again, first, "the first answer, link included");
+    assert_eq!(headers["idempotent-replayed"], "true");
+    assert_eq!(
+        orders_of_store(&store).await,
+        vec![first["order_id"].as_str().unwrap().to_owned()]
+    );
+    // The link works: it opens the order's page.
+    let page = http()
+        .get(again["checkout_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    // The token is stored sealed, never as itself.
+    let token = token_of(first["checkout_url"].as_str().unwrap());
+    let scan = dynamodb()
+        .await
+        .scan()
+        .table_name(env("TABLE_NAME"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !format!("{:?}", scan.items()).contains(&token),
+        "a checkout token in the table"
+    );
+    // Another store may use the same key for its own cart.
+    let (other_store, _) = connected_store().await;
+    let mut other: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    other["store_id"] = serde_json::json!(other_store);
+    let (status, theirs, _) = post_with_key(&key, &other.to_string(), now).await;
+    assert_eq!(status, 201, "{theirs}");
+    assert_ne!(theirs["order_id"], first["order_id"]);
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_with_another_body_is_409() {
+    let (store, _) = connected_store().await;
+    let (key, raw) = idempotent_cart(&store);
+    let now = shared::clock::now();
+    let (status, first, _) = post_with_key(&key, &raw, now).await;
+    assert_eq!(status, 201, "{first}");
+    let mut changed: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    changed["line_items"][0]["quantity"] = serde_json::json!(3);
+    let (status, body, _) = post_with_key(&key, &changed.to_string(), now).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("idempotency_key_reused")),
+        "{body}"
+    );
+    assert_eq!(orders_of_store(&store).await.len(), 1);
+    // Without a key, the same cart makes another order, as before. (Signed
+    // at another second: the key is not part of the signature, so the same
+    // body at the same second would be the first request replayed.)
+    let (status, _, _) = post_session_with(
+        signed_headers_at(now - 2, "POST", "/api/internal/checkout-sessions", &raw),
+        &raw,
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(orders_of_store(&store).await.len(), 2);
+}
+
+#[tokio::test]
+async fn concurrent_requests_with_one_idempotency_key_make_one_order() {
+    let (store, _) = connected_store().await;
+    let (key, raw) = idempotent_cart(&store);
+    let now = shared::clock::now();
+    // Signed at different seconds, so replay protection lets each through.
+    let tasks: Vec<_> = (0..4)
+        .map(|i| {
+            let (key, raw) = (key.clone(), raw.clone());
+            tokio::spawn(async move { post_with_key(&key, &raw, now - i).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        let (status, body, _) = task.await.unwrap();
+        assert!(
+            status == 201 || (status == 409 && body["error"]["code"] == "idempotency_key_in_use"),
+            "{status} {body}"
+        );
+        answers.push((status, body));
+    }
+    let orders = orders_of_store(&store).await;
+    assert_eq!(orders.len(), 1, "exactly one order: {orders:?}");
+    for (status, body) in answers.iter().filter(|(s, _)| *s == 201) {
+        assert_eq!(body["order_id"], orders[0].as_str(), "{status} {body}");
+        assert_eq!(body["checkout_url"], answers[0].1["checkout_url"]);
+    }
+}
+
+#[tokio::test]
+async fn return_urls_with_user_info_are_refused_naming_the_field() {
+    let (store, _) = connected_store().await;
+    for (field, url) in [
+        ("success_url", "https://user:pw@shop.example/thanks"),
+        ("cancel_url", "https://shop.example@evil.example/cart"),
+        ("success_url", "https://shop.example/th\nanks"),
+    ] {
+        let mut bad = cart(&store);
+        bad[field] = serde_json::json!(url);
+        let (status, body) = create_session(&bad).await;
+        assert_eq!(status, 422, "{url}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(field),
+            "{body}"
+        );
+    }
+    assert!(orders_of_store(&store).await.is_empty());
+}
+
+/// The local router runs one request per function at a time, so the HTTP
+/// test above meets the key's record on the read before the write. Here
+/// the handler runs in this process on several threads at once, so the
+/// requests race to the transaction and its condition decides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_handlers_with_one_idempotency_key_make_one_order() {
+    let app = system_tests::in_process::service_app().await;
+    let (store, _) = connected_store().await;
+    let (key, raw) = idempotent_cart(&store);
+    let request = || {
+        let mut event: serde_json::Value =
+            serde_json::from_str(include_str!("../../../events/checkout-sessions.json")).unwrap();
+        event["headers"]["x-internal-secret"] = serde_json::json!(env("INTERNAL_SECRET"));
+        event["headers"]["idempotency-key"] = serde_json::json!(key);
+        event["body"] = serde_json::json!(raw);
+        lambda_http::request::from_str(&event.to_string()).unwrap()
+    };
+    let tasks: Vec<_> = (0..8)
+        .map(|_| tokio::spawn(checkout_sessions::handler::handle(app, request())))
+        .collect();
+    let mut created = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(response) => {
+                assert_eq!(response.status(), 201);
+                let body: serde_json::Value =
+                    serde_json::from_slice(response.body().as_ref()).unwrap();
+                created.push(body);
+            }
+            Err(err) => assert_eq!(err.code(), "idempotency_key_in_use", "{err:?}"),
+        }
+    }
+    let orders = orders_of_store(&store).await;
+    assert_eq!(orders.len(), 1, "exactly one order: {orders:?}");
+    assert!(!created.is_empty());
+    for body in &created {
+        assert_eq!(body, &created[0], "one order, one link");
+    }
+    assert_eq!(created[0]["order_id"], orders[0].as_str());
 }

@@ -8,6 +8,7 @@
 
 use hmac::{KeyInit, Mac};
 use std::process::Command;
+use std::time::Duration;
 use system_tests::*;
 
 /// The DynamoDB Local process the stack recorded (`name pid starttime port`).
@@ -42,8 +43,12 @@ impl Drop for Thaw {
     }
 }
 
+/// One frozen table at a time: the tests of this file run in parallel.
+static FREEZER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn a_frozen_table_is_a_5xx_and_the_retry_applies_once() {
+    let _one_at_a_time = FREEZER.lock().await;
     let (store, secret, whsec) = connected_store_with_webhook().await;
     let (order_id, intent) = paid_in_stripe(&store, &secret).await;
     let payload = serde_json::json!({
@@ -98,4 +103,39 @@ async fn a_frozen_table_is_a_5xx_and_the_retry_applies_once() {
         status == 200 && body.contains("duplicate"),
         "{status} {body}"
     );
+}
+
+/// Creating a connect link reads and writes nothing but the record of its
+/// signed request, so while DynamoDB is frozen a signed request cannot be
+/// recorded: it is a 5xx, never a link from a request that could be replayed.
+#[tokio::test]
+async fn a_signed_request_that_cannot_be_recorded_is_refused() {
+    let store = new_store_id();
+    let path = format!("/api/internal/stores/{store}/connect-links");
+    let body = r#"{"return_url":"http://localhost:3000/back"}"#;
+    let send = |headers| {
+        http()
+            .post(format!("{}{path}", base_url()))
+            .headers(headers)
+            .header("content-type", "application/json")
+            .body(body)
+            .timeout(Duration::from_secs(30))
+            .send()
+    };
+    let _one_at_a_time = FREEZER.lock().await;
+    let pid = dynamodb_pid();
+    signal(&pid, "-STOP");
+    let thaw = Thaw(pid);
+    let response = send(signed_headers("POST", &path, body)).await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    assert!(
+        (502..=503).contains(&status),
+        "a 502/503 while the table is frozen, got {status}: {text}"
+    );
+    assert!(!text.contains("/stripe/connect?"), "no link: {text}");
+    drop(thaw);
+    // Signed requests work again once the table is back.
+    let response = send(signed_headers("POST", &path, body)).await.unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
 }

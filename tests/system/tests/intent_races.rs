@@ -73,7 +73,10 @@ async fn store_and_order(app: &App) -> (StripeConnection, Order) {
         expires_at: clock::now() + 600,
         created_at: clock::now(),
     };
-    app.store.create_checkout(&order, &session).await.unwrap();
+    app.store
+        .create_checkout(&order, &session, None, clock::now())
+        .await
+        .unwrap();
     (connection, order)
 }
 

@@ -110,3 +110,99 @@ async fn connect_links_verify_the_body_signature_and_validate_input() {
     let json: serde_json::Value = response.json().await.unwrap();
     assert_eq!(json["error"]["code"], "invalid_return_url");
 }
+
+#[tokio::test]
+async fn a_replayed_signed_request_is_refused_and_makes_no_second_order() {
+    let (store, _) = connected_store().await;
+    let path = "/api/internal/checkout-sessions";
+    let body = cart(&store).to_string();
+    let captured = signed_headers("POST", path, &body);
+
+    let (status, first, _) = post_session_with(captured.clone(), &body).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, replayed, _) = post_session_with(captured.clone(), &body).await;
+    assert_eq!(
+        (status, replayed["error"]["code"].as_str()),
+        (401, Some("replayed")),
+        "{replayed}"
+    );
+    // The same signature in capitals is the same request.
+    let mut shouted = captured.clone();
+    let upper = captured["x-internal-signature"]
+        .to_str()
+        .unwrap()
+        .to_uppercase()
+        .replace("V1=", "v1=");
+    shouted.insert("x-internal-signature", upper.parse().unwrap());
+    let (status, body_json, _) = post_session_with(shouted, &body).await;
+    assert_eq!(status, 401, "{body_json}");
+    assert_eq!(body_json["error"]["code"], "replayed");
+
+    assert_eq!(
+        orders_of_store(&store).await,
+        vec![first["order_id"].as_str().unwrap().to_owned()],
+        "one order, the first request's"
+    );
+}
+
+#[tokio::test]
+async fn signed_reads_may_be_repeated_and_timestamps_may_be_only_a_little_ahead() {
+    let store = new_store_id();
+    let path = format!("/api/internal/stores/{store}/stripe-status");
+    let headers = signed_headers("GET", &path, "");
+    for _ in 0..2 {
+        assert_eq!(internal_status(&store, headers.clone()).await.status(), 200);
+    }
+    let now = shared::clock::now();
+    let ahead = signed_headers_at(now + 30, "GET", &path, "");
+    assert_eq!(internal_status(&store, ahead).await.status(), 200);
+    let far_ahead = signed_headers_at(now + 120, "GET", &path, "");
+    let response = internal_status(&store, far_ahead).await;
+    assert_eq!(response.status(), 401);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("ahead"),
+        "{body}"
+    );
+}
+
+/// Sends `GET <target>` byte for byte (HTTP clients normalise paths first),
+/// signed for exactly that target; returns the status line and the body.
+async fn raw_get(target: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let base = url::Url::parse(&base_url()).unwrap();
+    let mut stream = tokio::net::TcpStream::connect((
+        base.host_str().unwrap(),
+        base.port_or_known_default().unwrap(),
+    ))
+    .await
+    .unwrap();
+    let signed = signed_headers("GET", target, "");
+    let request = format!(
+        "GET {target} HTTP/1.1\r\nHost: {}\r\nX-Internal-Timestamp: {}\r\nX-Internal-Signature: {}\r\nConnection: close\r\n\r\n",
+        base.host_str().unwrap(),
+        signed["x-internal-timestamp"].to_str().unwrap(),
+        signed["x-internal-signature"].to_str().unwrap(),
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response.lines().next().unwrap_or_default().to_owned();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn a_path_spelled_another_way_is_refused_even_when_signed_as_sent() {
+    let store = new_store_id();
+    let (status, _) = raw_get(&format!("/api/internal/stores/{store}/stripe-status")).await;
+    assert!(status.contains(" 200 "), "{status}");
+    // `%2D` is `-`: the same store to a decoder, another string to a signature.
+    let spelled = store.replacen('-', "%2D", 1);
+    let (status, body) = raw_get(&format!("/api/internal/stores/{spelled}/stripe-status")).await;
+    assert!(status.contains(" 400 "), "{status} {body}");
+    assert!(body.contains("non_canonical_path"), "{body}");
+}

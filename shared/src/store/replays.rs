@@ -1,0 +1,42 @@
+//! Signed internal requests already accepted (`REPLAY#{hash}` / `REPLAY`),
+//! so each is accepted once. Keyed by a hash of the request's MAC, never the
+//! signature itself; `expires_at` is the table's TTL attribute, set past the
+//! last moment the request's timestamp is accepted, so a record only goes
+//! once its request would be refused as stale anyway.
+
+use super::item::{n, s};
+use super::{Store, dependency_error};
+use crate::error::AppError;
+
+impl Store {
+    /// Records a signed request; `false` when it was recorded before (a
+    /// replay). A DynamoDB failure is an error: a request we could not
+    /// record is never accepted.
+    pub async fn record_signed_request(
+        &self,
+        mac_hash: &str,
+        expires_at: u64,
+    ) -> Result<bool, AppError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("REPLAY#{mac_hash}")))
+            .item("sk", s("REPLAY"))
+            .item("expires_at", n(expires_at))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(dependency_error(err)),
+        }
+    }
+}
