@@ -11,7 +11,7 @@ mod parked;
 mod transitions;
 
 pub use connections::{
-    AuditEntry, StripeConnection, WebhookActivity, WebhookConfig, WebhookSource,
+    AuditEntry, KeyReplacement, StripeConnection, WebhookActivity, WebhookConfig, WebhookSource,
 };
 pub use events::{EventWrite, IntentLink};
 pub use link_uses::link_used;

@@ -476,6 +476,9 @@ async fn a_secret_typed_into_the_publishable_key_field_is_not_shown_back() {
     assert_eq!(response.status(), 422);
     let html = response.text().await.unwrap();
     assert!(html.contains("<form"), "the form comes back: {html}");
-    assert!(!html.contains(&body) && !html.contains("sk_test_"), "{html}");
+    assert!(
+        !html.contains(&body) && !html.contains("sk_test_"),
+        "{html}"
+    );
     assert!(store_items(&store).await.is_empty());
 }
