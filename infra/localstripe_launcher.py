@@ -7,6 +7,14 @@ would share and corrupt each other's state. Here we serve the same aiohttp app
 (`localstripe.server.app`, which also serves /js.stripe.com/v3/) with the disk
 dump and load turned into no-ops, without editing the installed package.
 
+It also answers `GET /v1/account` (Stripe's "Retrieve account"), which
+localstripe lacks and the connect form calls to learn whose account a key
+acts on. localstripe keeps one store for every key (no isolation between
+keys), so every key it accepts acts on one and the same account: the route
+returns that one account, with Stripe's shape for the fields we read. Keys
+localstripe refuses (`pk_`, `rk_`, garbage) get its 401 from the auth
+middleware before this route runs.
+
 Usage: python localstripe_launcher.py --port PORT
 """
 
@@ -26,6 +34,28 @@ def disable_persistence():
     resources.Store.try_load_from_disk = lambda self: None
 
 
+# One emulator, one account: see the module docstring.
+EMULATOR_ACCOUNT = {
+    "id": "acct_1LocalStripeEmu",
+    "object": "account",
+    "business_type": None,
+    "charges_enabled": True,
+    "country": "US",
+    "default_currency": "usd",
+    "details_submitted": True,
+    "payouts_enabled": True,
+    "type": "standard",
+}
+
+
+async def retrieve_account(request):
+    return web.json_response(EMULATOR_ACCOUNT)
+
+
+def add_account_route():
+    localstripe.server.app.router.add_get("/v1/account", retrieve_account)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
@@ -33,6 +63,7 @@ def main():
     args = parser.parse_args()
 
     disable_persistence()
+    add_account_route()
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     web.run_app(

@@ -65,18 +65,21 @@ async fn save_store(app: &App, whsec: Option<&str>) -> Result<StoreId, BoxError>
         store_id,
         publishable_key: PublishableKey::parse(&format!("pk_test_{body}"))?,
         key_kind: KeyKind::Secret,
+        account_id: None,
         secret_key: sealed,
         webhook_secret,
         connected_at: now,
         updated_at: now,
         version: 1,
         activity: Default::default(),
+        last_key_replacement: None,
     };
     let audit = AuditEntry {
         action: "stripe_connected",
         actor: "bench".into(),
         at_millis: clock::now_millis(),
         source_ip: None,
+        replacement: None,
     };
     app.store.save_connection(&connection, &audit, None).await?;
     Ok(store_id)

@@ -370,7 +370,9 @@ def connect_link(store_id, return_url="http://localhost:3000/admin", lifetime=60
 
 
 def connect(store_id):
-    """Connects a store through the real form, as a merchant would; returns its link."""
+    """Connects a store through the real form, as a merchant would; returns the
+    connect link it used and the link of ours the save hands out (the success
+    page and the webhook-secret form open only with that one)."""
     link = connect_link(store_id)
     form = check(call("GET", "/stripe/connect?" + urllib.parse.urlencode(link)), "/stripe/connect", 200)
     csrf = re.search(r'name="csrf_token" value="([0-9a-f]+)"', form.text).group(1)
@@ -378,14 +380,16 @@ def connect(store_id):
     response = call("POST", "/stripe/connect", headers={"Origin": env("CHECKOUT_BASE_URL")}, data=dict(
         link, csrf_token=csrf, publishable_key=f"pk_test_{key}", secret_key=f"sk_test_{key}"))
     check(response, "/stripe/connect", 303)
-    assert response.headers["Location"].startswith(f"/stripe/success/{store_id}?")
-    return link
+    location = response.headers["Location"]
+    assert location.startswith(f"/stripe/success/{store_id}?")
+    return link, dict(urllib.parse.parse_qsl(location.split("?", 1)[1]))
 
 
 @pytest.fixture(scope="module")
 def store():
     store_id = str(uuid.uuid4())
-    return {"store_id": store_id, "link": connect(store_id)}
+    link, ours = connect(store_id)
+    return {"store_id": store_id, "link": link, "ours": ours}
 
 
 @pytest.fixture(scope="module")
@@ -401,7 +405,7 @@ def order(store):
 
 def test_merchant_pages(store):
     link, store_id = store["link"], store["store_id"]
-    query = urllib.parse.urlencode(link)
+    query = urllib.parse.urlencode(store["ours"])
     success = check(call("GET", f"/stripe/success/{store_id}?{query}"), "/stripe/success/{store_id}", 200)
     assert "Stripe connected" in success.text
     check(call("GET", f"/stripe/success/{uuid.uuid4()}?{query}"), "/stripe/success/{store_id}", 403)
@@ -411,7 +415,7 @@ def test_merchant_pages(store):
     check(call("POST", "/stripe/connect", data=link, headers={"Origin": "https://evil.example"}), "/stripe/connect", 403)
     form = check(call("GET", f"/stripe/webhook-secret?{query}"), "/stripe/webhook-secret", 200)
     csrf = re.search(r'name="csrf_token" value="([0-9a-f]+)"', form.text).group(1)
-    post = dict(link, csrf_token=csrf, webhook_secret="not-a-secret")
+    post = dict(store["ours"], csrf_token=csrf, webhook_secret="not-a-secret")
     origin = {"Origin": env("CHECKOUT_BASE_URL")}
     check(call("POST", "/stripe/webhook-secret", data=post, headers=origin), "/stripe/webhook-secret", 422)
     post["webhook_secret"] = "whsec_" + uuid.uuid4().hex

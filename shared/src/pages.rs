@@ -165,6 +165,7 @@ mod tests {
             return_url: "https://bmos.example/?a=<b>".into(),
             expires: "1".into(),
             signature: "s".into(),
+            account_change: Some("allow".into()),
         };
         let page = ConnectForm {
             nonce: "n".into(),
@@ -179,6 +180,10 @@ mod tests {
         assert!(!html.contains("<img src=x"), "{html}");
         assert!(!html.contains("<b>bad</b>"), "{html}");
         assert!(html.contains("&#60;b&#62;bad&#60;/b&#62;"), "{html}");
+        assert!(
+            html.contains(r#"<input type="hidden" name="account_change" value="allow">"#),
+            "a consenting link's parameter goes with the post: {html}"
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
-use shared::auth::{connect_link, internal};
+use shared::auth::connect_link::{self, AccountChange};
+use shared::auth::internal;
 use shared::domain::{ReturnUrl, StoreId};
 use shared::{App, AppError, clock, http};
 
@@ -17,6 +18,10 @@ const MIN_EXPIRES_IN: u64 = 60;
 struct LinkRequest {
     return_url: String,
     expires_in: Option<u64>,
+    /// BMOS's consent that keys of another Stripe account may replace the
+    /// store's (the merchant chose to change account in its settings).
+    #[serde(default)]
+    allow_account_change: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -24,6 +29,7 @@ pub struct LinkResponse {
     pub store_id: String,
     pub url: String,
     pub expires_at: u64,
+    pub allow_account_change: bool,
 }
 
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
@@ -32,7 +38,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
     let body: LinkRequest = serde_json::from_slice(http::body_bytes(&req)?).map_err(|e| {
         AppError::bad_request(
             "invalid_body",
-            format!("Body must be JSON {{\"return_url\": \"https://...\", \"expires_in\": seconds}}: {e}"),
+            format!("Body must be JSON {{\"return_url\": \"https://...\", \"expires_in\": seconds, \"allow_account_change\": false}}: {e}"),
         )
     })?;
     let return_url = ReturnUrl::parse(&body.return_url, &app.config.return_urls)?;
@@ -53,6 +59,11 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
         &store_id,
         &return_url,
         expires_at,
+        if body.allow_account_change {
+            AccountChange::Allow
+        } else {
+            AccountChange::Refuse
+        },
     );
     Ok(http::json(
         StatusCode::OK,
@@ -60,6 +71,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
             store_id: store_id.to_string(),
             url,
             expires_at,
+            allow_account_change: body.allow_account_change,
         },
     ))
 }
@@ -105,6 +117,37 @@ mod tests {
         .expect("the issued link verifies");
         assert_eq!(link.expires, body["expires_at"].as_u64().unwrap());
         assert!(link.expires <= clock::now() + DEFAULT_EXPIRES_IN);
+        assert_eq!(link.account_change, AccountChange::Refuse, "by default");
+        assert_eq!(body["allow_account_change"], false);
+    }
+
+    #[tokio::test]
+    async fn bmos_can_ask_for_a_link_that_allows_another_stripe_account() {
+        for (field, expected) in [
+            ("true", AccountChange::Allow),
+            ("false", AccountChange::Refuse),
+        ] {
+            let req = event_with_body(&format!(
+                r#"{{"return_url": "https://bmos.example/", "allow_account_change": {field}}}"#
+            ));
+            let response = handle(offline_app(), req).await.expect("link");
+            assert_eq!(response.status(), 200);
+            let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+            assert_eq!(body["allow_account_change"], field == "true");
+            let url = url::Url::parse(body["url"].as_str().unwrap()).unwrap();
+            let params: LinkParams = serde_urlencoded::from_str(url.query().unwrap()).unwrap();
+            let app = offline_app();
+            let link = ConnectLink::verify(
+                params,
+                &app.config.internal_secret,
+                &app.config.return_urls,
+                clock::now(),
+                Expiry::Enforce,
+                LinkPurpose::Connect,
+            )
+            .expect("the issued link verifies");
+            assert_eq!(link.account_change, expected, "{field}");
+        }
     }
 
     #[tokio::test]
@@ -143,6 +186,10 @@ mod tests {
             ),
             (
                 r#"{"return_url": "https://bmos.example/", "extra": 1}"#,
+                "invalid_body",
+            ),
+            (
+                r#"{"return_url": "https://bmos.example/", "allow_account_change": "yes"}"#,
                 "invalid_body",
             ),
         ] {

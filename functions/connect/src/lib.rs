@@ -1,3 +1,4 @@
+mod account;
 mod guard;
 pub mod handler;
 mod submit;

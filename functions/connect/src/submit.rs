@@ -1,5 +1,7 @@
-//! `POST /stripe/connect`: check the keys with Stripe, seal them, and save
-//! them with an audit entry in one transaction. Any failure leaves the store
+//! `POST /stripe/connect`: check the keys with Stripe, learn which Stripe
+//! account they act on (keys of another account than the store's need the
+//! link's consent: `account.rs`), seal them, and save them with an audit
+//! entry naming both accounts, in one transaction. Any failure leaves the store
 //! exactly as it was; the form comes back with a message and the publishable
 //! key, never the secret.
 
@@ -9,7 +11,9 @@ use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use shared::auth::connect_link::{ConnectLink, LinkParams, LinkPurpose};
 use shared::domain::{KeyPair, PublishableKey, SecretKey, WebhookSecret};
-use shared::store::{AuditEntry, StripeConnection, WebhookActivity, WebhookConfig, WebhookSource};
+use shared::store::{
+    AuditEntry, KeyReplacement, StripeConnection, WebhookActivity, WebhookConfig, WebhookSource,
+};
 use shared::stripe::StripeFailure;
 use shared::vault::{EncryptionContext, Purpose};
 use shared::webhooks::setup;
@@ -90,6 +94,14 @@ async fn save(
         .check_key(&keys.secret)
         .await
         .map_err(key_check_error)?;
+    // Before anything is created in the new keys' account (our webhook
+    // endpoint) or sealed: keys of another account may stop here.
+    let account_id = app
+        .stripe
+        .account_of(&keys.secret)
+        .await
+        .map_err(key_check_error)?;
+    crate::account::check(previous.as_ref(), account_id.as_ref(), link.account_change)?;
 
     let store_id = link.store_id;
     let secret_key = app
@@ -133,10 +145,16 @@ async fn save(
                 != Some(id)
         });
     let now = clock::now();
+    let replacement = previous.as_ref().map(|p| KeyReplacement {
+        at: now,
+        from_account: p.account_id.clone(),
+        to_account: account_id.clone(),
+    });
     let connection = StripeConnection {
         store_id,
         publishable_key: keys.publishable.clone(),
         key_kind: keys.secret.kind(),
+        account_id,
         secret_key,
         webhook_secret,
         connected_at: previous.as_ref().map_or(now, |p| p.connected_at),
@@ -153,6 +171,9 @@ async fn save(
                 ..p.activity.clone()
             })
             .unwrap_or_default(),
+        // A save over a connection always replaces keys; a first connect
+        // (also after a disconnect) replaced none.
+        last_key_replacement: replacement.clone(),
     };
     let audit = AuditEntry {
         action: if previous.is_some() {
@@ -163,6 +184,7 @@ async fn save(
         actor: "merchant:connect-link".into(),
         at_millis: clock::now_millis(),
         source_ip: http::source_ip(req),
+        replacement: replacement.clone(),
     };
     if let Err(err) = app
         .store
@@ -187,11 +209,15 @@ async fn save(
     {
         setup::remove_auto_endpoint(app, previous).await;
     }
+    // Account ids are not secrets; they say whose account now takes the money.
     tracing::info!(
         store_id = %store_id,
         mode = connection.mode().as_str(),
         key_kind = connection.key_kind.as_str(),
         version = connection.version,
+        stripe_account = connection.account_id.as_ref().map(|a| a.as_str()),
+        previous_stripe_account = replacement.as_ref().and_then(|r| r.from_account.as_ref()).map(|a| a.as_str()),
+        account_change = replacement.as_ref().map(KeyReplacement::account_change),
         "stripe keys saved"
     );
     Ok(())

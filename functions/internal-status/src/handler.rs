@@ -6,6 +6,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use shared::auth::internal;
 use shared::domain::StoreId;
+use shared::store::KeyReplacement;
 use shared::webhooks::{WebhookHealth, setup, webhook_health};
 use shared::{App, AppError, clock, http};
 
@@ -17,12 +18,38 @@ pub struct InternalStatus {
     pub mode: Option<&'static str>,
     pub publishable_key: Option<String>,
     pub key_kind: Option<&'static str>,
+    /// The Stripe account the keys act on (`acct_...`); `null` when not
+    /// connected, connected before we recorded it, or Stripe did not say.
+    pub stripe_account_id: Option<String>,
+    /// The last time new keys replaced the store's keys, and the accounts.
+    pub last_key_replacement: Option<KeyReplacementStatus>,
     pub webhook_configured: bool,
     pub connected_at: Option<String>,
     pub updated_at: Option<String>,
     pub last_webhook_at: Option<String>,
     pub webhook_url: String,
     pub webhook_health: Option<WebhookHealth>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KeyReplacementStatus {
+    pub at: String,
+    pub from_stripe_account_id: Option<String>,
+    pub to_stripe_account_id: Option<String>,
+    /// `same` (a rolled key), `changed` (another account, with BMOS's
+    /// consent) or `unknown`.
+    pub account_change: &'static str,
+}
+
+impl From<&KeyReplacement> for KeyReplacementStatus {
+    fn from(r: &KeyReplacement) -> Self {
+        KeyReplacementStatus {
+            at: clock::rfc3339(r.at),
+            from_stripe_account_id: r.from_account.as_ref().map(ToString::to_string),
+            to_stripe_account_id: r.to_account.as_ref().map(ToString::to_string),
+            account_change: r.account_change(),
+        }
+    }
 }
 
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
@@ -38,6 +65,8 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
             mode: None,
             publishable_key: None,
             key_kind: None,
+            stripe_account_id: None,
+            last_key_replacement: None,
             webhook_configured: false,
             connected_at: None,
             updated_at: None,
@@ -52,6 +81,8 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
             mode: Some(c.mode().as_str()),
             publishable_key: Some(c.publishable_key.to_string()),
             key_kind: Some(c.key_kind.as_str()),
+            stripe_account_id: c.account_id.as_ref().map(ToString::to_string),
+            last_key_replacement: c.last_key_replacement.as_ref().map(Into::into),
             webhook_configured: c.webhook_secret.is_some(),
             connected_at: Some(clock::rfc3339(c.connected_at)),
             updated_at: Some(clock::rfc3339(c.updated_at)),

@@ -7,6 +7,17 @@
 //! `expires` (unix seconds) and `signature` = hex HMAC-SHA256(secret,
 //! `"connect.<store_id>.<return_url>.<expires>"`), over the strings as sent.
 //!
+//! Keys of another Stripe account replace a store's keys only when BMOS
+//! asked for that in the link: such a link carries one more query
+//! parameter, `account_change=allow`, and its message ends with it:
+//! `"connect.<store_id>.<return_url>.<expires>.account_change=allow"`. Links
+//! without it keep the message above byte for byte, so every link BMOS
+//! signs today still verifies and still means "same account only". The two
+//! cannot be confused: an old message ends with the digits of `expires`
+//! (which must parse as a number after the signature checks), a consenting
+//! one with `=allow`, so neither signature verifies as the other, however
+//! the fields are re-split. Any other value of `account_change` is refused.
+//!
 //! After a save we hand the merchant a link of our own for the success page
 //! and the webhook-secret form, signed with another purpose
 //! (`"webhook-secret.<store_id>.<return_url>.<expires>"`), so the connect link
@@ -23,6 +34,21 @@ use url::Url;
 /// Links further in the future than this are refused even when signed: a
 /// leaked link must not stay useful for long.
 pub const MAX_LIFETIME_SECS: u64 = 60 * 60;
+
+/// What a link lets the save do when the new keys belong to another Stripe
+/// account than the stored ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccountChange {
+    /// The default: only keys of the store's own account.
+    Refuse,
+    /// BMOS asked for a change of account (the store's settings said so).
+    Allow,
+}
+
+/// The query parameter and its only value, as they appear in the link and
+/// at the end of its signed message.
+pub const ACCOUNT_CHANGE_PARAM: &str = "account_change";
+const ALLOW: &str = "allow";
 
 /// What a link may open; each signs its own message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +79,10 @@ pub struct LinkParams {
     pub expires: String,
     #[serde(default)]
     pub signature: String,
+    /// Absent on links that keep the store's Stripe account; `allow` when
+    /// BMOS consented to another account. Covered by the signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_change: Option<String>,
 }
 
 /// The signature is the link's whole power: never in a log line.
@@ -63,6 +93,7 @@ impl std::fmt::Debug for LinkParams {
             .field("return_url", &self.return_url)
             .field("expires", &self.expires)
             .field("signature", &"[redacted]")
+            .field("account_change", &self.account_change)
             .finish()
     }
 }
@@ -74,6 +105,7 @@ pub struct ConnectLink {
     pub return_url: ReturnUrl,
     pub expires: u64,
     pub purpose: LinkPurpose,
+    pub account_change: AccountChange,
     /// The parameters as signed, to carry them into the form and the success page.
     pub params: LinkParams,
 }
@@ -87,13 +119,42 @@ pub enum Expiry {
     Ignore,
 }
 
-fn message(purpose: LinkPurpose, store_id: &str, return_url: &str, expires: &str) -> String {
-    format!("{}.{store_id}.{return_url}.{expires}", purpose.as_str())
+fn message(
+    purpose: LinkPurpose,
+    store_id: &str,
+    return_url: &str,
+    expires: &str,
+    account_change: AccountChange,
+) -> String {
+    let base = format!("{}.{store_id}.{return_url}.{expires}", purpose.as_str());
+    match account_change {
+        AccountChange::Refuse => base,
+        AccountChange::Allow => format!("{base}.{ACCOUNT_CHANGE_PARAM}={ALLOW}"),
+    }
 }
 
-/// The connect link's signature, as BMOS computes it.
+/// The connect link's signature, as BMOS computes it (same account only).
 pub fn sign(secret: &InternalSecret, store_id: &StoreId, return_url: &str, expires: u64) -> String {
-    sign_for(secret, LinkPurpose::Connect, store_id, return_url, expires)
+    sign_connect(secret, store_id, return_url, expires, AccountChange::Refuse)
+}
+
+/// The connect link's signature, saying whether another account may replace
+/// the store's.
+pub fn sign_connect(
+    secret: &InternalSecret,
+    store_id: &StoreId,
+    return_url: &str,
+    expires: u64,
+    account_change: AccountChange,
+) -> String {
+    sign_for(
+        secret,
+        LinkPurpose::Connect,
+        store_id,
+        return_url,
+        expires,
+        account_change,
+    )
 }
 
 fn sign_for(
@@ -102,6 +163,7 @@ fn sign_for(
     store_id: &StoreId,
     return_url: &str,
     expires: u64,
+    account_change: AccountChange,
 ) -> String {
     sign_hex(
         secret,
@@ -110,9 +172,20 @@ fn sign_for(
             &store_id.to_string(),
             return_url,
             &expires.to_string(),
+            account_change,
         )
         .as_bytes()],
     )
+}
+
+/// The link's `account_change` parameter as sent. Only connect links may
+/// carry it, and only with its one value.
+fn account_change_of(params: &LinkParams, purpose: LinkPurpose) -> Result<AccountChange, AppError> {
+    match (params.account_change.as_deref(), purpose) {
+        (None, _) => Ok(AccountChange::Refuse),
+        (Some(ALLOW), LinkPurpose::Connect) => Ok(AccountChange::Allow),
+        _ => Err(invalid()),
+    }
 }
 
 /// A full connect URL under `base` (our public base URL).
@@ -122,16 +195,28 @@ pub fn url(
     store_id: &StoreId,
     return_url: &ReturnUrl,
     expires: u64,
+    account_change: AccountChange,
 ) -> String {
     let mut url = base.join("stripe/connect").unwrap_or_else(|_| base.clone());
-    url.query_pairs_mut()
+    let mut query = url.query_pairs_mut();
+    query
         .append_pair("store_id", &store_id.to_string())
         .append_pair("return_url", return_url.as_str())
         .append_pair("expires", &expires.to_string())
         .append_pair(
             "signature",
-            &sign(secret, store_id, return_url.as_str(), expires),
+            &sign_connect(
+                secret,
+                store_id,
+                return_url.as_str(),
+                expires,
+                account_change,
+            ),
         );
+    if account_change == AccountChange::Allow {
+        query.append_pair(ACCOUNT_CHANGE_PARAM, ALLOW);
+    }
+    drop(query);
     url.into()
 }
 
@@ -156,13 +241,22 @@ impl ConnectLink {
             store_id: store_id.to_string(),
             return_url: return_url.as_str().to_owned(),
             expires: expires.to_string(),
-            signature: sign_for(secret, purpose, &store_id, return_url.as_str(), expires),
+            signature: sign_for(
+                secret,
+                purpose,
+                &store_id,
+                return_url.as_str(),
+                expires,
+                AccountChange::Refuse,
+            ),
+            account_change: None,
         };
         ConnectLink {
             store_id,
             return_url,
             expires,
             purpose,
+            account_change: AccountChange::Refuse,
             params,
         }
     }
@@ -176,6 +270,7 @@ impl ConnectLink {
         purpose: LinkPurpose,
     ) -> Result<Self, AppError> {
         let store_id = StoreId::parse(&params.store_id)?;
+        let account_change = account_change_of(&params, purpose)?;
         let signed = verify_hex(
             secret,
             &[message(
@@ -183,6 +278,7 @@ impl ConnectLink {
                 &params.store_id,
                 &params.return_url,
                 &params.expires,
+                account_change,
             )
             .as_bytes()],
             &params.signature,
@@ -211,6 +307,7 @@ impl ConnectLink {
             return_url,
             expires,
             purpose,
+            account_change,
             params,
         })
     }
@@ -250,6 +347,7 @@ mod tests {
             return_url: RETURN.into(),
             expires: expires.to_string(),
             signature: sign(&test_secret(), &store, RETURN, expires),
+            account_change: None,
         }
     }
 
@@ -278,6 +376,103 @@ mod tests {
             params(NOW + 600).signature,
             "62bb39ee9b77b1cfb407e8ae34d7ea34c4bacec49f6568f5049d03f6c50d8068"
         );
+    }
+
+    /// A link of BMOS's that lets another Stripe account replace the store's.
+    fn consenting(expires: u64) -> LinkParams {
+        let store = StoreId::parse(STORE).unwrap();
+        LinkParams {
+            signature: sign_connect(
+                &test_secret(),
+                &store,
+                RETURN,
+                expires,
+                AccountChange::Allow,
+            ),
+            account_change: Some("allow".into()),
+            ..params(expires)
+        }
+    }
+
+    #[test]
+    fn links_without_consent_keep_todays_signature_and_refuse_account_changes() {
+        let link = verify(params(NOW + 600)).expect("valid");
+        assert_eq!(link.account_change, AccountChange::Refuse);
+        let store = StoreId::parse(STORE).unwrap();
+        assert_eq!(
+            sign_connect(
+                &test_secret(),
+                &store,
+                RETURN,
+                NOW + 600,
+                AccountChange::Refuse
+            ),
+            "62bb39ee9b77b1cfb407e8ae34d7ea34c4bacec49f6568f5049d03f6c50d8068",
+            "the old wire format, byte for byte"
+        );
+    }
+
+    #[test]
+    fn a_consenting_link_signs_the_documented_message() {
+        // Python: hmac.new(secret, b"connect.<store>.<return_url>.<expires>"
+        //   b".account_change=allow", hashlib.sha256).hexdigest()
+        let p = consenting(NOW + 600);
+        assert_eq!(
+            p.signature,
+            "369edf55427f98dd45770898c392cf47b862240c16237269cfbddfa0dc556565"
+        );
+        assert_eq!(
+            verify(p).expect("valid").account_change,
+            AccountChange::Allow
+        );
+    }
+
+    #[test]
+    fn consent_can_be_neither_added_to_nor_removed_from_a_signed_link() {
+        let added = LinkParams {
+            account_change: Some("allow".into()),
+            ..params(NOW + 600)
+        };
+        let removed = LinkParams {
+            account_change: None,
+            ..consenting(NOW + 600)
+        };
+        let other_value = LinkParams {
+            account_change: Some("yes".into()),
+            ..consenting(NOW + 600)
+        };
+        let empty = LinkParams {
+            account_change: Some(String::new()),
+            ..params(NOW + 600)
+        };
+        // The consenting message re-split as an old one: its last field is
+        // no number, so it is not a link.
+        let resplit = LinkParams {
+            expires: format!("{}.account_change=allow", NOW + 600),
+            account_change: None,
+            ..consenting(NOW + 600)
+        };
+        for p in [added, removed, other_value, empty, resplit] {
+            assert_eq!(verify(p).unwrap_err().code(), "invalid_link");
+        }
+        // Our own webhook-secret links never carry it.
+        let store = StoreId::parse(STORE).unwrap();
+        let ret = ReturnUrl::parse(RETURN, &policy()).unwrap();
+        let ours = ConnectLink::issue(&test_secret(), LinkPurpose::WebhookSecret, store, ret, NOW);
+        assert_eq!(ours.params.account_change, None);
+        let with_consent = LinkParams {
+            account_change: Some("allow".into()),
+            ..ours.params
+        };
+        let refused = ConnectLink::verify(
+            with_consent,
+            &test_secret(),
+            &policy(),
+            NOW,
+            Expiry::Enforce,
+            LinkPurpose::WebhookSecret,
+        );
+        assert_eq!(refused.unwrap_err().code(), "invalid_link");
     }
 
     #[test]
@@ -348,6 +543,7 @@ mod tests {
             return_url: evil.into(),
             expires: (NOW + 600).to_string(),
             signature: sign(&test_secret(), &store, evil, NOW + 600),
+            account_change: None,
         };
         assert_eq!(verify(p).unwrap_err().code(), "invalid_return_url");
     }
@@ -357,11 +553,20 @@ mod tests {
         let store = StoreId::parse(STORE).unwrap();
         let ret = ReturnUrl::parse(RETURN, &policy()).unwrap();
         let base = Url::parse("https://pay.example/").unwrap();
-        let link = url(&base, &test_secret(), &store, &ret, NOW + 300);
-        let parsed = Url::parse(&link).unwrap();
-        assert_eq!(parsed.path(), "/stripe/connect");
-        let p: LinkParams = serde_urlencoded::from_str(parsed.query().unwrap()).unwrap();
-        assert!(verify(p).is_ok());
+        for (change, query_has_it) in [(AccountChange::Refuse, false), (AccountChange::Allow, true)]
+        {
+            let link = url(&base, &test_secret(), &store, &ret, NOW + 300, change);
+            let parsed = Url::parse(&link).unwrap();
+            assert_eq!(parsed.path(), "/stripe/connect");
+            let query = parsed.query().unwrap();
+            assert_eq!(
+                query.contains("account_change=allow"),
+                query_has_it,
+                "{query}"
+            );
+            let p: LinkParams = serde_urlencoded::from_str(query).unwrap();
+            assert_eq!(verify(p).unwrap().account_change, change);
+        }
     }
 
     #[test]

@@ -39,6 +39,7 @@ mod tests {
             return_url: ret.into(),
             expires: expires.to_string(),
             signature: connect_link::sign(&secret, &id, ret, expires),
+            account_change: None,
         };
         let policy = ReturnUrlPolicy {
             allowed_hosts: vec!["bmos.example".into()],

@@ -7,6 +7,7 @@ mod money;
 mod order;
 mod return_url;
 mod store_id;
+mod stripe_account;
 mod stripe_keys;
 
 pub use cart::{Cart, CartRequest, LineItem, redirect_url};
@@ -15,6 +16,7 @@ pub use money::{Currency, MAX_AMOUNT};
 pub use order::{OrderStatus, status_for_intent};
 pub use return_url::{ReturnUrl, ReturnUrlPolicy};
 pub use store_id::StoreId;
+pub use stripe_account::StripeAccountId;
 pub use stripe_keys::{
     KeyKind, KeyPair, Mode, PublishableKey, SecretKey, WebhookSecret, looks_like_secret,
 };

@@ -5,7 +5,7 @@ use super::item::{Item, b, get_b, get_n, get_opt_n, get_opt_s, get_s, n, s};
 use super::link_uses::link_used;
 use super::{Store, condition_failed_at, dependency_error, is_condition_failure};
 use crate::auth::connect_link::ConnectLink;
-use crate::domain::{KeyKind, Mode, PublishableKey, StoreId};
+use crate::domain::{KeyKind, Mode, PublishableKey, StoreId, StripeAccountId};
 use crate::error::AppError;
 use crate::vault::SealedSecret;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
@@ -33,6 +33,10 @@ pub struct StripeConnection {
     pub store_id: StoreId,
     pub publishable_key: PublishableKey,
     pub key_kind: KeyKind,
+    /// The Stripe account the keys act on, learned from Stripe at connect.
+    /// `None` for stores connected before we recorded it, or when Stripe
+    /// did not say (see `stripe::account`).
+    pub account_id: Option<StripeAccountId>,
     pub secret_key: SealedSecret,
     pub webhook_secret: Option<WebhookConfig>,
     pub connected_at: u64,
@@ -40,6 +44,29 @@ pub struct StripeConnection {
     /// Bumped by every write; a write names the version it read.
     pub version: u64,
     pub activity: WebhookActivity,
+    /// The last save that put new keys in place of others.
+    pub last_key_replacement: Option<KeyReplacement>,
+}
+
+/// A save that replaced a store's keys: when, and which Stripe account the
+/// old and the new keys act on (`None`: not known).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyReplacement {
+    pub at: u64,
+    pub from_account: Option<StripeAccountId>,
+    pub to_account: Option<StripeAccountId>,
+}
+
+impl KeyReplacement {
+    /// `same` (a rolled key), `changed` (another account, which BMOS
+    /// consented to) or `unknown` (one side was not known).
+    pub fn account_change(&self) -> &'static str {
+        match (&self.from_account, &self.to_account) {
+            (Some(from), Some(to)) if from == to => "same",
+            (Some(_), Some(_)) => "changed",
+            _ => "unknown",
+        }
+    }
 }
 
 /// The store's webhook signing secret and where it came from.
@@ -78,6 +105,9 @@ pub struct AuditEntry {
     pub actor: String,
     pub at_millis: u128,
     pub source_ip: Option<String>,
+    /// Set when the entry records new keys replacing others: both accounts
+    /// go into the trail.
+    pub replacement: Option<KeyReplacement>,
 }
 
 fn pk(store_id: &StoreId) -> String {
@@ -101,6 +131,20 @@ impl StripeConnection {
             ("updated_at".into(), n(self.updated_at)),
             ("version".into(), n(self.version)),
         ]);
+        if let Some(account) = &self.account_id {
+            item.insert("stripe_account_id".into(), s(account.as_str()));
+        }
+        if let Some(r) = &self.last_key_replacement {
+            item.insert("last_key_replacement_at".into(), n(r.at));
+            for (name, account) in [
+                ("last_key_replacement_from", &r.from_account),
+                ("last_key_replacement_to", &r.to_account),
+            ] {
+                if let Some(account) = account {
+                    item.insert(name.into(), s(account.as_str()));
+                }
+            }
+        }
         if let Some(webhook) = &self.webhook_secret {
             item.insert(
                 "webhook_secret_wrapped".into(),
@@ -139,6 +183,19 @@ impl StripeConnection {
             .map_err(|_| corrupt("publishable_key"))?;
         let key_kind =
             KeyKind::parse(get_s(item, "key_kind")?).ok_or_else(|| corrupt("key_kind"))?;
+        let account = |name: &str| {
+            get_opt_s(item, name)
+                .map(|raw| StripeAccountId::parse(raw).ok_or_else(|| corrupt(name)))
+                .transpose()
+        };
+        let last_key_replacement = match get_opt_n(item, "last_key_replacement_at")? {
+            None => None,
+            Some(at) => Some(KeyReplacement {
+                at,
+                from_account: account("last_key_replacement_from")?,
+                to_account: account("last_key_replacement_to")?,
+            }),
+        };
         let webhook_secret = match get_opt_s(item, "webhook_secret_token") {
             None => None,
             Some(token) => {
@@ -162,6 +219,7 @@ impl StripeConnection {
             store_id,
             publishable_key,
             key_kind,
+            account_id: account("stripe_account_id")?,
             secret_key: SealedSecret {
                 wrapped_key: get_b(item, "secret_key_wrapped")?.to_vec(),
                 token: get_s(item, "secret_key_token")?.to_owned(),
@@ -177,6 +235,7 @@ impl StripeConnection {
                 last_failure: get_opt_s(item, "last_webhook_failure").map(str::to_owned),
                 last_api_payment_at: get_opt_n(item, "last_api_payment_at")?,
             },
+            last_key_replacement,
         })
     }
 }
@@ -209,6 +268,15 @@ impl AuditEntry {
         ]);
         if let Some(ip) = &self.source_ip {
             item.insert("source_ip".into(), s(ip));
+        }
+        if let Some(account) = &connection.account_id {
+            item.insert("stripe_account_id".into(), s(account.as_str()));
+        }
+        if let Some(r) = &self.replacement {
+            if let Some(from) = &r.from_account {
+                item.insert("previous_stripe_account_id".into(), s(from.as_str()));
+            }
+            item.insert("stripe_account_change".into(), s(r.account_change()));
         }
         item
     }

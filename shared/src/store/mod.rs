@@ -13,7 +13,7 @@ mod replays;
 mod transitions;
 
 pub use connections::{
-    AuditEntry, StripeConnection, WebhookActivity, WebhookConfig, WebhookSource,
+    AuditEntry, KeyReplacement, StripeConnection, WebhookActivity, WebhookConfig, WebhookSource,
 };
 pub use events::{EventWrite, IntentLink};
 pub use idempotency::{IDEMPOTENCY_WINDOW_SECS, IdempotentCheckout};

@@ -6,6 +6,7 @@
 //! Stripe's error messages can quote part of the key, so they never leave
 //! this module: callers get a `StripeFailure` that names what went wrong.
 
+mod account;
 mod intents;
 pub mod webhook_endpoints;
 

@@ -81,6 +81,7 @@ mod tests {
             store_id: StoreId::parse("0b7c5a4e-3f0e-4a53-9d0a-2f1a3d2b9c11").unwrap(),
             publishable_key: PublishableKey::parse("pk_test_51HqLyjWDarjtT1zdp7").unwrap(),
             key_kind: KeyKind::Secret,
+            account_id: None,
             secret_key: sealed.clone(),
             webhook_secret: with_secret.then_some(WebhookConfig {
                 secret: sealed,
@@ -91,6 +92,7 @@ mod tests {
             updated_at: 1_000,
             version: 1,
             activity,
+            last_key_replacement: None,
         }
     }
 

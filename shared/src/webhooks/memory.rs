@@ -141,6 +141,7 @@ mod tests {
             store_id,
             publishable_key: crate::domain::PublishableKey::parse("pk_test_123456789").unwrap(),
             key_kind: crate::domain::KeyKind::Secret,
+            account_id: None,
             secret_key: crate::vault::SealedSecret {
                 wrapped_key: vec![1],
                 token: "t".into(),
@@ -150,6 +151,7 @@ mod tests {
             updated_at: 1,
             version: 1,
             activity: Default::default(),
+            last_key_replacement: None,
         })
     }
 

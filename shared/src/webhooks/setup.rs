@@ -173,6 +173,7 @@ pub async fn save_manual_secret(
         actor: actor.to_owned(),
         at_millis: crate::clock::now_millis(),
         source_ip,
+        replacement: None,
     };
     app.store
         .save_connection(&connection, &audit, through)
@@ -195,6 +196,7 @@ pub async fn disconnect(app: &App, store_id: &StoreId, actor: &str) -> Result<()
         actor: actor.to_owned(),
         at_millis: crate::clock::now_millis(),
         source_ip: None,
+        replacement: None,
     };
     app.store.delete_connection(&connection, &audit).await?;
     remove_auto_endpoint(app, &connection).await;

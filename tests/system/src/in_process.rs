@@ -4,7 +4,9 @@
 
 use crate::{aws, dynamodb, env};
 use lambda_http::{Body, Request};
-use shared::auth::connect_link::{self, ConnectLink, Expiry, LinkParams, LinkPurpose};
+use shared::auth::connect_link::{
+    self, AccountChange, ConnectLink, Expiry, LinkParams, LinkPurpose,
+};
 use shared::auth::csrf;
 use shared::config::Config;
 use shared::domain::StoreId;
@@ -36,19 +38,33 @@ pub async fn app_with_stripe_at(stripe_base: &str) -> App {
 }
 
 /// A fresh signed link for `store`, as BMOS would hand it out. Links work
-/// once, so each call gives another (an earlier expiry each time: two links
-/// alike in every field are one link).
+/// once, so each call gives another: two links alike in every field are one
+/// link, so each names its own return URL (an earlier expiry alone is not
+/// enough: the clock moving on by a second cancels it out).
 pub fn link(app: &App, store: &str) -> ConnectLink {
+    link_with(app, store, AccountChange::Refuse)
+}
+
+/// A fresh signed link for `store` in which BMOS says whether keys of
+/// another Stripe account may replace the store's.
+pub fn link_with(app: &App, store: &str, account_change: AccountChange) -> ConnectLink {
     static ISSUED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let id = StoreId::parse(store).expect("store id");
-    let return_url = "http://localhost:3000/back";
-    let earlier = ISSUED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 500;
-    let expires = clock::now() + 600 - earlier;
+    let issued = ISSUED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let return_url = &format!("http://localhost:3000/back?link={issued}");
+    let expires = clock::now() + 600;
     let params = LinkParams {
         store_id: store.into(),
         return_url: return_url.into(),
         expires: expires.to_string(),
-        signature: connect_link::sign(&app.config.internal_secret, &id, return_url, expires),
+        signature: connect_link::sign_connect(
+            &app.config.internal_secret,
+            &id,
+            return_url,
+            expires,
+            account_change,
+        ),
+        account_change: (account_change == AccountChange::Allow).then(|| "allow".to_owned()),
     };
     ConnectLink::verify(
         params,
@@ -102,6 +118,9 @@ pub fn form_post(app: &App, link: &ConnectLink, path: &str, fields: &[(&str, &st
         ("signature", &p.signature),
         ("csrf_token", &csrf),
     ];
+    if let Some(change) = &p.account_change {
+        form.push(("account_change", change));
+    }
     form.extend_from_slice(fields);
     lambda_http::http::Request::builder()
         .method("POST")

@@ -168,6 +168,13 @@ pub async fn post_form(html: &str, path: &str, fields: &[(&str, &str)]) -> reqwe
     .iter()
     .map(|name| (name.to_string(), hidden_field(html, name)))
     .collect();
+    // Only a link where BMOS allowed another Stripe account carries it.
+    if html.contains("name=\"account_change\"") {
+        form.push((
+            "account_change".into(),
+            hidden_field(html, "account_change"),
+        ));
+    }
     form.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     http()
         .post(format!("{}{path}", base_url()))

@@ -37,18 +37,21 @@ async fn store_and_order(app: &App) -> (StripeConnection, Order) {
         store_id,
         publishable_key: PublishableKey::parse(&format!("pk_test_{body}")).unwrap(),
         key_kind: KeyKind::Secret,
+        account_id: None,
         secret_key: sealed,
         webhook_secret: None,
         connected_at: clock::now(),
         updated_at: clock::now(),
         version: 1,
         activity: Default::default(),
+        last_key_replacement: None,
     };
     let audit = AuditEntry {
         action: "stripe_connected",
         actor: "test".into(),
         at_millis: clock::now_millis(),
         source_ip: None,
+        replacement: None,
     };
     app.store
         .save_connection(&connection, &audit, None)

@@ -58,18 +58,21 @@ async fn of_concurrent_saves_from_one_version_exactly_one_wins() {
             store_id: id,
             publishable_key: PublishableKey::parse(&format!("pk_test_concurrent{n:04}")).unwrap(),
             key_kind: KeyKind::Secret,
+            account_id: None,
             secret_key: sealed,
             webhook_secret: None,
             connected_at: clock::now(),
             updated_at: clock::now(),
             version,
             activity: Default::default(),
+            last_key_replacement: None,
         };
     let audit = || AuditEntry {
         action: "stripe_keys_replaced",
         actor: "test".into(),
         at_millis: clock::now_millis(),
         source_ip: None,
+        replacement: None,
     };
     let sealed = vault
         .seal(

@@ -19,7 +19,16 @@ fn endpoint(id: &str, secret: &str) -> ResponseTemplate {
     }))
 }
 
+/// Every key here acts on one account (Stripe's sample account): key
+/// changes are rolled keys, which need no consent in the link.
 async fn accept_keys(stripe: &MockServer) {
+    let account: serde_json::Value =
+        serde_json::from_str(include_str!("../fixtures/stripe/account.json")).unwrap();
+    Mock::given(method("GET"))
+        .and(path("/v1/account"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(account))
+        .mount(stripe)
+        .await;
     Mock::given(method("GET"))
         .and(path("/v1/payment_intents"))
         .respond_with(
@@ -156,7 +165,8 @@ async fn endpoints_are_created_on_connect_and_deleted_when_keys_change_or_the_st
     let html = String::from_utf8_lossy(page.body().as_ref()).into_owned();
     assert!(html.contains("set up automatically"), "{html}");
 
-    // New keys (another account): a new endpoint, the old one deleted.
+    // New keys (a rolled key, another publishable key): a new endpoint,
+    // the old one deleted.
     assert_eq!(
         connect::handler::handle(&app, connect(&second))
             .await
