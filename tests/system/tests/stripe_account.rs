@@ -140,12 +140,15 @@ async fn stored_account(app: &App, store: &str) -> Option<String> {
 
 /// `GET /api/internal/stores/{store}/stripe-status` through the handler.
 async fn internal_status(app: &App, store: &str) -> serde_json::Value {
+    let path = format!("/api/internal/stores/{store}/stripe-status");
     let req = lambda_http::http::Request::builder()
         .method("GET")
-        .uri(format!("/api/internal/stores/{store}/stripe-status"))
+        .uri(&path)
         .header("x-internal-secret", env("INTERNAL_SECRET"))
         .body(lambda_http::Body::Empty)
         .unwrap();
+    // As API Gateway sends it: the raw path is what authentication checks.
+    let req = lambda_http::RequestExt::with_raw_http_path(req, path);
     let req = lambda_http::RequestExt::with_path_parameters(
         req,
         HashMap::from([("store_id".to_owned(), store.to_owned())]),
