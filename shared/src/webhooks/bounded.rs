@@ -61,7 +61,7 @@ impl<K: Eq + Hash, V: Clone> Bounded<K, V> {
     }
 }
 
-fn make_room<K: Eq + Hash, V>(map: &mut HashMap<K, V>, key: &K) {
+pub fn make_room<K: Eq + Hash, V>(map: &mut HashMap<K, V>, key: &K) {
     if map.len() >= CAPACITY && !map.contains_key(key) {
         map.clear();
     }

@@ -7,16 +7,17 @@
 //! - a store's connection, or that it has none, is used to verify
 //!   signatures. A stale one can only make verification fail (a replaced
 //!   secret, a store connected since), and a failure is retried with a
-//!   fresh read, so it does not turn a good delivery away; but only one
-//!   failing delivery per store reads again within `REREAD_INTERVAL`, so a
-//!   flood of forgeries (or of deliveries for a store that is not
-//!   connected) costs a read a second, not a read each. The price: for up
-//!   to `REREAD_INTERVAL` after such a read, a delivery signed with a
-//!   secret saved in that second, or for a store connected in it, is turned
-//!   away (400) and Stripe delivers it again later. The other way round it
-//!   is bounded by `CONNECTION_TTL`: for that long a container may still
-//!   accept events signed with a secret just replaced or a store just
-//!   disconnected, which only applies Stripe's own news;
+//!   fresh read, so it does not turn a good delivery away; but at most
+//!   `REREADS_PER_INTERVAL` failing deliveries per store read again within
+//!   `REREAD_INTERVAL`, so a flood of forgeries (or of deliveries for a
+//!   store that is not connected) costs a few reads a second, not a read
+//!   each. The price, under such a flood only: for up to `REREAD_INTERVAL`,
+//!   a delivery signed with a secret saved just before, or for a store
+//!   connected just before, can be turned away (400), and Stripe delivers
+//!   it again later. The other way round it is bounded by `CONNECTION_TTL`:
+//!   for that long a container may still accept events signed with a
+//!   secret just replaced or a store just disconnected, which only applies
+//!   Stripe's own news;
 //! - the time this container last noted a delivery for a store, to skip
 //!   rewriting `last_webhook_at` on busy stores (health needs minutes, not
 //!   seconds);
@@ -32,8 +33,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const CONNECTION_TTL: Duration = Duration::from_secs(30);
-/// A store is read again for a failing delivery at most this often.
+/// Failing deliveries read a store again at most `REREADS_PER_INTERVAL`
+/// times per `REREAD_INTERVAL`: enough that the few failures of a quiet
+/// store (a secret saved a moment after a failing delivery, Stripe's
+/// retry) each see a fresh read; a flood costs three reads a second.
 pub const REREAD_INTERVAL: Duration = Duration::from_secs(1);
+pub const REREADS_PER_INTERVAL: u32 = 3;
 /// `last_webhook_at` is rewritten at most this often per store and container.
 pub const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -43,8 +48,9 @@ pub struct Remembered {
     /// `None`: the store had no connection when it was read.
     pub connection: Option<Arc<StripeConnection>>,
     read_at: Instant,
-    /// When a failing delivery last read the store again.
-    reread_at: Option<Instant>,
+    /// When the current window of reads for failing deliveries began, and
+    /// how many it has had.
+    rereads: Option<(Instant, u32)>,
 }
 
 #[derive(Default)]
@@ -71,31 +77,46 @@ impl WebhookMemory {
         failed: bool,
         now: Instant,
     ) {
-        self.connections.insert(
-            store_id,
-            Remembered {
+        self.connections.with(|map| {
+            // A failed read belongs to the current window (`may_reread`
+            // counted it) or opens one; a verified one ends it.
+            let rereads = failed.then(|| {
+                map.get(&store_id)
+                    .and_then(|r| r.rereads)
+                    .filter(|(start, _)| now.saturating_duration_since(*start) < REREAD_INTERVAL)
+                    .unwrap_or((now, 1))
+            });
+            let remembered = Remembered {
                 connection,
                 read_at: now,
-                reread_at: failed.then_some(now),
-            },
-        );
+                rereads,
+            };
+            super::bounded::make_room(map, &store_id);
+            map.insert(store_id, remembered);
+        });
     }
 
     /// For a delivery that failed with the remembered connection: true
-    /// (and the turn is taken) when no failing delivery has read the store
-    /// within `REREAD_INTERVAL`.
+    /// (and the read is counted) while the store's current window has had
+    /// fewer than `REREADS_PER_INTERVAL` reads.
     pub fn may_reread(&self, store_id: &StoreId, now: Instant) -> bool {
         self.connections.with(|map| {
             let Some(remembered) = map.get_mut(store_id) else {
                 return true;
             };
-            let due = remembered
-                .reread_at
-                .is_none_or(|at| now.saturating_duration_since(at) >= REREAD_INTERVAL);
-            if due {
-                remembered.reread_at = Some(now);
+            match &mut remembered.rereads {
+                Some((start, reads)) if now.saturating_duration_since(*start) < REREAD_INTERVAL => {
+                    let allowed = *reads < REREADS_PER_INTERVAL;
+                    if allowed {
+                        *reads += 1;
+                    }
+                    allowed
+                }
+                window => {
+                    *window = Some((now, 1));
+                    true
+                }
             }
-            due
         })
     }
 
@@ -197,26 +218,35 @@ mod tests {
     }
 
     #[test]
-    fn the_first_failure_after_a_verified_read_rereads_then_one_a_second() {
+    fn failing_deliveries_reread_a_few_times_a_second_at_most() {
         let memory = WebhookMemory::default();
         let start = Instant::now();
         let ms = |n| start + Duration::from_millis(n);
-        // Verified with it: a secret replaced just after is read at once.
+        let rereads_at =
+            |n: u128, at: Instant| (0..10).filter(|_| memory.may_reread(&store(n), at)).count();
+        // Verified with it: failures after it are read again, a few a second.
         memory.remember_connection(store(1), Some(connection(store(1))), false, start);
-        assert!(memory.may_reread(&store(1), ms(1)));
-        assert!(!memory.may_reread(&store(1), ms(2)), "the turn was taken");
-        // That read failed too (a forgery): the next read a second later.
-        memory.remember_connection(store(1), Some(connection(store(1))), true, ms(3));
-        assert!(!memory.may_reread(
-            &store(1),
-            ms(3) + REREAD_INTERVAL - Duration::from_millis(1)
-        ));
-        assert!(memory.may_reread(&store(1), ms(3) + REREAD_INTERVAL));
-        assert!(!memory.may_reread(&store(1), ms(3) + REREAD_INTERVAL));
-        // A store never read, or not connected when read: the same rule.
+        assert!(memory.may_reread(&store(1), ms(1)), "a secret saved since");
+        // That read failed too (it was a forgery): it counts in the window.
+        memory.remember_connection(store(1), Some(connection(store(1))), true, ms(2));
+        assert_eq!(rereads_at(1, ms(3)), REREADS_PER_INTERVAL as usize - 1);
+        assert_eq!(
+            rereads_at(1, ms(1) + REREAD_INTERVAL - Duration::from_millis(1)),
+            0
+        );
+        assert_eq!(
+            rereads_at(1, ms(1) + REREAD_INTERVAL),
+            REREADS_PER_INTERVAL as usize,
+            "a new window"
+        );
+        // A verified read ends the window.
+        memory.remember_connection(store(1), Some(connection(store(1))), false, ms(1500));
+        assert!(memory.may_reread(&store(1), ms(1501)));
+        // A store never read, or not connected when read: the same rule, the
+        // first read opening the window.
         assert!(memory.may_reread(&store(2), start));
         memory.remember_connection(store(3), None, true, start);
-        assert!(!memory.may_reread(&store(3), ms(999)));
+        assert_eq!(rereads_at(3, ms(999)), REREADS_PER_INTERVAL as usize - 1);
         assert!(memory.may_reread(&store(3), start + REREAD_INTERVAL));
     }
 

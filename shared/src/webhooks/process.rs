@@ -119,9 +119,9 @@ enum Rejection {
 
 /// Verifies with the store's connection as this container last read it
 /// (or its lack of one), and when that fails, with a fresh read (the
-/// secret or keys may have been replaced, the store connected, since), at
-/// most once a second per store for failing deliveries (`memory.rs`): a
-/// flood of forgeries costs no read each.
+/// secret or keys may have been replaced, the store connected, since), a
+/// few times a second per store at most for failing deliveries
+/// (`memory.rs`): a flood of forgeries costs no read each.
 async fn verify_for_store(
     app: &App,
     store_id: &StoreId,
