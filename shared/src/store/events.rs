@@ -145,18 +145,22 @@ impl Store {
         .await
     }
 
-    /// Counts a delivery that failed verification for this store.
-    pub async fn note_webhook_failure(
+    /// Adds `count` deliveries that failed verification for this store, the
+    /// last of them at `last_at` for `reason`. Deliveries count them in
+    /// memory and call this at most once a minute per store and container
+    /// (`webhooks::failures`), so forgeries cost no write each.
+    pub async fn note_webhook_failures(
         &self,
         store_id: &StoreId,
+        count: u64,
         reason: &str,
-        now: u64,
+        last_at: u64,
     ) -> Result<(), AppError> {
         self.note_activity(
             store_id,
-            "SET last_webhook_failure_at = :now, last_webhook_failure = :reason ADD webhook_failures :one",
+            "SET last_webhook_failure_at = :at, last_webhook_failure = :reason ADD webhook_failures :count",
             "",
-            &[(":now", n(now)), (":reason", s(reason)), (":one", n(1))],
+            &[(":at", n(last_at)), (":reason", s(reason)), (":count", n(count))],
         )
         .await
     }

@@ -2,10 +2,31 @@
 //! seen of them. "Orders stay pending after payment" starts here.
 
 use crate::clock;
-use crate::store::StripeConnection;
+use crate::store::{StripeConnection, WebhookActivity};
 use serde::Serialize;
 
 const RECENT_SECS: u64 = 24 * 60 * 60;
+/// Failures say the secret is wrong only when no delivery verified within
+/// this long before the last of them (or at any time after it). Longer
+/// than `last_webhook_at` can lag while deliveries verify (it is rewritten
+/// about every one to two `TOUCH_INTERVAL`s), so anyone can send us
+/// forgeries, but they cannot tell a merchant whose deliveries verify at
+/// least hourly that their working secret is wrong; short enough that a
+/// secret that stopped matching is reported within the hour after the
+/// last good delivery, as soon as Stripe delivers (or retries) again.
+pub const VERIFIED_WINDOW_SECS: u64 = 60 * 60;
+
+/// The rule above: a failure within the last day, and no verified delivery
+/// from `VERIFIED_WINDOW_SECS` before it onwards (edges included).
+pub fn signatures_failing(activity: &WebhookActivity, now: u64) -> Option<u64> {
+    let failed_at = activity
+        .last_failure_at
+        .filter(|at| now.saturating_sub(*at) < RECENT_SECS)?;
+    let verified_near = activity
+        .last_webhook_at
+        .is_some_and(|verified| verified.saturating_add(VERIFIED_WINDOW_SECS) >= failed_at);
+    (!verified_near).then_some(failed_at)
+}
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct WebhookHealth {
@@ -28,10 +49,7 @@ pub fn webhook_health(connection: &StripeConnection, webhook_url: &str, now: u64
             problems,
         };
     }
-    if let Some(at) = activity
-        .last_failure_at
-        .filter(|at| now.saturating_sub(*at) < RECENT_SECS)
-    {
+    if let Some(at) = signatures_failing(activity, now) {
         problems.push(format!(
             "{} deliveries failed verification, the last at {} ({}). The signing secret saved here probably \
              does not match the endpoint's secret in Stripe: copy it again from the endpoint.",
@@ -69,7 +87,7 @@ pub fn webhook_health(connection: &StripeConnection, webhook_url: &str, now: u64
 mod tests {
     use super::*;
     use crate::domain::{KeyKind, PublishableKey, StoreId};
-    use crate::store::{WebhookActivity, WebhookConfig, WebhookSource};
+    use crate::store::{WebhookConfig, WebhookSource};
     use crate::vault::SealedSecret;
 
     fn connection(with_secret: bool, activity: WebhookActivity) -> StripeConnection {
@@ -144,6 +162,48 @@ mod tests {
         assert_eq!(
             webhook_health(&connection(true, old), URL, NOW).status,
             "ok"
+        );
+    }
+
+    #[test]
+    fn failures_beside_verified_deliveries_are_not_a_wrong_secret() {
+        let failed_at = NOW - 60;
+        let with_verified = |last_webhook_at| WebhookActivity {
+            last_webhook_at,
+            failures: 10_000,
+            last_failure_at: Some(failed_at),
+            last_failure: Some("no v1 signature matches the store's signing secret".into()),
+            ..Default::default()
+        };
+        let status = |activity| webhook_health(&connection(true, activity), URL, NOW).status;
+        // Verified after the failures, or within the window before them.
+        assert_eq!(status(with_verified(Some(NOW - 10))), "ok", "after");
+        assert_eq!(status(with_verified(Some(failed_at))), "ok", "same second");
+        assert_eq!(
+            status(with_verified(Some(failed_at - VERIFIED_WINDOW_SECS))),
+            "ok",
+            "at the window's far edge"
+        );
+        // Nothing verified in the window, or ever: the secret is wrong.
+        assert_eq!(
+            status(with_verified(Some(failed_at - VERIFIED_WINDOW_SECS - 1))),
+            "attention",
+            "just outside the window"
+        );
+        assert_eq!(status(with_verified(None)), "attention", "never verified");
+        // The day's limit still applies to the failures themselves.
+        let old = WebhookActivity {
+            last_failure_at: Some(NOW - RECENT_SECS),
+            ..with_verified(None)
+        };
+        assert_eq!(signatures_failing(&old, NOW), None);
+        let recent = WebhookActivity {
+            last_failure_at: Some(NOW - RECENT_SECS + 1),
+            ..with_verified(None)
+        };
+        assert_eq!(
+            signatures_failing(&recent, NOW),
+            Some(NOW - RECENT_SECS + 1)
         );
     }
 

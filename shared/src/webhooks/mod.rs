@@ -1,7 +1,9 @@
 //! Stripe webhooks: verifying deliveries and reading the events we act on.
 
 mod apply;
+mod bounded;
 pub mod event;
+pub mod failures;
 pub mod health;
 pub mod memory;
 pub mod no_change;

@@ -4,6 +4,7 @@
 //! failure of our dependencies is a 5xx so Stripe delivers again.
 
 use super::event::Envelope;
+use super::failures::FailureReport;
 use super::signature::{self, SignatureError};
 use crate::app::App;
 use crate::clock;
@@ -86,11 +87,17 @@ pub async fn process(
         unverifiable("malformed_event", "Event lacks fields we need")
     })?;
     let outcome = super::apply::apply(app, &store_id, &envelope, effect).await?;
-    if app.webhook_memory.due_for_touch(&store_id, Instant::now())
+    let now = Instant::now();
+    if app.webhook_memory.due_for_touch(&store_id, now)
         && let Err(err) = app.store.touch_last_webhook(&store_id, clock::now()).await
     {
         // Health bookkeeping only: the event itself is safely recorded.
         tracing::warn!(store_id = %store_id, cause = %crate::error::cause_chain(&err), "could not note the webhook time");
+    }
+    // Failures counted since the store's last write, if its turn has come
+    // and no failing delivery took it: at most one write a minute.
+    if let Some(report) = app.webhook_memory.failures.due(&store_id, now) {
+        write_failures(app, &store_id, report).await;
     }
     Ok(outcome)
 }
@@ -110,30 +117,32 @@ enum Rejection {
     ModeMismatch { event_live: bool, store_mode: Mode },
 }
 
-/// Verifies with the store's connection as this container last read it,
-/// and when that fails, with a fresh read (the secret or keys may have been
-/// replaced since): a stale connection never turns a good delivery away,
-/// and only a fresh one's verdict is reported and counted.
+/// Verifies with the store's connection as this container last read it
+/// (or its lack of one), and when that fails, with a fresh read (the
+/// secret or keys may have been replaced, the store connected, since), a
+/// few times a second per store at most for failing deliveries
+/// (`memory.rs`): a flood of forgeries costs no read each.
 async fn verify_for_store(
     app: &App,
     store_id: &StoreId,
     delivery: &Delivery<'_>,
 ) -> Result<(), AppError> {
     let now = Instant::now();
-    if let Some(remembered) = app.webhook_memory.connection(store_id, now) {
-        if check(app, Some(&remembered), delivery).await?.is_ok() {
-            return Ok(());
+    let memory = &app.webhook_memory;
+    if let Some(remembered) = memory.connection(store_id, now) {
+        match check(app, remembered.connection.as_deref(), delivery).await? {
+            Ok(()) => return Ok(()),
+            Err(rejection) if !memory.may_reread(store_id, now) => {
+                return Err(reject(app, store_id, rejection).await);
+            }
+            Err(_) => {}
         }
-        app.webhook_memory.forget_connection(store_id);
     }
     let connection = app.store.get_connection(store_id).await?.map(Arc::new);
-    match check(app, connection.as_deref(), delivery).await? {
-        Ok(()) => {
-            if let Some(connection) = connection {
-                app.webhook_memory.remember_connection(connection, now);
-            }
-            Ok(())
-        }
+    let verdict = check(app, connection.as_deref(), delivery).await?;
+    memory.remember_connection(*store_id, connection, verdict.is_err(), now);
+    match verdict {
+        Ok(()) => Ok(()),
         Err(rejection) => Err(reject(app, store_id, rejection).await),
     }
 }
@@ -174,22 +183,21 @@ async fn check(
     Ok(Ok(()))
 }
 
+/// The delivery's answer (400). A store with a connection counts the
+/// failure; the count reaches its record at most once a minute.
 async fn reject(app: &App, store_id: &StoreId, rejection: Rejection) -> AppError {
-    let noted = match &rejection {
+    let counted = match &rejection {
         Rejection::NoSecret => Some("no signing secret".to_owned()),
-        Rejection::Signature(reason) => {
-            tracing::warn!(store_id = %store_id, reason = %reason, metric = "webhook_signature_failure", "webhook rejected");
-            Some(reason.to_string())
-        }
+        Rejection::Signature(reason) => Some(reason.to_string()),
         _ => None,
     };
-    if let Some(reason) = noted
-        && let Err(err) = app
-            .store
-            .note_webhook_failure(store_id, &reason, clock::now())
-            .await
+    if let Some(reason) = counted
+        && let Some(report) =
+            app.webhook_memory
+                .failures
+                .count(store_id, &reason, clock::now(), Instant::now())
     {
-        return err;
+        write_failures(app, store_id, report).await;
     }
     match rejection {
         Rejection::UnknownStore => {
@@ -217,6 +225,23 @@ async fn reject(app: &App, store_id: &StoreId, rejection: Rejection) -> AppError
                 store_mode.as_str()
             ),
         ),
+    }
+}
+
+/// Writes counted failures to the store's record. Bookkeeping only: when
+/// the write fails the count waits for the store's next turn, and the
+/// delivery keeps its own answer.
+async fn write_failures(app: &App, store_id: &StoreId, report: FailureReport) {
+    // One line per write, not per delivery: a flood stays quiet in the log too.
+    tracing::warn!(store_id = %store_id, failures = report.count, reason = %report.reason,
+        metric = "webhook_signature_failure", "webhook deliveries failed verification");
+    if let Err(err) = app
+        .store
+        .note_webhook_failures(store_id, report.count, &report.reason, report.last_at)
+        .await
+    {
+        tracing::warn!(store_id = %store_id, cause = %crate::error::cause_chain(&err), "could not note webhook failures");
+        app.webhook_memory.failures.restore(store_id, report);
     }
 }
 
