@@ -62,6 +62,45 @@ pub async fn merchant_key(
     Ok((connection, key))
 }
 
+/// PaymentIntents one order may cause. A leaked checkout link driven in a
+/// loop (cancel, retry) would otherwise make a Stripe intent per call on the
+/// merchant's key; a real customer needs a handful (a declined card, a
+/// switch of payment method keeps the same intent). The idempotency key is
+/// `checkout-{order}-{attempt}` and attempts above this are refused before
+/// any Stripe call, so at most this many distinct intents exist per order,
+/// however many callers race.
+pub const MAX_INTENT_ATTEMPTS: u32 = 10;
+
+/// Stripe reads of an order's intent (each reload of the checkout page and
+/// each return from Stripe asks Stripe about it). Well above what a
+/// customer reloading the page does, it bounds a loop to this many Stripe
+/// requests per order. A counter, not a cache: reusing the intent without
+/// asking Stripe would need its client secret stored, and would hand out an
+/// intent that may have been paid or cancelled meanwhile.
+pub const MAX_INTENT_READS: u32 = 50;
+
+fn too_many_attempts() -> AppError {
+    AppError::too_many_requests(
+        "too_many_attempts",
+        "This checkout has had too many payment attempts. Please go back to the shop and check out again.",
+    )
+}
+
+/// Spends one of the order's Stripe reads; 429 `too_many_attempts` once
+/// they are used up.
+pub async fn spend_intent_read(app: &App, order: &Order) -> Result<(), AppError> {
+    if app
+        .store
+        .spend_intent_read(&order.order_id, MAX_INTENT_READS)
+        .await?
+    {
+        Ok(())
+    } else {
+        tracing::warn!(order_id = %order.order_id, "order's Stripe read budget is spent");
+        Err(too_many_attempts())
+    }
+}
+
 fn matches(order: &Order, intent: &PaymentIntent) -> bool {
     order.costs(intent.amount, &intent.currency)
         && intent.order_id.as_deref() == Some(order.order_id.as_str())
@@ -91,6 +130,7 @@ pub async fn payment_intent_for(
     }
     let mut attempt = order.intent_attempt.max(1);
     if let Some(existing) = &order.payment_intent_id {
+        spend_intent_read(app, order).await?;
         match app.stripe.retrieve_intent(key, existing).await {
             Ok(intent) if intent.status.is_usable() && matches(order, &intent) => {
                 return Ok(intent);
@@ -111,6 +151,10 @@ pub async fn payment_intent_for(
             Ok(_) | Err(StripeFailure::Refused { status: 404, .. }) => attempt += 1,
             Err(other) => return Err(other.into()),
         }
+    }
+    if attempt > MAX_INTENT_ATTEMPTS {
+        tracing::warn!(order_id = %order.order_id, attempt, "order's PaymentIntent budget is spent");
+        return Err(too_many_attempts());
     }
     let new = NewIntent {
         amount: order.amount,

@@ -46,6 +46,13 @@ pub enum AppError {
         code: &'static str,
         message: Cow<'static, str>,
     },
+    /// The caller used up a budget (429): e.g. the PaymentIntents one order
+    /// may cause. Retrying the same request will not help.
+    #[error("{message}")]
+    TooManyRequests {
+        code: &'static str,
+        message: Cow<'static, str>,
+    },
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     /// The customer's card was declined or failed (402), with Stripe's
@@ -90,6 +97,7 @@ client_error_constructors! {
     not_found => NotFound,
     conflict => Conflict,
     unprocessable => Unprocessable,
+    too_many_requests => TooManyRequests,
 }
 
 impl AppError {
@@ -116,6 +124,7 @@ impl AppError {
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::PaymentFailed { .. } => StatusCode::PAYMENT_REQUIRED,
             AppError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Dependency {
                 throttled: true, ..
             } => StatusCode::SERVICE_UNAVAILABLE,
@@ -133,7 +142,8 @@ impl AppError {
             | AppError::NotFound { code, .. }
             | AppError::Conflict { code, .. }
             | AppError::Gone { code, .. }
-            | AppError::Unprocessable { code, .. } => code,
+            | AppError::Unprocessable { code, .. }
+            | AppError::TooManyRequests { code, .. } => code,
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::PaymentFailed { code, .. } => code,
             AppError::Dependency {

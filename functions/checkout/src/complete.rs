@@ -31,6 +31,9 @@ pub async fn handle(app: &App, token: &str) -> Result<Response<Body>, AppError> 
     let Some(intent_id) = order.payment_intent_id.as_deref() else {
         return back_to_page();
     };
+    // The return URL can be reloaded in a loop too: each is a Stripe read
+    // on the merchant's key, so it spends the order's read budget.
+    checkout::spend_intent_read(app, order).await?;
     let intent = app.stripe.retrieve_intent(&key, intent_id).await?;
     match checkout::apply_intent(app, order, &intent, PaidVia::Return).await? {
         PaymentState::Paid => paid(order, token),

@@ -12,6 +12,7 @@ use super::transitions::status_condition;
 use super::{Store, cancellation_reason, dependency_error, is_condition_failure};
 use crate::domain::{Cart, Currency, LineItem, Mode, OrderStatus, StoreId};
 use crate::error::AppError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use std::collections::{BTreeMap, HashMap};
 
@@ -504,6 +505,34 @@ impl Store {
 }
 
 impl Store {
+    /// Counts one Stripe read of the order's PaymentIntent against the
+    /// order's budget of `max` (one conditional write: concurrent callers
+    /// cannot overspend it). False, changing nothing, once it is spent.
+    pub async fn spend_intent_read(&self, order_id: &str, max: u32) -> Result<bool, AppError> {
+        let result = self
+            .update_order(order_id)
+            .update_expression("ADD intent_reads :one")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(intent_reads) OR intent_reads < :max)",
+            )
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(u64::from(max)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(dependency_error(err)),
+        }
+    }
+
     /// Orders whose intent was attached before `attached_before` and that
     /// still wait for an outcome, from one shard of the sparse index (at most
     /// `limit`). The index is eventually consistent: callers re-read each

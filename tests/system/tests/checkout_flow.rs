@@ -535,3 +535,78 @@ async fn racing_handlers_with_one_idempotency_key_make_one_order() {
     }
     assert_eq!(created[0]["order_id"], orders[0].as_str());
 }
+
+/// Every PaymentIntent the emulator holds for `order_id` (all pages).
+async fn intents_for_order(secret: &str, order_id: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut path = "/payment_intents?limit=100".to_owned();
+        if let Some(last) = &after {
+            path.push_str(&format!("&starting_after={last}"));
+        }
+        let (status, page) = stripe_call(secret, Method::GET, &path, &[]).await;
+        assert_eq!(status, 200, "{page}");
+        let data = page["data"].as_array().unwrap();
+        for intent in data {
+            if intent["metadata"]["order_id"] == order_id {
+                ids.push(intent["id"].as_str().unwrap().to_owned());
+            }
+        }
+        if page["has_more"] != true || data.is_empty() {
+            return ids;
+        }
+        after = data.last().unwrap()["id"].as_str().map(str::to_owned);
+    }
+}
+
+#[tokio::test]
+async fn one_order_causes_at_most_ten_intents_then_429() {
+    // A leaked link in a loop: each time the intent is unusable (here
+    // cancelled in Stripe) the next call starts a new attempt with a new
+    // PaymentIntent, until the order's budget of ten is spent.
+    let (store, secret) = connected_store().await;
+    let (_, session) = create_session(&cart(&store)).await;
+    let token = token_of(session["checkout_url"].as_str().unwrap());
+    let order_id = session["order_id"].as_str().unwrap().to_owned();
+
+    let mut seen = std::collections::HashSet::new();
+    for attempt in 1..=10 {
+        let (status, body) = create_intent(&token, "{}").await;
+        assert_eq!(status, 200, "attempt {attempt}: {body}");
+        let order = get_order(&order_id).await;
+        let intent_id = order["payment_intent_id"].as_str().unwrap().to_owned();
+        assert!(
+            seen.insert(intent_id.clone()),
+            "attempt {attempt} reused {intent_id}"
+        );
+        let (cancelled, body) = stripe_call(
+            &secret,
+            Method::POST,
+            &format!("/payment_intents/{intent_id}/cancel"),
+            &[],
+        )
+        .await;
+        assert_eq!(cancelled, 200, "{body}");
+    }
+    assert_eq!(intents_for_order(&secret, &order_id).await.len(), 10);
+
+    let (status, body) = create_intent(&token, "{}").await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "too_many_attempts");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("go back to the shop"),
+        "{body}"
+    );
+    assert_eq!(
+        intents_for_order(&secret, &order_id).await.len(),
+        10,
+        "the refused call created no PaymentIntent"
+    );
+    // The refusal changed nothing: the order still names the last intent.
+    let order = get_order(&order_id).await;
+    assert!(seen.contains(order["payment_intent_id"].as_str().unwrap()));
+}
