@@ -102,12 +102,13 @@ pub fn signed_headers_at(ts: u64, method: &str, path_and_query: &str, body: &str
     headers
 }
 
-/// A connect link from the internal API. Links work once, so each call asks
-/// for another lifetime: two links of one store, return URL and expiry
-/// second are one link.
+/// A connect link from the internal API. Links work once, and two links of
+/// one store, return URL and expiry second are one link, so each call asks
+/// for a longer lifetime than the last: with the clock never going back,
+/// every link expires at its own second.
 pub async fn connect_link(store_id: &str, return_url: &str) -> String {
     static ISSUED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let expires_in = 1800 - ISSUED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 1000;
+    let expires_in = 600 + ISSUED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 3000;
     let path = format!("/api/internal/stores/{store_id}/connect-links");
     let body =
         serde_json::json!({ "return_url": return_url, "expires_in": expires_in }).to_string();
