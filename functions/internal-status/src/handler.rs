@@ -127,6 +127,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn with_the_plain_header_switched_off_the_right_secret_is_401_naming_the_signed_form() {
+        // What AllowPlainSecretHeader=false gives the function.
+        let app = shared::testing::offline_app_with(&[("ALLOW_PLAIN_SECRET_HEADER", "false")]);
+        let err = handle(
+            &app,
+            event(include_str!("../../../events/internal-status.json")),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.status(), 401);
+        assert_eq!(err.code(), "plain_secret_disabled");
+        assert!(err.public_message().contains("X-Internal-Signature"));
+    }
+
+    #[tokio::test]
+    async fn a_function_given_no_bmos_secret_refuses_with_500_not_401() {
+        // A deployment error (the template gave it no secret) is ours, not
+        // the caller's.
+        let app = shared::testing::offline_app_with(&[("BMOS_AUTH_SECRET", "")]);
+        let err = handle(
+            &app,
+            event(include_str!("../../../events/internal-status.json")),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.status(), 500, "{err:?}");
+    }
+
+    #[tokio::test]
     async fn the_right_secret_gets_past_auth_to_the_table() {
         // The sample event carries the test secret; the offline table then
         // fails, which proves authentication passed.
