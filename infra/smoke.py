@@ -6,7 +6,8 @@
 
 BASE_URL is the origin the API answers on (the stack's ApiUrl output or the custom
 domain), e.g. https://pay.example.com or http://127.0.0.1:9000; a trailing slash is
-fine. INTERNAL_SECRET is the secret shared with BMOS (the SSM SecureString's value).
+fine. INTERNAL_SECRET is the BMOS authentication secret (the value of the stack's
+Secrets Manager secret <stack>-bmos-auth; README "Deploy", step 1).
 
 Checks, one line each, stopping at the first failure (exit status 1):
   - the public status of an unknown (random) store: has_stripe false
@@ -356,7 +357,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     secret = os.environ.get("INTERNAL_SECRET", "")
     if not secret:
-        print("smoke.py: INTERNAL_SECRET is not set (the value of the stack's SSM SecureString)", file=sys.stderr)
+        print("smoke.py: INTERNAL_SECRET is not set (the value of the stack's <stack>-bmos-auth secret)", file=sys.stderr)
         return 2
     base = args.base_url.strip().rstrip("/")
     parts = urllib.parse.urlsplit(base)

@@ -148,8 +148,9 @@ export AWS_ACCESS_KEY_ID=local
 export AWS_SECRET_ACCESS_KEY=local
 export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$ddb_port
 export AWS_ENDPOINT_URL_KMS=http://127.0.0.1:$kms_port
-# moto serves SSM too: the internal secret comes from SSM in AWS.
-export AWS_ENDPOINT_URL_SSM=http://127.0.0.1:$kms_port
+# moto serves Secrets Manager too: in AWS each secret comes from there
+# (tests/system/tests/secrets_from_secrets_manager.rs runs that path).
+export AWS_ENDPOINT_URL_SECRETS_MANAGER=http://127.0.0.1:$kms_port
 export TABLE_NAME=checkout-best-local
 export KMS_KEY_ID=alias/checkout-best-local
 export STRIPE_API_BASE=http://127.0.0.1:$stripe_port/
@@ -182,10 +183,17 @@ serve() {
     log "INTERNAL_SECRET was not set; generated one for this local run:"
     echo "INTERNAL_SECRET=$secret"
   fi
+  # Locally both secrets are INTERNAL_SECRET, given as values (fast, no
+  # Secrets Manager read per cold start), so the tests and BMOS stand-ins
+  # sign everything with the one value. In AWS they are two secrets; the
+  # separation is proven by the unit and template tests, and the Secrets
+  # Manager path against moto.
   cat >"$STACK_DIR/service.env" <<EOF
 export CHECKOUT_BASE_URL=http://127.0.0.1:$port
 export PUBLIC_BASE_URL=http://127.0.0.1:$port/
 export INTERNAL_SECRET=$secret
+export BMOS_AUTH_SECRET=$secret
+export LINK_SIGNING_SECRET=$secret
 export LOCAL_MODE=true
 export ALLOWED_RETURN_HOSTS=localhost,127.0.0.1
 # The Stripe emulator refuses automatic_payment_methods; real Stripe uses them.

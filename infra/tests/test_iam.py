@@ -18,7 +18,7 @@ Why these shapes:
   condition: an index Query names the index's partition key (PENDING#n),
   not the table's pk, so a table-prefix condition does not bound it; the
   resource (that one index ARN) does.
-- The secrets policies (ReadInternalSecretPolicy and whatever replaces it)
+- The secrets policies (ReadBmosAuthSecretPolicy, ReadLinkSigningSecretPolicy)
   are owned by the secrets work; here they are only checked not to grant
   anything on the table or the secrets key.
 """
@@ -332,11 +332,11 @@ def test_a_missing_grant_and_a_table_read_in_a_secrets_policy_are_caught():
     assert role_problems(mutated(drop)) == ["ReconcilerFunction: lacks dynamodb:Query, which its code calls"]
 
     def smuggle(template):
-        policy = template["Resources"]["ReadInternalSecretPolicy"]["Properties"]["PolicyDocument"]
+        policy = template["Resources"]["ReadBmosAuthSecretPolicy"]["Properties"]["PolicyDocument"]
         policy["Statement"].append({"Effect": "Allow", "Action": "dynamodb:Scan", "Resource": {"Fn::GetAtt": ["Table", "Arn"]}})
 
     problems = role_problems(mutated(smuggle))
-    assert problems and all("ReadInternalSecretPolicy grants dynamodb:Scan" in p for p in problems)
+    assert problems and all("ReadBmosAuthSecretPolicy grants dynamodb:Scan" in p for p in problems)
 
 
 def test_a_role_off_the_path_is_caught():

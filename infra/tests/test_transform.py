@@ -893,3 +893,168 @@ def test_a_missing_business_alarm_is_caught():
     problems = metrics_problems(mutated(drop))
     assert "no alarm on ReconcilerPaidWithWebhook (no dimensions) in" in " ".join(problems)
     assert any("METRICS_NAMESPACE is 'CheckoutBest'" in p for p in problems)
+
+
+# --- secrets by purpose: who may read each one --------------------------------
+
+# DESIGN.md §5: each secret readable only by the functions that need it.
+SECRET_READERS = {
+    "BmosAuthSecret": {
+        "InternalStatusFunction",
+        "ConnectLinksFunction",
+        "CheckoutSessionsFunction",
+        "OrdersFunction",
+        "WebhookSecretFunction",
+        "DisconnectFunction",
+    },
+    "LinkSigningSecret": {"ConnectFunction", "ConnectLinksFunction"},
+}
+# The variable that names each secret to its readers.
+SECRET_VARIABLES = {"BmosAuthSecret": "BMOS_AUTH_SECRET_ARN", "LinkSigningSecret": "LINK_SIGNING_SECRET_ARN"}
+
+
+def _as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+# The AWS managed policies SAM attaches (logs, X-Ray); neither grants any
+# secretsmanager action.
+KNOWN_AWS_POLICIES = {
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+}
+
+
+def _role_statements(template, function):
+    """Every IAM statement a function's role carries: inline and managed."""
+    role_name = _getatt_target(template["Resources"][function]["Properties"]["Role"])
+    role = template["Resources"][role_name]["Properties"]
+    documents = [p["PolicyDocument"] for p in role.get("Policies", [])]
+    for arn in role.get("ManagedPolicyArns", []):
+        if isinstance(arn, str) and arn in KNOWN_AWS_POLICIES:
+            continue
+        if _ref(arn) in template["Resources"]:
+            documents.append(template["Resources"][_ref(arn)]["Properties"]["PolicyDocument"])
+        else:
+            # An AWS managed policy (or one of another stack): its contents are unknown here.
+            documents.append({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*", "Unknown": arn}]})
+    return [s for d in documents for s in _as_list(d["Statement"])]
+
+
+def _reads_secrets(statement):
+    actions = _as_list(statement.get("Action", []))
+    return statement.get("Effect") == "Allow" and any(
+        a == "*" or a.lower().startswith("secretsmanager:") and re.fullmatch(a.lower().replace("*", ".*"), "secretsmanager:getsecretvalue")
+        for a in actions
+    )
+
+
+def secret_access_problems(template):
+    """Only the listed functions may read each secret, on its ARN alone; the
+    readers are told where it is, and no one else is."""
+    problems = []
+    for secret, readers in SECRET_READERS.items():
+        resource = template["Resources"].get(secret)
+        if not resource or resource["Type"] != "AWS::SecretsManager::Secret":
+            problems.append(f"{secret}: not an AWS::SecretsManager::Secret of this stack")
+        elif "GenerateSecretString" not in resource["Properties"]:
+            problems.append(f"{secret}: no GenerateSecretString (a deploy would need a manual step)")
+    for function in sorted(of_type(template, "AWS::Lambda::Function")):
+        env = template["Resources"][function]["Properties"].get("Environment", {}).get("Variables", {})
+        for statement in _role_statements(template, function):
+            if not _reads_secrets(statement):
+                continue
+            for target in _as_list(statement.get("Resource", [])):
+                secret = _ref(target)
+                if secret not in SECRET_READERS:
+                    problems.append(f"{function}: may read secrets on {target!r}, not one secret's ARN")
+                elif function not in SECRET_READERS[secret]:
+                    problems.append(f"{function}: may read {secret}, which it has no use for")
+        for secret, readers in SECRET_READERS.items():
+            variable = SECRET_VARIABLES[secret]
+            granted = any(
+                _reads_secrets(s) and {"Ref": secret} in _as_list(s.get("Resource", [])) for s in _role_statements(template, function)
+            )
+            if function in readers:
+                if not granted:
+                    problems.append(f"{function}: cannot read {secret}")
+                if _ref(env.get(variable)) != secret:
+                    problems.append(f"{function}: {variable} is not {{Ref: {secret}}}")
+            elif variable in env:
+                problems.append(f"{function}: has {variable} though it must not load {secret}")
+        for legacy in ("INTERNAL_SECRET", "INTERNAL_SECRET_PARAMETER", "BMOS_AUTH_SECRET", "LINK_SIGNING_SECRET"):
+            if legacy in env:
+                problems.append(f"{function}: still has {legacy}")
+        plain = env.get("ALLOW_PLAIN_SECRET_HEADER")
+        if function in SECRET_READERS["BmosAuthSecret"] and _ref(plain) != "AllowPlainSecretHeader":
+            problems.append(f"{function}: ALLOW_PLAIN_SECRET_HEADER is not {{Ref: AllowPlainSecretHeader}}")
+    return problems
+
+
+def test_only_the_functions_that_need_a_secret_may_read_it(cfn):
+    assert secret_access_problems(cfn) == []
+
+
+def test_the_public_functions_load_no_secret(cfn):
+    for function in ("StatusFunction", "CheckoutFunction", "CreateIntentFunction", "WebhookFunction", "ReconcilerFunction"):
+        env = _env(cfn, function)
+        # No variable that names a secret (or an SSM parameter holding one),
+        # so their cold start reads none and their config requires none.
+        assert not any("SECRET" in name for name in env), (function, env)
+        statements = _role_statements(cfn, function)
+        assert not any(_reads_secrets(s) for s in statements), function
+        assert not any("ssm:" in str(s.get("Action")) for s in statements), function
+
+
+def test_a_public_function_given_a_secret_is_caught():
+    def leak(template):
+        template["Resources"]["StatusFunction"]["Properties"]["Policies"].insert(0, {"Ref": "ReadBmosAuthSecretPolicy"})
+
+    assert any("StatusFunction: may read BmosAuthSecret" in p for p in secret_access_problems(mutated(leak)))
+
+
+def test_a_wildcard_secret_grant_is_caught():
+    def wildcard(template):
+        template["Resources"]["WebhookFunction"]["Properties"]["Policies"].append(
+            {"Statement": [{"Effect": "Allow", "Action": "secretsmanager:Get*", "Resource": "*"}]}
+        )
+
+    assert any("WebhookFunction: may read secrets on '*'" in p for p in secret_access_problems(mutated(wildcard)))
+
+
+def test_a_reader_without_its_grant_or_variable_or_switch_is_caught():
+    def broken(template):
+        props = template["Resources"]["ConnectFunction"]["Properties"]
+        props["Policies"] = [p for p in props["Policies"] if p != {"Ref": "ReadLinkSigningSecretPolicy"}]
+        del template["Resources"]["OrdersFunction"]["Properties"]["Environment"]["Variables"]["ALLOW_PLAIN_SECRET_HEADER"]
+        del template["Resources"]["DisconnectFunction"]["Properties"]["Environment"]["Variables"]["BMOS_AUTH_SECRET_ARN"]
+
+    problems = secret_access_problems(mutated(broken))
+    assert "ConnectFunction: cannot read LinkSigningSecret" in problems
+    assert any(p.startswith("OrdersFunction: ALLOW_PLAIN_SECRET_HEADER") for p in problems)
+    assert any(p.startswith("DisconnectFunction: BMOS_AUTH_SECRET_ARN") for p in problems)
+
+
+@pytest.mark.parametrize("value", ["true", "false"])
+def test_the_plain_header_switch_reaches_the_internal_api_functions(value):
+    cfn = transformed(AllowPlainSecretHeader=value)
+    stack = Stack(cfn, "checkout-best-dev", {"AllowPlainSecretHeader": value})
+    for function in sorted(SECRET_READERS["BmosAuthSecret"]):
+        assert stack.resolve(_env(cfn, function)["ALLOW_PLAIN_SECRET_HEADER"]) == value, function
+    assert cfn["Parameters"]["AllowPlainSecretHeader"]["Default"] == "true", "the seed's BMOS keeps working"
+
+
+def test_each_secret_is_named_after_its_stack():
+    names = {
+        stack.resolve(cfn["Resources"][s]["Properties"]["Name"])
+        for env, (stack_name, params) in STACKS.items()
+        for cfn in [transformed(**{**DOMAIN_PARAMS, **params})]
+        for stack in [Stack(cfn, stack_name, {**DOMAIN_PARAMS, **params})]
+        for s in SECRET_READERS
+    }
+    assert names == {
+        "checkout-best-dev-bmos-auth",
+        "checkout-best-dev-link-signing",
+        "checkout-best-prod-bmos-auth",
+        "checkout-best-prod-link-signing",
+    }

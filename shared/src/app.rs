@@ -1,10 +1,11 @@
 //! The application context, built once per cold start, and the bootstrap
 //! every function's `main` calls.
 
-use crate::config::{Config, ConfigError};
+use crate::config::{BMOS_AUTH_SECRET, Config, LINK_SIGNING_SECRET, SecretSetting};
 use crate::error::{AppError, BoxError};
 use crate::http;
 use crate::metrics::Metrics;
+use crate::secrets::{RotatingSecret, SecretKeys, SecretsManagerSource};
 use crate::store::Store;
 use crate::stripe::StripeApi;
 use crate::telemetry;
@@ -23,6 +24,10 @@ pub struct App {
     /// Kept between deliveries by a warm webhook container.
     pub webhook_memory: WebhookMemory,
     pub metrics: Metrics,
+    /// Only in the functions that verify BMOS's calls.
+    pub bmos_auth: Option<RotatingSecret>,
+    /// Only in the functions that sign or verify links and CSRF tokens.
+    pub link_signing: Option<RotatingSecret>,
 }
 
 /// The one AWS configuration every client is built from, once per cold
@@ -54,76 +59,118 @@ impl App {
         Self::from_lookup(|name| std::env::var(name).ok()).await
     }
 
-    /// Reads settings through `lookup`. In AWS the internal secret is not an
-    /// environment variable but an SSM SecureString named by
-    /// `INTERNAL_SECRET_PARAMETER`, read here once per cold start.
+    /// Reads settings through `lookup`. In AWS each secret this function
+    /// needs is a Secrets Manager ARN, read here once (the cold start fails
+    /// if it cannot be) and then every `SECRET_CACHE_TTL_SECONDS`.
     pub async fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, BoxError> {
         let aws = load_aws_config().await;
-        let from_ssm = match (
-            lookup("INTERNAL_SECRET_PARAMETER"),
-            lookup("INTERNAL_SECRET"),
-        ) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::Invalid {
-                    name: "INTERNAL_SECRET_PARAMETER",
-                    reason: "set it or INTERNAL_SECRET, not both",
-                }
-                .into());
-            }
-            (Some(parameter), None) => Some(read_parameter(&aws, &parameter).await?),
-            _ => None,
-        };
-        let config = Config::from_lookup(|name| match (name, &from_ssm) {
-            ("INTERNAL_SECRET", Some(secret)) => Some(secret.to_string()),
-            _ => lookup(name),
-        })?;
+        let config = Config::from_lookup(lookup)?;
+        let secrets = aws_sdk_secretsmanager::Client::new(&aws);
+        let bmos_auth = load_secret(
+            "bmos-auth",
+            config.bmos_auth_secret.as_ref(),
+            BMOS_AUTH_SECRET.1,
+            &secrets,
+            &config,
+        )
+        .await?;
+        let link_signing = load_secret(
+            "link-signing",
+            config.link_signing_secret.as_ref(),
+            LINK_SIGNING_SECRET.1,
+            &secrets,
+            &config,
+        )
+        .await?;
         let kms = KmsDataKeys::new(aws_sdk_kms::Client::new(&aws), config.kms_key_id.clone());
-        Ok(Self::with_parts(
-            config,
-            aws_sdk_dynamodb::Client::new(&aws),
-            Arc::new(kms),
-        ))
+        let mut app = Self::with_parts(config, aws_sdk_dynamodb::Client::new(&aws), Arc::new(kms));
+        app.bmos_auth = bmos_auth;
+        app.link_signing = link_signing;
+        Ok(app)
     }
 
-    /// For tests and benchmarks that supply their own key service.
+    /// For tests and benchmarks that supply their own key service. Secrets
+    /// given as values are used as they are; one given as a Secrets Manager
+    /// ARN needs `from_lookup` (this builds no AWS client).
     pub fn with_parts(
         config: Config,
         dynamodb: aws_sdk_dynamodb::Client,
         keys: Arc<dyn DataKeys>,
     ) -> Self {
+        let fixed = |purpose, setting: &Option<SecretSetting>| match setting {
+            Some(SecretSetting::Value(value)) => Some(RotatingSecret::fixed(
+                purpose,
+                SecretKeys::single(value.clone()),
+            )),
+            _ => None,
+        };
         App {
             store: Store::new(dynamodb, config.table_name.clone()),
             vault: Vault::new(keys, config.data_key_cache_ttl),
             stripe: StripeApi::new(config.stripe_api_base.clone(), config.stripe_timeout),
             webhook_memory: WebhookMemory::default(),
             metrics: Metrics::new(config.metrics_namespace.clone()),
+            bmos_auth: fixed("bmos-auth", &config.bmos_auth_secret),
+            link_signing: fixed("link-signing", &config.link_signing_secret),
             config,
+        }
+    }
+
+    /// The BMOS authentication secret's valid values (cached; re-read when
+    /// due). A function the template gave no such secret answers 500: it is
+    /// a deployment error, not the caller's.
+    pub async fn bmos_keys(&self) -> Result<Arc<SecretKeys>, AppError> {
+        match &self.bmos_auth {
+            Some(secret) => Ok(secret.keys().await),
+            None => Err(AppError::internal(
+                "this function has no BMOS authentication secret (BMOS_AUTH_SECRET_ARN)",
+            )),
+        }
+    }
+
+    /// The link signing secret's values as cached, for the page code that
+    /// renders synchronously; the connect function calls `link_keys` first
+    /// in every request, so these are as fresh as the TTL allows.
+    pub fn cached_link_keys(&self) -> Result<Arc<SecretKeys>, AppError> {
+        match &self.link_signing {
+            Some(secret) => Ok(secret.cached()),
+            None => Err(AppError::internal(
+                "this function has no link signing secret (LINK_SIGNING_SECRET_ARN)",
+            )),
+        }
+    }
+
+    /// The link and CSRF signing secret's valid values; as `bmos_keys`.
+    pub async fn link_keys(&self) -> Result<Arc<SecretKeys>, AppError> {
+        match &self.link_signing {
+            Some(secret) => Ok(secret.keys().await),
+            None => Err(AppError::internal(
+                "this function has no link signing secret (LINK_SIGNING_SECRET_ARN)",
+            )),
         }
     }
 }
 
-/// A SecureString parameter, decrypted; the value is wiped when dropped.
-async fn read_parameter(
-    aws: &aws_config::SdkConfig,
-    name: &str,
-) -> Result<zeroize::Zeroizing<String>, BoxError> {
-    let out = aws_sdk_ssm::Client::new(aws)
-        .get_parameter()
-        .name(name)
-        .with_decryption(true)
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "could not read SSM parameter {name}: {}",
-                crate::error::cause_chain(&e)
-            )
-        })?;
-    let value = out
-        .parameter
-        .and_then(|p| p.value)
-        .ok_or_else(|| format!("SSM parameter {name} has no value"))?;
-    Ok(zeroize::Zeroizing::new(value))
+/// One secret of the function, from its setting: a value is fixed, an ARN
+/// is read now and re-read every TTL.
+async fn load_secret(
+    purpose: &'static str,
+    setting: Option<&SecretSetting>,
+    arn_variable: &'static str,
+    client: &aws_sdk_secretsmanager::Client,
+    config: &Config,
+) -> Result<Option<RotatingSecret>, BoxError> {
+    Ok(match setting {
+        None => None,
+        Some(SecretSetting::Value(value)) => Some(RotatingSecret::fixed(
+            purpose,
+            SecretKeys::single(value.clone()),
+        )),
+        Some(SecretSetting::SecretsManager(arn)) => {
+            let source = SecretsManagerSource::new(client.clone(), arn.clone(), arn_variable);
+            Some(RotatingSecret::load(purpose, Box::new(source), config.secret_cache_ttl).await?)
+        }
+    })
 }
 
 /// Telemetry and the app context, once per cold start. A failure stops the

@@ -18,8 +18,9 @@ pub enum ConfigError {
     },
 }
 
-/// The internal secret shared with BMOS: signs connect links, CSRF tokens and
-/// internal API requests.
+/// One value of a secret shared with BMOS (see `secrets`): either the one
+/// that authenticates BMOS's calls, or the one that signs connect links and
+/// CSRF tokens. Redacted in `Debug`, wiped from memory when dropped.
 #[derive(Clone)]
 pub struct InternalSecret(SecretString);
 
@@ -28,13 +29,20 @@ pub const MIN_INTERNAL_SECRET_LEN: usize = 32;
 
 impl InternalSecret {
     pub fn new(value: String) -> Result<Self, ConfigError> {
+        Self::named("INTERNAL_SECRET", value)
+    }
+
+    /// A value read from `name` (a variable, or the variable naming the
+    /// secret it was read from), which errors name.
+    pub fn named(name: &'static str, value: String) -> Result<Self, ConfigError> {
+        let value = zeroize::Zeroizing::new(value);
         if value.len() < MIN_INTERNAL_SECRET_LEN {
             return Err(ConfigError::Invalid {
-                name: "INTERNAL_SECRET",
+                name,
                 reason: "must be at least 32 characters",
             });
         }
-        Ok(InternalSecret(SecretString::from(value)))
+        Ok(InternalSecret(SecretString::from(value.as_str())))
     }
 
     pub fn expose(&self) -> &[u8] {
@@ -48,12 +56,38 @@ impl std::fmt::Debug for InternalSecret {
     }
 }
 
+/// Where a function gets one of its secrets. A function that neither
+/// verifies BMOS nor signs links has neither setting and needs neither.
+#[derive(Clone, Debug)]
+pub enum SecretSetting {
+    /// The value itself, from the environment: the local stack, for speed.
+    /// It never changes while the process runs.
+    Value(InternalSecret),
+    /// The ARN of a Secrets Manager secret (AWS): re-read every
+    /// `secret_cache_ttl`, current and previous versions.
+    SecretsManager(String),
+}
+
+/// The variables of the BMOS authentication secret: the value, or the ARN.
+pub const BMOS_AUTH_SECRET: (&str, &str) = ("BMOS_AUTH_SECRET", "BMOS_AUTH_SECRET_ARN");
+/// The variables of the link and CSRF signing secret: the value, or the ARN.
+pub const LINK_SIGNING_SECRET: (&str, &str) = ("LINK_SIGNING_SECRET", "LINK_SIGNING_SECRET_ARN");
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub table_name: String,
     /// KMS key id or alias that wraps the data keys.
     pub kms_key_id: String,
-    pub internal_secret: InternalSecret,
+    /// Verifies BMOS's calls to the internal API.
+    pub bmos_auth_secret: Option<SecretSetting>,
+    /// Signs and verifies connect links and CSRF tokens.
+    pub link_signing_secret: Option<SecretSetting>,
+    /// How long a warm container keeps a secret read from Secrets Manager
+    /// before reading it again (a rotation reaches it within this time).
+    pub secret_cache_ttl: Duration,
+    /// Whether BMOS may still send the plain `X-Internal-Secret` header;
+    /// `false` once it signs every request.
+    pub allow_plain_secret_header: bool,
     /// The custom domain our pages are served from (`https://<domain>/`).
     /// `None`: the origin is the one each request came in on, because the
     /// template cannot name the API from a function without a dependency
@@ -144,6 +178,31 @@ impl Config {
                     }),
             }
         };
+        let secret = |(value_var, arn_var): (&'static str, &'static str)| {
+            let value = lookup(value_var).filter(|v| !v.is_empty());
+            let arn = lookup(arn_var).filter(|v| !v.trim().is_empty());
+            match (value, arn) {
+                (Some(_), Some(_)) => Err(ConfigError::Invalid {
+                    name: arn_var,
+                    reason: "set it or the secret's value, not both",
+                }),
+                (Some(value), None) => Ok(Some(SecretSetting::Value(InternalSecret::named(
+                    value_var, value,
+                )?))),
+                (None, Some(arn)) => Ok(Some(SecretSetting::SecretsManager(arn.trim().to_owned()))),
+                (None, None) => Ok(None),
+            }
+        };
+        let allow_plain_secret_header = match lookup("ALLOW_PLAIN_SECRET_HEADER").as_deref() {
+            None | Some("") | Some("true") | Some("1") => true,
+            Some("false") | Some("0") => false,
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    name: "ALLOW_PLAIN_SECRET_HEADER",
+                    reason: "must be true or false",
+                });
+            }
+        };
         let public_base_url = match lookup("PUBLIC_BASE_URL").filter(|v| !v.trim().is_empty()) {
             None => None,
             Some(raw) => {
@@ -166,7 +225,10 @@ impl Config {
         Ok(Config {
             table_name: required("TABLE_NAME")?,
             kms_key_id: required("KMS_KEY_ID")?,
-            internal_secret: InternalSecret::new(required("INTERNAL_SECRET")?)?,
+            bmos_auth_secret: secret(BMOS_AUTH_SECRET)?,
+            link_signing_secret: secret(LINK_SIGNING_SECRET)?,
+            secret_cache_ttl: seconds("SECRET_CACHE_TTL_SECONDS", 300)?,
+            allow_plain_secret_header,
             public_base_url,
             metrics_namespace: lookup("METRICS_NAMESPACE")
                 .filter(|v| !v.trim().is_empty())
@@ -248,7 +310,8 @@ pub(crate) mod tests {
         HashMap::from([
             ("TABLE_NAME", "t".to_string()),
             ("KMS_KEY_ID", "alias/k".to_string()),
-            ("INTERNAL_SECRET", "x".repeat(40)),
+            ("BMOS_AUTH_SECRET", "x".repeat(40)),
+            ("LINK_SIGNING_SECRET", "y".repeat(40)),
             ("PUBLIC_BASE_URL", "https://pay.example/".to_string()),
             (
                 "ALLOWED_RETURN_HOSTS",
@@ -304,12 +367,7 @@ pub(crate) mod tests {
 
     #[test]
     fn names_the_missing_variable() {
-        for name in [
-            "TABLE_NAME",
-            "KMS_KEY_ID",
-            "INTERNAL_SECRET",
-            "ALLOWED_RETURN_HOSTS",
-        ] {
+        for name in ["TABLE_NAME", "KMS_KEY_ID", "ALLOWED_RETURN_HOSTS"] {
             let mut v = vars();
             v.remove(name);
             let err = load(&v).expect_err(name);
@@ -320,12 +378,12 @@ pub(crate) mod tests {
     #[test]
     fn rejects_weak_secret_and_http_outside_local_mode() {
         let mut v = vars();
-        v.insert("INTERNAL_SECRET", "short".into());
+        v.insert("LINK_SIGNING_SECRET", "short".into());
         assert!(
             load(&v)
                 .unwrap_err()
                 .to_string()
-                .contains("INTERNAL_SECRET")
+                .contains("LINK_SIGNING_SECRET")
         );
 
         let mut v = vars();
@@ -336,10 +394,55 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn functions_that_verify_and_sign_nothing_need_no_secret() {
+        // The public status, checkout, create-intent, webhook and reconciler
+        // functions get neither variable from the template.
+        let mut v = vars();
+        v.remove("BMOS_AUTH_SECRET");
+        v.remove("LINK_SIGNING_SECRET");
+        let config = load(&v).expect("valid without secrets");
+        assert!(config.bmos_auth_secret.is_none());
+        assert!(config.link_signing_secret.is_none());
+    }
+
+    #[test]
+    fn a_secret_is_a_value_or_a_secrets_manager_arn_not_both() {
+        let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:bmos-auth-AbCdEf";
+        let mut v = vars();
+        v.remove("BMOS_AUTH_SECRET");
+        v.insert("BMOS_AUTH_SECRET_ARN", arn.into());
+        let config = load(&v).expect("valid");
+        assert!(
+            matches!(&config.bmos_auth_secret, Some(SecretSetting::SecretsManager(a)) if a == arn)
+        );
+        assert!(matches!(
+            config.link_signing_secret,
+            Some(SecretSetting::Value(_))
+        ));
+        assert_eq!(config.secret_cache_ttl, Duration::from_secs(300));
+        v.insert("BMOS_AUTH_SECRET", "z".repeat(40));
+        let err = load(&v).unwrap_err().to_string();
+        assert!(err.contains("BMOS_AUTH_SECRET_ARN"), "{err}");
+        assert!(!err.contains(&"z".repeat(40)), "{err}");
+    }
+
+    #[test]
+    fn the_plain_secret_header_is_allowed_unless_switched_off() {
+        assert!(load(&vars()).unwrap().allow_plain_secret_header);
+        let mut v = vars();
+        v.insert("ALLOW_PLAIN_SECRET_HEADER", "false".into());
+        assert!(!load(&v).unwrap().allow_plain_secret_header);
+        v.insert("ALLOW_PLAIN_SECRET_HEADER", "no".into());
+        let err = load(&v).unwrap_err().to_string();
+        assert!(err.contains("ALLOW_PLAIN_SECRET_HEADER"), "{err}");
+    }
+
+    #[test]
     fn debug_output_never_shows_the_secret() {
         let config = load(&vars()).unwrap();
         let printed = format!("{config:?}");
         assert!(!printed.contains(&"x".repeat(40)), "{printed}");
+        assert!(!printed.contains(&"y".repeat(40)), "{printed}");
         assert!(printed.contains("[redacted]"));
     }
 }

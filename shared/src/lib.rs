@@ -13,6 +13,7 @@ pub mod http;
 pub mod metrics;
 pub mod pages;
 pub mod reconcile;
+pub mod secrets;
 pub mod store;
 pub mod stripe;
 pub mod telemetry;

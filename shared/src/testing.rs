@@ -7,13 +7,16 @@ use crate::config::Config;
 use crate::vault::fake::FakeKms;
 use std::sync::{Arc, OnceLock};
 
-/// Settings of a deployment at `https://pay.checkout.best/`. The internal
-/// secret is `TEST_INTERNAL_SECRET`.
+/// Settings of a deployment at `https://pay.checkout.best/`. Both secrets
+/// are `TEST_INTERNAL_SECRET`: the sample events in `events/` (links and
+/// BMOS requests) are signed with it. Their separation is proven by the
+/// auth unit tests and the system test against Secrets Manager.
 pub fn config(overrides: &[(&str, &str)]) -> Config {
     let base = [
         ("TABLE_NAME", "checkout-best-test"),
         ("KMS_KEY_ID", "alias/checkout-best-test"),
-        ("INTERNAL_SECRET", TEST_INTERNAL_SECRET),
+        ("BMOS_AUTH_SECRET", TEST_INTERNAL_SECRET),
+        ("LINK_SIGNING_SECRET", TEST_INTERNAL_SECRET),
         ("PUBLIC_BASE_URL", "https://pay.checkout.best/"),
         ("ALLOWED_RETURN_HOSTS", "bmos.example"),
         // Nothing listens on port 9 (discard) on loopback here.

@@ -42,7 +42,7 @@ pub fn created(
 }
 
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
-    internal::authenticate_request(&app.config.internal_secret, &app.store, &req).await?;
+    internal::authenticate_bmos(app, &req).await?;
     let idempotency_key = idempotency::key(&req)?;
     let raw = http::body_bytes(&req)?;
     let body: CartRequest = serde_json::from_slice(raw).map_err(|e| {

@@ -33,7 +33,7 @@ pub struct LinkResponse {
 }
 
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
-    internal::authenticate_request(&app.config.internal_secret, &app.store, &req).await?;
+    internal::authenticate_bmos(app, &req).await?;
     let store_id = StoreId::parse(&http::path_param(&req, "store_id").unwrap_or_default())?;
     let body: LinkRequest = serde_json::from_slice(http::body_bytes(&req)?).map_err(|e| {
         AppError::bad_request(
@@ -53,9 +53,10 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
         ));
     }
     let expires_at = clock::now() + expires_in;
+    let signing = app.link_keys().await?;
     let url = connect_link::url(
         &http::public_base_url(&app.config, &req)?,
-        &app.config.internal_secret,
+        &signing.current,
         &store_id,
         &return_url,
         expires_at,
@@ -108,7 +109,7 @@ mod tests {
         let app = offline_app();
         let link = ConnectLink::verify(
             params,
-            &app.config.internal_secret,
+            &app.link_keys().await.unwrap(),
             &app.config.return_urls,
             clock::now(),
             Expiry::Enforce,
@@ -139,7 +140,7 @@ mod tests {
             let app = offline_app();
             let link = ConnectLink::verify(
                 params,
-                &app.config.internal_secret,
+                &app.link_keys().await.unwrap(),
                 &app.config.return_urls,
                 clock::now(),
                 Expiry::Enforce,

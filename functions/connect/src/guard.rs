@@ -21,7 +21,7 @@ pub(crate) fn link(
 ) -> Result<ConnectLink, AppError> {
     ConnectLink::verify(
         params,
-        &app.config.internal_secret,
+        &*app.cached_link_keys()?,
         &app.config.return_urls,
         clock::now(),
         expiry,
@@ -66,7 +66,7 @@ pub(crate) fn origin(app: &App, req: &Request) -> Result<(), AppError> {
 
 /// The post carries the token our page rendered for this very link.
 pub(crate) fn csrf_token(app: &App, link: &ConnectLink, token: &str) -> Result<(), AppError> {
-    if csrf::verify(&app.config.internal_secret, link, token) {
+    if csrf::verify(&*app.cached_link_keys()?, link, token) {
         Ok(())
     } else {
         Err(AppError::forbidden(

@@ -11,6 +11,12 @@ use shared::pages::{self, ConnectForm, CurrentConnection};
 use shared::{App, AppError, http};
 
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
+    // Brings the link signing secret up to date first (a read only when its
+    // cache's TTL is due), so the page code below, which renders
+    // synchronously, sees the current values.
+    if let Err(err) = app.link_keys().await {
+        return Ok(pages::error_page(&err));
+    }
     let result = match (req.method(), req.uri().path()) {
         (&Method::GET, "/stripe/connect") => form(app, &req).await,
         (&Method::POST, "/stripe/connect") => submit::handle(app, &req).await,
@@ -56,7 +62,7 @@ pub(crate) fn render_form(
     let page = ConnectForm {
         nonce: nonce.clone(),
         link: &link.params,
-        csrf_token: csrf::token(&app.config.internal_secret, link),
+        csrf_token: csrf::token(&app.cached_link_keys()?.current, link),
         // A secret typed into the wrong field is not shown back.
         publishable_key: if shared::domain::looks_like_secret(state.publishable_key) {
             ""

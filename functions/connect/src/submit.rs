@@ -61,7 +61,7 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, AppError
             // The connect link is spent; the success page and the
             // webhook-secret form open with a link of ours, for them only.
             let next = ConnectLink::issue(
-                &app.config.internal_secret,
+                &app.cached_link_keys()?.current,
                 LinkPurpose::WebhookSecret,
                 link.store_id,
                 link.return_url.clone(),

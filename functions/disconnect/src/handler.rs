@@ -10,8 +10,7 @@ use shared::webhooks::setup;
 use shared::{App, AppError, http};
 
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
-    let caller =
-        internal::authenticate_request(&app.config.internal_secret, &app.store, &req).await?;
+    let caller = internal::authenticate_bmos(app, &req).await?;
     let store_id = StoreId::parse(&http::path_param(&req, "store_id").unwrap_or_default())?;
     setup::disconnect(app, &store_id, caller.as_str()).await?;
     Ok(http::json(

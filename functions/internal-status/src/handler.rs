@@ -53,7 +53,7 @@ impl From<&KeyReplacement> for KeyReplacementStatus {
 }
 
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
-    internal::authenticate_request(&app.config.internal_secret, &app.store, &req).await?;
+    internal::authenticate_bmos(app, &req).await?;
     let store_id = StoreId::parse(&http::path_param(&req, "store_id").unwrap_or_default())?;
     let connection = app.store.get_connection(&store_id).await?;
     let webhook_url = setup::webhook_url(&http::public_base_url(&app.config, &req)?, &store_id)?;
@@ -124,6 +124,35 @@ mod tests {
             "wrong-secret-of-sufficient-length-000000".parse().unwrap(),
         );
         assert_eq!(handle(offline_app(), req).await.unwrap_err().status(), 401);
+    }
+
+    #[tokio::test]
+    async fn with_the_plain_header_switched_off_the_right_secret_is_401_naming_the_signed_form() {
+        // What AllowPlainSecretHeader=false gives the function.
+        let app = shared::testing::offline_app_with(&[("ALLOW_PLAIN_SECRET_HEADER", "false")]);
+        let err = handle(
+            &app,
+            event(include_str!("../../../events/internal-status.json")),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.status(), 401);
+        assert_eq!(err.code(), "plain_secret_disabled");
+        assert!(err.public_message().contains("X-Internal-Signature"));
+    }
+
+    #[tokio::test]
+    async fn a_function_given_no_bmos_secret_refuses_with_500_not_401() {
+        // A deployment error (the template gave it no secret) is ours, not
+        // the caller's.
+        let app = shared::testing::offline_app_with(&[("BMOS_AUTH_SECRET", "")]);
+        let err = handle(
+            &app,
+            event(include_str!("../../../events/internal-status.json")),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.status(), 500, "{err:?}");
     }
 
     #[tokio::test]

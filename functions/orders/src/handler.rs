@@ -69,7 +69,7 @@ impl<'a> From<&'a Order> for OrderView<'a> {
 }
 
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
-    internal::authenticate_request(&app.config.internal_secret, &app.store, &req).await?;
+    internal::authenticate_bmos(app, &req).await?;
     let raw = http::path_param(&req, "order_id").unwrap_or_default();
     let order_id = uuid::Uuid::try_parse(&raw)
         .ok()

@@ -16,8 +16,7 @@ struct SecretBody {
 }
 
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
-    let caller =
-        internal::authenticate_request(&app.config.internal_secret, &app.store, &req).await?;
+    let caller = internal::authenticate_bmos(app, &req).await?;
     let store_id = StoreId::parse(&http::path_param(&req, "store_id").unwrap_or_default())?;
     let body: SecretBody = serde_json::from_slice(http::body_bytes(&req)?).map_err(|_| {
         AppError::bad_request(

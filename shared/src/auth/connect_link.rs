@@ -27,6 +27,7 @@ use super::{sign_hex, verify_hex};
 use crate::config::InternalSecret;
 use crate::domain::{ReturnUrl, ReturnUrlPolicy, StoreId};
 use crate::error::AppError;
+use crate::secrets::SecretKeys;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use url::Url;
@@ -261,9 +262,11 @@ impl ConnectLink {
         }
     }
 
+    /// Checks the signature against the link signing secret's current and
+    /// previous values: a link signed just before a rotation still opens.
     pub fn verify(
         params: LinkParams,
-        secret: &InternalSecret,
+        keys: &SecretKeys,
         policy: &ReturnUrlPolicy,
         now: u64,
         expiry: Expiry,
@@ -272,7 +275,7 @@ impl ConnectLink {
         let store_id = StoreId::parse(&params.store_id)?;
         let account_change = account_change_of(&params, purpose)?;
         let signed = verify_hex(
-            secret,
+            keys,
             &[message(
                 purpose,
                 &params.store_id,
@@ -327,7 +330,7 @@ impl ConnectLink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::test_secret;
+    use crate::auth::{test_keys, test_secret};
 
     const STORE: &str = "0b7c5a4e-3f0e-4a53-9d0a-2f1a3d2b9c11";
     const RETURN: &str = "https://shop.bmos.example/admin/payments?x=1&y=2";
@@ -354,7 +357,7 @@ mod tests {
     fn verify(p: LinkParams) -> Result<ConnectLink, AppError> {
         ConnectLink::verify(
             p,
-            &test_secret(),
+            &test_keys(),
             &policy(),
             NOW,
             Expiry::Enforce,
@@ -466,7 +469,7 @@ mod tests {
         };
         let refused = ConnectLink::verify(
             with_consent,
-            &test_secret(),
+            &test_keys(),
             &policy(),
             NOW,
             Expiry::Enforce,
@@ -516,7 +519,7 @@ mod tests {
         );
         let late = ConnectLink::verify(
             params(NOW - 10),
-            &test_secret(),
+            &test_keys(),
             &policy(),
             NOW,
             Expiry::Ignore,
@@ -574,7 +577,7 @@ mod tests {
         let p = params(NOW + 600);
         let as_ours = ConnectLink::verify(
             p.clone(),
-            &test_secret(),
+            &test_keys(),
             &policy(),
             NOW,
             Expiry::Enforce,
@@ -589,7 +592,7 @@ mod tests {
         assert_eq!(issued.expires, NOW + MAX_LIFETIME_SECS);
         let again = ConnectLink::verify(
             issued.params.clone(),
-            &test_secret(),
+            &test_keys(),
             &policy(),
             NOW,
             Expiry::Enforce,
@@ -599,7 +602,7 @@ mod tests {
         assert_eq!(again.use_key(), issued.use_key());
         let as_connect = ConnectLink::verify(
             issued.params,
-            &test_secret(),
+            &test_keys(),
             &policy(),
             NOW,
             Expiry::Enforce,

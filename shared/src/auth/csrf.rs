@@ -6,6 +6,7 @@
 use super::connect_link::ConnectLink;
 use super::{sign_hex, verify_hex};
 use crate::config::InternalSecret;
+use crate::secrets::SecretKeys;
 
 fn message(link: &ConnectLink) -> String {
     let p = &link.params;
@@ -15,19 +16,22 @@ fn message(link: &ConnectLink) -> String {
     )
 }
 
+/// Made with the link signing secret's current value.
 pub fn token(secret: &InternalSecret, link: &ConnectLink) -> String {
     sign_hex(secret, &[message(link).as_bytes()])
 }
 
-pub fn verify(secret: &InternalSecret, link: &ConnectLink, token: &str) -> bool {
-    verify_hex(secret, &[message(link).as_bytes()], token)
+/// A token made with the current or the previous value verifies, so a form
+/// rendered just before a rotation still posts.
+pub fn verify(keys: &SecretKeys, link: &ConnectLink, token: &str) -> bool {
+    verify_hex(keys, &[message(link).as_bytes()], token)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::auth::connect_link::{self, Expiry, LinkParams};
-    use crate::auth::test_secret;
+    use crate::auth::{test_keys, test_secret};
     use crate::domain::{ReturnUrlPolicy, StoreId};
 
     fn link(store: &str, expires: u64) -> ConnectLink {
@@ -47,7 +51,7 @@ mod tests {
         };
         ConnectLink::verify(
             params,
-            &secret,
+            &SecretKeys::single(secret),
             &policy,
             expires - 100,
             Expiry::Enforce,
@@ -58,18 +62,19 @@ mod tests {
 
     #[test]
     fn token_is_bound_to_its_link() {
-        let secret = test_secret();
+        let keys = test_keys();
+        let secret = keys.current.clone();
         let a = link("0b7c5a4e-3f0e-4a53-9d0a-2f1a3d2b9c11", 1_800_000_600);
         let b = link("5a0f8d3c-1111-4c2b-8e7e-0a9b8c7d6e5f", 1_800_000_600);
         let later = link("0b7c5a4e-3f0e-4a53-9d0a-2f1a3d2b9c11", 1_800_000_700);
         let t = token(&secret, &a);
-        assert!(verify(&secret, &a, &t));
-        assert!(!verify(&secret, &b, &t), "another store's link");
+        assert!(verify(&keys, &a, &t));
+        assert!(!verify(&keys, &b, &t), "another store's link");
         assert!(
-            !verify(&secret, &later, &t),
+            !verify(&keys, &later, &t),
             "another link for the same store"
         );
-        assert!(!verify(&secret, &a, ""), "missing token");
-        assert!(!verify(&secret, &a, &t.replace('a', "b")), "altered token");
+        assert!(!verify(&keys, &a, ""), "missing token");
+        assert!(!verify(&keys, &a, &t.replace('a', "b")), "altered token");
     }
 }

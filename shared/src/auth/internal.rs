@@ -9,12 +9,20 @@
 //!   secret. A signed request that changes something is accepted once: its
 //!   MAC is recorded (`store/replays.rs`) and a second use is 401 `replayed`.
 //!
+//! Both are checked against the BMOS authentication secret's current and
+//! previous values, so BMOS can move to a new value during a rotation
+//! without a failed call. The plain header can be switched off
+//! (`ALLOW_PLAIN_SECRET_HEADER=false`, template parameter
+//! `AllowPlainSecretHeader`) once BMOS signs every request: it is the form a
+//! captured request or a log line leaks for good.
+//!
 //! Either way the path must be in canonical form (`canonical_path.rs`), and
 //! what is signed is the path exactly as sent (`http::path_and_query`).
 
 use super::canonical_path;
-use crate::config::InternalSecret;
+use crate::app::App;
 use crate::error::AppError;
+use crate::secrets::SecretKeys;
 use crate::store::Store;
 use lambda_http::http::{HeaderMap, Method};
 use sha2::{Digest, Sha256};
@@ -87,6 +95,23 @@ impl Verified {
     }
 }
 
+/// Whether BMOS may still send the plain `X-Internal-Secret` header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlainHeader {
+    Allowed,
+    Refused,
+}
+
+impl PlainHeader {
+    pub fn from_flag(allowed: bool) -> Self {
+        if allowed {
+            PlainHeader::Allowed
+        } else {
+            PlainHeader::Refused
+        }
+    }
+}
+
 /// Whether a signed request with this method is recorded so it works once.
 ///
 /// GET and HEAD are not: they change nothing, so a replay only re-reads what
@@ -101,11 +126,20 @@ pub fn is_recorded(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD)
 }
 
+/// `authenticate_request` with the function's BMOS authentication secret
+/// and plain-header setting.
+pub async fn authenticate_bmos(app: &App, req: &lambda_http::Request) -> Result<Caller, AppError> {
+    let keys = app.bmos_keys().await?;
+    let plain = PlainHeader::from_flag(app.config.allow_plain_secret_header);
+    authenticate_request(&keys, plain, &app.store, req).await
+}
+
 /// Authenticates an internal API request as received (method, raw path and
 /// query, raw body), records a signed request that changes something so it
 /// works once, and logs which form the caller used.
 pub async fn authenticate_request(
-    secret: &InternalSecret,
+    keys: &SecretKeys,
+    plain: PlainHeader,
     replays: &Store,
     req: &lambda_http::Request,
 ) -> Result<Caller, AppError> {
@@ -119,7 +153,7 @@ pub async fn authenticate_request(
         path_and_query: &path_and_query,
         body: crate::http::body_bytes(req)?,
     };
-    let verified = authenticate(secret, req.headers(), &parts, crate::clock::now())?;
+    let verified = authenticate(keys, plain, req.headers(), &parts, crate::clock::now())?;
     if let Verified::Signed(signed) = &verified
         && is_recorded(req.method())
         && !replays
@@ -141,7 +175,8 @@ fn unauthorized(message: &'static str) -> AppError {
 }
 
 pub fn authenticate(
-    secret: &InternalSecret,
+    keys: &SecretKeys,
+    plain: PlainHeader,
     headers: &HeaderMap,
     parts: &SignedParts<'_>,
     now: u64,
@@ -151,14 +186,25 @@ pub fn authenticate(
         let timestamp = header(TIMESTAMP_HEADER).ok_or_else(|| {
             unauthorized("X-Internal-Timestamp is required with X-Internal-Signature")
         })?;
-        return verify_signed(secret, timestamp, signature, parts, now).map(Verified::Signed);
+        return verify_signed(keys, timestamp, signature, parts, now).map(Verified::Signed);
     }
     if let Some(given) = header(SECRET_HEADER) {
+        if plain == PlainHeader::Refused {
+            return Err(AppError::unauthorized(
+                "plain_secret_disabled",
+                "X-Internal-Secret is switched off for this API: sign the request instead, with \
+                 X-Internal-Timestamp and X-Internal-Signature: v1=<hex HMAC-SHA256 of \
+                 \"<timestamp>.<METHOD>.<path with query>.<raw body>\">",
+            ));
+        }
         // Hash both sides first so the comparison takes the same time
         // whatever the lengths are.
         let given = Sha256::digest(given.as_bytes());
-        let expected = Sha256::digest(secret.expose());
-        if bool::from(given.as_slice().ct_eq(expected.as_slice())) {
+        let matched = keys.all().fold(false, |matched, secret| {
+            let expected = Sha256::digest(secret.expose());
+            matched | bool::from(given.as_slice().ct_eq(expected.as_slice()))
+        });
+        if matched {
             return Ok(Verified::SharedSecret);
         }
         return Err(unauthorized("Invalid internal credentials"));
@@ -169,7 +215,7 @@ pub fn authenticate(
 }
 
 fn verify_signed(
-    secret: &InternalSecret,
+    keys: &SecretKeys,
     timestamp: &str,
     signature: &str,
     parts: &SignedParts<'_>,
@@ -206,14 +252,23 @@ fn verify_signed(
         b".",
         parts.body,
     ];
-    // One MAC over the (up to 64 KiB) body, whatever the number of candidates.
-    let expected = super::mac_bytes(secret, &message);
-    let valid = candidates.iter().any(|hex| {
-        hex::decode(hex).is_ok_and(|given| bool::from(given.as_slice().ct_eq(&expected)))
-    });
-    if !valid {
+    // One MAC over the (up to 64 KiB) body per value of the secret (two at
+    // most, during a rotation), whatever the number of candidates.
+    let given: Vec<Vec<u8>> = candidates
+        .iter()
+        .filter_map(|hex| hex::decode(hex).ok())
+        .collect();
+    let Some(expected) = keys
+        .all()
+        .map(|secret| super::mac_bytes(secret, &message))
+        .find(|expected| {
+            given
+                .iter()
+                .any(|given| bool::from(given.as_slice().ct_eq(expected)))
+        })
+    else {
         return Err(unauthorized("Invalid internal request signature"));
-    }
+    };
     Ok(SignedRequest {
         mac_hash: hex::encode(Sha256::digest(expected)),
         record_expires_at: ts + TOLERANCE_SECS + RECORD_MARGIN_SECS,
@@ -223,7 +278,8 @@ fn verify_signed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::test_secret;
+    use crate::auth::{test_keys, test_secret};
+    use crate::config::InternalSecret;
     use lambda_http::http::HeaderValue;
 
     const NOW: u64 = 1_800_000_000;
@@ -248,7 +304,7 @@ mod tests {
             path_and_query: PATH,
             body,
         };
-        authenticate(&test_secret(), h, &parts, now)
+        authenticate(&test_keys(), PlainHeader::Allowed, h, &parts, now)
     }
 
     fn check(h: &HeaderMap, body: &[u8], now: u64) -> Result<Caller, AppError> {
@@ -431,12 +487,85 @@ mod tests {
             path_and_query: PATH,
             body: BODY,
         };
-        assert!(authenticate(&test_secret(), &h, &get, NOW).is_err());
+        assert!(authenticate(&test_keys(), PlainHeader::Allowed, &h, &get, NOW).is_err());
         let other = SignedParts {
             method: "POST",
             path_and_query: "/api/internal/stores/x/connect-links",
             body: BODY,
         };
-        assert!(authenticate(&test_secret(), &h, &other, NOW).is_err());
+        assert!(authenticate(&test_keys(), PlainHeader::Allowed, &h, &other, NOW).is_err());
+    }
+
+    fn rotating() -> SecretKeys {
+        SecretKeys {
+            current: InternalSecret::new("the-new-bmos-secret-0123456789abcdef".into()).unwrap(),
+            previous: Some(test_secret()),
+        }
+    }
+
+    #[test]
+    fn during_a_rotation_both_the_old_and_the_new_secret_are_accepted() {
+        let parts = SignedParts {
+            method: "POST",
+            path_and_query: PATH,
+            body: BODY,
+        };
+        let keys = rotating();
+        // PYTHON_SIGNATURE is made with the previous value.
+        let by_old = signed(&format!("v1={PYTHON_SIGNATURE}"));
+        let new_sig = crate::auth::sign_hex(
+            &keys.current,
+            &[b"1800000000.POST.", PATH.as_bytes(), b".", BODY],
+        );
+        let by_new = signed(&format!("v1={new_sig}"));
+        for h in [&by_old, &by_new] {
+            let verified = authenticate(&keys, PlainHeader::Allowed, h, &parts, NOW).unwrap();
+            assert_eq!(verified.caller(), Caller::SignedRequest);
+        }
+        // The replay record is the MAC that matched, whichever value made it.
+        let Verified::Signed(old) =
+            authenticate(&keys, PlainHeader::Allowed, &by_old, &parts, NOW).unwrap()
+        else {
+            panic!("signed")
+        };
+        let Verified::Signed(plain_old) = verify(&by_old, BODY, NOW).unwrap() else {
+            panic!("signed")
+        };
+        assert_eq!(old, plain_old);
+        for value in [
+            "test-internal-secret-0123456789abcdef",
+            "the-new-bmos-secret-0123456789abcdef",
+        ] {
+            let h = headers(&[(SECRET_HEADER, value)]);
+            assert_eq!(
+                authenticate(&keys, PlainHeader::Allowed, &h, &parts, NOW).unwrap(),
+                Verified::SharedSecret
+            );
+        }
+        // Once the rotation is finished the old value no longer works.
+        let finished = SecretKeys::single(keys.current.clone());
+        let err = authenticate(&finished, PlainHeader::Allowed, &by_old, &parts, NOW).unwrap_err();
+        assert_eq!(err.status(), 401);
+    }
+
+    #[test]
+    fn the_plain_header_can_be_switched_off_and_says_what_to_send_instead() {
+        let parts = SignedParts {
+            method: "POST",
+            path_and_query: PATH,
+            body: BODY,
+        };
+        let plain = headers(&[(SECRET_HEADER, "test-internal-secret-0123456789abcdef")]);
+        let err =
+            authenticate(&test_keys(), PlainHeader::Refused, &plain, &parts, NOW).unwrap_err();
+        assert_eq!(err.status(), 401);
+        assert_eq!(err.code(), "plain_secret_disabled");
+        let message = err.public_message();
+        assert!(message.contains("X-Internal-Signature"), "{message}");
+        assert!(!message.contains("test-internal-secret"), "{message}");
+        // Signed requests still work.
+        let h = signed(&format!("v1={PYTHON_SIGNATURE}"));
+        let ok = authenticate(&test_keys(), PlainHeader::Refused, &h, &parts, NOW).unwrap();
+        assert_eq!(ok.caller(), Caller::SignedRequest);
     }
 }

@@ -1,7 +1,10 @@
 //! Who may do what: signed connect links, the CSRF token of the connect form,
 //! and BMOS's internal API credentials. All of them are HMAC-SHA256 under the
-//! internal secret, each over a message with its own prefix so a signature
-//! made for one purpose never verifies for another.
+//! secret of their purpose (`secrets`): BMOS's credentials under the BMOS
+//! authentication secret, links and CSRF tokens under the link signing
+//! secret. Each message has its own prefix so a signature made for one
+//! purpose never verifies for another. We sign with a secret's current
+//! value and accept its current and previous ones (a rotation).
 
 pub mod canonical_path;
 pub mod connect_link;
@@ -10,6 +13,7 @@ pub mod internal;
 pub mod session_token;
 
 use crate::config::InternalSecret;
+use crate::secrets::SecretKeys;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
@@ -35,19 +39,28 @@ fn mac_bytes(secret: &InternalSecret, message: &[&[u8]]) -> [u8; 32] {
     mac(secret.expose(), message).finalize().into_bytes().into()
 }
 
-/// Constant-time check of a hex signature; malformed hex is simply wrong.
-pub fn verify_hex(secret: &InternalSecret, message: &[&[u8]], signature_hex: &str) -> bool {
+/// Constant-time check of a hex signature against every valid value of the
+/// secret (current, then previous); malformed hex is simply wrong.
+pub fn verify_hex(keys: &SecretKeys, message: &[&[u8]], signature_hex: &str) -> bool {
     let Ok(signature) = hex::decode(signature_hex) else {
         return false;
     };
-    mac(secret.expose(), message)
-        .verify_slice(&signature)
-        .is_ok()
+    keys.all().any(|secret| {
+        mac(secret.expose(), message)
+            .verify_slice(&signature)
+            .is_ok()
+    })
 }
 
 #[cfg(test)]
 pub(crate) fn test_secret() -> InternalSecret {
     InternalSecret::new("test-internal-secret-0123456789abcdef".into()).expect("long enough")
+}
+
+/// `test_secret` as the only value of a secret.
+#[cfg(test)]
+pub(crate) fn test_keys() -> SecretKeys {
+    SecretKeys::single(test_secret())
 }
 
 #[cfg(test)]
@@ -56,8 +69,8 @@ mod tests {
 
     #[test]
     fn signatures_verify_only_for_the_same_message_and_secret() {
-        let secret = test_secret();
-        let sig = sign_hex(&secret, &[b"connect.", b"abc"]);
+        let secret = test_keys();
+        let sig = sign_hex(&secret.current, &[b"connect.", b"abc"]);
         assert_eq!(sig.len(), 64);
         assert!(
             verify_hex(&secret, &[b"connect.abc"], &sig),
@@ -65,9 +78,19 @@ mod tests {
         );
         assert!(!verify_hex(&secret, &[b"connect.abd"], &sig));
         let other = InternalSecret::new("another-internal-secret-0123456789abcdef".into()).unwrap();
-        assert!(!verify_hex(&other, &[b"connect.abc"], &sig));
+        assert!(!verify_hex(
+            &SecretKeys::single(other.clone()),
+            &[b"connect.abc"],
+            &sig
+        ));
         assert!(!verify_hex(&secret, &[b"connect.abc"], "not hex"));
         assert!(!verify_hex(&secret, &[b"connect.abc"], &sig[..62]));
+        // During a rotation the previous value still verifies.
+        let rotating = SecretKeys {
+            current: other,
+            previous: Some(test_secret()),
+        };
+        assert!(verify_hex(&rotating, &[b"connect.abc"], &sig));
     }
 
     #[test]

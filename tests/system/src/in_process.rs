@@ -58,7 +58,7 @@ pub fn link_with(app: &App, store: &str, account_change: AccountChange) -> Conne
         return_url: return_url.into(),
         expires: expires.to_string(),
         signature: connect_link::sign_connect(
-            &app.config.internal_secret,
+            &app.cached_link_keys().expect("link signing secret").current,
             &id,
             return_url,
             expires,
@@ -68,7 +68,7 @@ pub fn link_with(app: &App, store: &str, account_change: AccountChange) -> Conne
     };
     ConnectLink::verify(
         params,
-        &app.config.internal_secret,
+        &app.cached_link_keys().expect("link signing secret"),
         &app.config.return_urls,
         clock::now(),
         Expiry::Enforce,
@@ -85,7 +85,7 @@ pub fn next_link(app: &App, saved: &lambda_http::Response<Body>) -> ConnectLink 
     let params: LinkParams = serde_urlencoded::from_str(query).expect("link params");
     ConnectLink::verify(
         params,
-        &app.config.internal_secret,
+        &app.cached_link_keys().expect("link signing secret"),
         &app.config.return_urls,
         clock::now(),
         Expiry::Enforce,
@@ -97,7 +97,7 @@ pub fn next_link(app: &App, saved: &lambda_http::Response<Body>) -> ConnectLink 
 /// A webhook-secret link for `store`, as a save would hand it out.
 pub fn webhook_secret_link(app: &App, store: &str) -> ConnectLink {
     ConnectLink::issue(
-        &app.config.internal_secret,
+        &app.cached_link_keys().expect("link signing secret").current,
         LinkPurpose::WebhookSecret,
         StoreId::parse(store).expect("store id"),
         shared::domain::ReturnUrl::parse("http://localhost:3000/back", &app.config.return_urls)
@@ -110,7 +110,10 @@ pub fn webhook_secret_link(app: &App, store: &str) -> ConnectLink {
 /// Origin, and `fields`.
 pub fn form_post(app: &App, link: &ConnectLink, path: &str, fields: &[(&str, &str)]) -> Request {
     let p = &link.params;
-    let csrf = csrf::token(&app.config.internal_secret, link);
+    let csrf = csrf::token(
+        &app.cached_link_keys().expect("link signing secret").current,
+        link,
+    );
     let mut form: Vec<(&str, &str)> = vec![
         ("store_id", &p.store_id),
         ("return_url", &p.return_url),

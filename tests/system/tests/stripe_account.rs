@@ -153,6 +153,11 @@ async fn internal_status(app: &App, store: &str) -> serde_json::Value {
         req,
         HashMap::from([("store_id".to_owned(), store.to_owned())]),
     );
+    // The path as API Gateway hands it over: what authentication checks.
+    let req = lambda_http::RequestExt::with_raw_http_path(
+        req,
+        format!("/api/internal/stores/{store}/stripe-status"),
+    );
     let response = internal_status::handler::handle(app, req).await.unwrap();
     assert_eq!(response.status(), 200);
     serde_json::from_slice(response.body().as_ref()).unwrap()
