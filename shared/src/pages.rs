@@ -44,6 +44,9 @@ pub struct ConnectSuccess<'a> {
     pub webhook: WebhookState,
     pub webhook_url: &'a str,
     pub events: &'a [&'a str],
+    /// A restricted key: the page names the permission that lets us set
+    /// the webhook up ourselves.
+    pub restricted_key: bool,
     /// `None` once the link that opened the page has expired.
     pub webhook_secret_link: Option<String>,
     pub return_url: &'a str,

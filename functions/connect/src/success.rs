@@ -54,6 +54,7 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, AppError
         webhook,
         webhook_url: &webhook_url,
         events: &webhook_endpoints::EVENTS,
+        restricted_key: connection.key_kind == shared::domain::KeyKind::Restricted,
         webhook_secret_link,
         return_url: link.return_url.as_str(),
     };

@@ -267,6 +267,10 @@ async fn a_key_that_may_not_create_endpoints_gets_exact_manual_steps() {
         html.contains("/stripe/webhook-secret?"),
         "a link to paste the secret: {html}"
     );
+    assert!(
+        html.contains("<code>rak_webhook_write</code>"),
+        "names the permission that would let us set it up: {html}"
+    );
 
     // The merchant pastes the secret on the signed page.
     let whsec = format!("whsec_{}", key_body());
