@@ -38,10 +38,30 @@ pub(crate) async fn unused_link(
     purpose: LinkPurpose,
 ) -> Result<ConnectLink, AppError> {
     let link = link(app, params, purpose, Expiry::Enforce)?;
-    if app.store.link_used(&link).await? {
+    ensure_unused(app, &link).await?;
+    Ok(link)
+}
+
+/// What a form post through a link must carry: a live link and the CSRF
+/// token our page rendered for it, both checked before the link's use is
+/// read, so a forged post costs no request to the table.
+pub(crate) async fn posted_link(
+    app: &App,
+    params: LinkParams,
+    csrf: &str,
+    purpose: LinkPurpose,
+) -> Result<ConnectLink, AppError> {
+    let link = link(app, params, purpose, Expiry::Enforce)?;
+    csrf_token(app, &link, csrf)?;
+    ensure_unused(app, &link).await?;
+    Ok(link)
+}
+
+async fn ensure_unused(app: &App, link: &ConnectLink) -> Result<(), AppError> {
+    if app.store.link_used(link).await? {
         return Err(shared::store::link_used());
     }
-    Ok(link)
+    Ok(())
 }
 
 /// Browsers send `Origin` on every form post; a post from any other origin
@@ -65,7 +85,7 @@ pub(crate) fn origin(app: &App, req: &Request) -> Result<(), AppError> {
 }
 
 /// The post carries the token our page rendered for this very link.
-pub(crate) fn csrf_token(app: &App, link: &ConnectLink, token: &str) -> Result<(), AppError> {
+fn csrf_token(app: &App, link: &ConnectLink, token: &str) -> Result<(), AppError> {
     if csrf::verify(&*app.cached_link_keys()?, link, token) {
         Ok(())
     } else {

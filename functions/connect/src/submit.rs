@@ -44,8 +44,13 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, AppError
                 "The form could not be read; please start again.",
             )
         })?;
-    let link = guard::unused_link(app, post.link.clone(), LinkPurpose::Connect).await?;
-    guard::csrf_token(app, &link, &post.csrf_token)?;
+    let link = guard::posted_link(
+        app,
+        post.link.clone(),
+        &post.csrf_token,
+        LinkPurpose::Connect,
+    )
+    .await?;
     let form_error = |err: AppError, post: &ConnectFormPost| -> Result<Response<Body>, AppError> {
         err.log();
         let message = err.public_message();

@@ -67,8 +67,13 @@ pub async fn submit(app: &App, req: &Request) -> Result<Response<Body>, AppError
             "The form could not be read; please start again.",
         )
     })?;
-    let link = guard::unused_link(app, post.link.clone(), LinkPurpose::WebhookSecret).await?;
-    guard::csrf_token(app, &link, &post.csrf_token)?;
+    let link = guard::posted_link(
+        app,
+        post.link.clone(),
+        &post.csrf_token,
+        LinkPurpose::WebhookSecret,
+    )
+    .await?;
     let saved = match WebhookSecret::parse(&post.webhook_secret) {
         Ok(secret) => {
             setup::save_manual_secret(
