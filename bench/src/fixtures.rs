@@ -114,7 +114,14 @@ pub async fn create_checkout_with_intent(
     let token = save_checkout(app, &order).await?;
     let attached = app
         .store
-        .attach_intent(&order, payment_intent_id, 1, Mode::Test, clock::now())
+        .attach_intent(
+            &order,
+            payment_intent_id,
+            1,
+            Mode::Test,
+            false,
+            clock::now(),
+        )
         .await?;
     if !attached {
         return Err(format!(

@@ -8,6 +8,7 @@
 
 mod account;
 mod intents;
+pub mod pace;
 pub mod webhook_endpoints;
 
 pub use intents::{ClientSecret, IntentStatus, NewIntent, PaymentIntent};
