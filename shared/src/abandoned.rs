@@ -18,7 +18,7 @@ use crate::error::{AppError, cause_chain};
 use crate::metrics::PaidVia;
 use crate::store::{Order, Transition, TransitionDetails};
 use crate::stripe::pace::Pace;
-use crate::stripe::{IntentStatus, PaymentIntent, StripeFailure};
+use crate::stripe::{IntentStatus, PaymentIntent, StripeApi, StripeFailure};
 
 /// What asking Stripe to cancel an intent found.
 #[derive(Debug)]
@@ -35,18 +35,18 @@ pub enum Cancel {
 /// an intent that succeeded, is processing or is already canceled (400);
 /// the intent is then read back to say which.
 pub async fn cancel_in_stripe(
-    app: &App,
+    stripe: &StripeApi,
     key: &SecretKey,
     id: &str,
     pace: &impl Pace,
 ) -> Result<Cancel, StripeFailure> {
     pace.turn().await;
-    let intent = match app.stripe.cancel_intent(key, id).await {
+    let intent = match stripe.cancel_intent(key, id).await {
         Ok(intent) => intent,
         Err(StripeFailure::Refused { status: 404, .. }) => return Ok(Cancel::Unknown),
         Err(StripeFailure::Refused { status: 400, .. }) => {
             pace.turn().await;
-            match app.stripe.retrieve_intent(key, id).await {
+            match stripe.retrieve_intent(key, id).await {
                 Ok(intent) => intent,
                 Err(StripeFailure::Refused { status: 404, .. }) => return Ok(Cancel::Unknown),
                 Err(other) => return Err(other),
@@ -85,7 +85,7 @@ pub async fn end_abandoned(
     let Some(intent_id) = order.payment_intent_id.as_deref() else {
         return end_as(app, order, OrderStatus::Expired).await;
     };
-    match cancel_in_stripe(app, key, intent_id, pace).await? {
+    match cancel_in_stripe(&app.stripe, key, intent_id, pace).await? {
         Cancel::Canceled => end_as(app, order, OrderStatus::Canceled).await,
         // Made with a key the store has since replaced: we cannot cancel it,
         // and a payment on it would reach us as an event for review.
@@ -137,7 +137,7 @@ pub async fn cancel_replaced(
 ) -> Result<bool, AppError> {
     let mut reviewed = false;
     for id in &order.intents_to_cancel {
-        match cancel_in_stripe(app, key, id, pace).await? {
+        match cancel_in_stripe(&app.stripe, key, id, pace).await? {
             Cancel::Canceled | Cancel::Unknown => {}
             Cancel::NotCancelable(intent) if intent.status == IntentStatus::Succeeded => {
                 review_replaced_payment(app, order, &intent).await?;
@@ -213,5 +213,97 @@ async fn review_replaced_payment(
                 .flag_order(&order.order_id, &reason, clock::now())
                 .await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stripe::pace::Unpaced;
+    use std::time::Duration;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn intent(status: &str) -> serde_json::Value {
+        // Shaped like Stripe's (tests/system/fixtures/stripe), trimmed.
+        serde_json::json!({
+            "id": "pi_1", "object": "payment_intent", "amount": 2999, "currency": "eur",
+            "status": status, "livemode": false, "client_secret": "pi_1_secret_x",
+            "metadata": {"order_id": "o", "store_id": "s"}, "last_payment_error": null
+        })
+    }
+
+    fn refused(status: u16, code: &str) -> ResponseTemplate {
+        ResponseTemplate::new(status).set_body_json(serde_json::json!({"error": {
+            "type": "invalid_request_error", "code": code,
+            "message": "You cannot cancel this PaymentIntent because it has a status of succeeded."
+        }}))
+    }
+
+    async fn cancel_with(
+        cancel: ResponseTemplate,
+        get: Option<ResponseTemplate>,
+    ) -> Result<Cancel, StripeFailure> {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/payment_intents/pi_1/cancel"))
+            .respond_with(cancel)
+            .expect(1)
+            .mount(&server)
+            .await;
+        if let Some(get) = get {
+            Mock::given(method("GET"))
+                .and(path("/v1/payment_intents/pi_1"))
+                .respond_with(get)
+                .expect(1)
+                .mount(&server)
+                .await;
+        }
+        let stripe = StripeApi::new(
+            url::Url::parse(&format!("{}/", server.uri())).unwrap(),
+            Duration::from_secs(2),
+        );
+        let key = SecretKey::parse("sk_test_storeAAAAAAAAAAAA").unwrap();
+        cancel_in_stripe(&stripe, &key, "pi_1", &Unpaced).await
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_intent_is_cancelled() {
+        let got = cancel_with(
+            ResponseTemplate::new(200).set_body_json(intent("canceled")),
+            None,
+        )
+        .await;
+        assert!(matches!(got, Ok(Cancel::Canceled)), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_cancel_reads_the_intent_back_so_a_success_is_never_lost() {
+        let got = cancel_with(
+            refused(400, "payment_intent_unexpected_state"),
+            Some(ResponseTemplate::new(200).set_body_json(intent("succeeded"))),
+        )
+        .await;
+        match got {
+            Ok(Cancel::NotCancelable(intent)) => assert_eq!(intent.status, IntentStatus::Succeeded),
+            other => panic!("{other:?}"),
+        }
+        // Already canceled (by the dashboard, or a cancel whose answer was lost).
+        let got = cancel_with(
+            refused(400, "payment_intent_unexpected_state"),
+            Some(ResponseTemplate::new(200).set_body_json(intent("canceled"))),
+        )
+        .await;
+        assert!(matches!(got, Ok(Cancel::Canceled)), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn an_intent_another_account_holds_is_unknown_and_failures_are_errors() {
+        let got = cancel_with(refused(404, "resource_missing"), None).await;
+        assert!(matches!(got, Ok(Cancel::Unknown)), "{got:?}");
+        let got = cancel_with(refused(401, "api_key_expired"), None).await;
+        assert!(matches!(got, Err(StripeFailure::InvalidKey)), "{got:?}");
+        let got = cancel_with(ResponseTemplate::new(503), None).await;
+        assert!(matches!(got, Err(StripeFailure::Unreachable(_))), "{got:?}");
     }
 }
