@@ -176,8 +176,9 @@ pub async fn cancel_replaced_now(
 
 /// Money Stripe took on an intent the order no longer uses: a person
 /// decides (refund it, or take it as the payment). An order that was paid
-/// meanwhile keeps its status and is flagged: it was paid twice.
-async fn review_replaced_payment(
+/// meanwhile keeps its status and is flagged: it was paid twice. Also for
+/// the webhook, when Stripe confirms a success on such an intent.
+pub async fn review_replaced_payment(
     app: &App,
     order: &Order,
     intent: &PaymentIntent,
