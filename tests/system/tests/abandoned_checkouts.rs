@@ -222,3 +222,124 @@ async fn a_replaced_intent_that_succeeded_puts_the_order_in_review() {
             .contains_key("intents_to_cancel")
     );
 }
+
+/// A PaymentIntent as Stripe returns it (the fixture's shape, trimmed).
+fn stripe_intent(id: &str, order_id: &str, store: &str, amount: u64) -> serde_json::Value {
+    serde_json::json!({
+        "id": id, "object": "payment_intent", "amount": amount, "currency": "eur",
+        "status": "requires_payment_method", "livemode": false,
+        "client_secret": format!("{id}_secret_abc"), "last_payment_error": null,
+        "metadata": {"order_id": order_id, "store_id": store}
+    })
+}
+
+/// Stripe answers everything but the cancel of the intent being replaced:
+/// the page still gets its new intent, and the order keeps the old one on
+/// its list for the reconciler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_intent_stripe_would_not_cancel_stays_listed_on_the_order() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let _alone = ONE_RUN_AT_A_TIME.lock().await;
+    let (store, _) = connected_store().await;
+    let (order_id, _, _) = session(&store, 3600).await;
+    let app = in_process::service_app().await;
+    let order = app.store.get_order(&order_id).await.unwrap().unwrap();
+    let old = format!("pi_old{}", uuid::Uuid::new_v4().simple());
+    assert!(
+        app.store
+            .attach_intent(&order, &old, 1, Mode::Test, false, clock::now())
+            .await
+            .unwrap()
+    );
+    let order = app.store.get_order(&order_id).await.unwrap().unwrap();
+
+    let stripe = MockServer::start().await;
+    // The old intent no longer matches the order: replaced.
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/payment_intents/{old}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(stripe_intent(
+            &old,
+            "someone-else",
+            &store,
+            order.amount,
+        )))
+        .mount(&stripe)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(stripe_intent(
+            "pi_new1",
+            &order_id,
+            &store,
+            order.amount,
+        )))
+        .mount(&stripe)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v1/payment_intents/{old}/cancel")))
+        .respond_with(ResponseTemplate::new(503))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let via_mock = in_process::app_with_stripe_at(&stripe.uri()).await;
+    let (connection, key) = shared::checkout::merchant_key(&via_mock, &order.store_id)
+        .await
+        .unwrap();
+    let intent = shared::checkout::payment_intent_for(&via_mock, &order, &connection, &key)
+        .await
+        .unwrap();
+    assert_eq!(intent.id, "pi_new1");
+
+    let order = app.store.get_order(&order_id).await.unwrap().unwrap();
+    assert_eq!(order.payment_intent_id.as_deref(), Some("pi_new1"));
+    assert_eq!(order.intents_to_cancel, vec![old]);
+}
+
+/// What the reconciler does with such a list once Stripe answers: cancels
+/// the old intent, leaves the order waiting on its new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconciler_cancels_a_replaced_intent_left_open() {
+    let _alone = ONE_RUN_AT_A_TIME.lock().await;
+    let (store, secret) = connected_store().await;
+    let (order_id, token, _) = session(&store, 3600).await;
+    let first = page_view(&token).await;
+    let app = in_process::service_app().await;
+    let order = app.store.get_order(&order_id).await.unwrap().unwrap();
+    let (status, second) = stripe_call(
+        &secret,
+        reqwest::Method::POST,
+        "/payment_intents",
+        &[
+            ("amount", &order.amount.to_string()),
+            ("currency", "eur"),
+            ("metadata[order_id]", &order_id),
+            ("metadata[store_id]", &store),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{second}");
+    let second = second["id"].as_str().unwrap();
+    // Replaced while the cancel could not reach Stripe.
+    assert!(
+        app.store
+            .attach_intent(&order, second, 2, Mode::Test, true, clock::now())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        intent_status(&secret, &first).await,
+        "requires_payment_method"
+    );
+
+    run_at(clock::now() + 600).await;
+    assert_eq!(intent_status(&secret, &first).await, "canceled");
+    assert_eq!(
+        intent_status(&secret, second).await,
+        "requires_payment_method"
+    );
+    let order = app.store.get_order(&order_id).await.unwrap().unwrap();
+    assert!(order.intents_to_cancel.is_empty(), "{order:?}");
+    assert_eq!(order.status.as_str(), "pending");
+    assert!(in_index(&order_id).await, "still waiting on its new intent");
+}
