@@ -23,6 +23,9 @@ pub struct InternalStatus {
     pub stripe_account_id: Option<String>,
     /// The last time new keys replaced the store's keys, and the accounts.
     pub last_key_replacement: Option<KeyReplacementStatus>,
+    /// When Stripe showed the publishable key to act on the same account as
+    /// the secret key (at connect, or at the first payment); `null`: not yet.
+    pub publishable_key_proven_at: Option<String>,
     pub webhook_configured: bool,
     pub connected_at: Option<String>,
     pub updated_at: Option<String>,
@@ -67,6 +70,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
             key_kind: None,
             stripe_account_id: None,
             last_key_replacement: None,
+            publishable_key_proven_at: None,
             webhook_configured: false,
             connected_at: None,
             updated_at: None,
@@ -83,6 +87,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
             key_kind: Some(c.key_kind.as_str()),
             stripe_account_id: c.account_id.as_ref().map(ToString::to_string),
             last_key_replacement: c.last_key_replacement.as_ref().map(Into::into),
+            publishable_key_proven_at: c.publishable_key_proven_at.map(clock::rfc3339),
             webhook_configured: c.webhook_secret.is_some(),
             connected_at: Some(clock::rfc3339(c.connected_at)),
             updated_at: Some(clock::rfc3339(c.updated_at)),

@@ -46,6 +46,11 @@ pub struct StripeConnection {
     pub activity: WebhookActivity,
     /// The last save that put new keys in place of others.
     pub last_key_replacement: Option<KeyReplacement>,
+    /// When Stripe showed that the publishable key acts on the secret key's
+    /// account (`stripe::publishable`): at connect, when the account had a
+    /// PaymentIntent to try it on, or else at the first payment a customer
+    /// confirmed with it. `None`: not yet.
+    pub publishable_key_proven_at: Option<u64>,
 }
 
 /// A save that replaced a store's keys: when, and which Stripe account the
@@ -145,6 +150,9 @@ impl StripeConnection {
                 }
             }
         }
+        if let Some(at) = self.publishable_key_proven_at {
+            item.insert("publishable_key_proven_at".into(), n(at));
+        }
         if let Some(webhook) = &self.webhook_secret {
             item.insert(
                 "webhook_secret_wrapped".into(),
@@ -236,6 +244,7 @@ impl StripeConnection {
                 last_api_payment_at: get_opt_n(item, "last_api_payment_at")?,
             },
             last_key_replacement,
+            publishable_key_proven_at: get_opt_n(item, "publishable_key_proven_at")?,
         })
     }
 }

@@ -134,11 +134,14 @@ impl Store {
     }
 
     /// Notes that an order was found paid by asking Stripe (not by a
-    /// webhook): if webhooks stay silent after this, health says so.
+    /// webhook): if webhooks stay silent after this, health says so. The
+    /// customer's browser confirmed that payment with the store's
+    /// publishable key, which Stripe accepts only for its own account's
+    /// intents: the first one proves the key, if the connect could not.
     pub async fn note_api_payment(&self, store_id: &StoreId, now: u64) -> Result<(), AppError> {
         self.note_activity(
             store_id,
-            "SET last_api_payment_at = :now",
+            "SET last_api_payment_at = :now, publishable_key_proven_at = if_not_exists(publishable_key_proven_at, :now)",
             "",
             &[(":now", n(now))],
         )

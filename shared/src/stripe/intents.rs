@@ -59,7 +59,7 @@ impl IntentStatus {
 /// The intent's client secret: handed to the customer's browser and to
 /// nobody else (never logged).
 #[derive(Clone)]
-pub struct ClientSecret(String);
+pub struct ClientSecret(pub(super) String);
 
 impl ClientSecret {
     pub fn expose(&self) -> &str {
@@ -210,7 +210,7 @@ impl StripeApi {
         key: &SecretKey,
         id: &str,
     ) -> Result<PaymentIntent, StripeFailure> {
-        if !id.starts_with("pi_") || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        if !is_intent_id(id) {
             return Err(StripeFailure::Unreachable(
                 format!("not a PaymentIntent id: {id}").into(),
             ));
@@ -237,6 +237,11 @@ impl StripeApi {
                 .map_err(StripeFailure::from_client)?;
         wire.into_intent()
     }
+}
+
+/// A PaymentIntent id, which becomes part of a request path.
+pub(super) fn is_intent_id(id: &str) -> bool {
+    id.starts_with("pi_") && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 #[cfg(test)]

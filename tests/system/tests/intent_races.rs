@@ -45,6 +45,7 @@ async fn store_and_order(app: &App) -> (StripeConnection, Order) {
         version: 1,
         activity: Default::default(),
         last_key_replacement: None,
+        publishable_key_proven_at: None,
     };
     let audit = AuditEntry {
         action: "stripe_connected",
