@@ -7,6 +7,7 @@ pub mod auth;
 pub mod checkout;
 pub mod clock;
 pub mod config;
+pub mod csp;
 pub mod domain;
 pub mod error;
 pub mod http;

@@ -50,11 +50,11 @@ pub async fn handle(app: &App, req: &Request, token: &str) -> Result<Response<Bo
             .map_err(AppError::internal)?
             .to_string(),
     };
-    let origins = app.config.stripe_js_origins();
+    let sources = app.config.stripe_js_sources();
     pages::render(
         StatusCode::OK,
         &page,
         &nonce,
-        PageScripts::StripeJs { origin: &origins },
+        PageScripts::StripeJs { sources: &sources },
     )
 }
