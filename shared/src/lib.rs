@@ -11,6 +11,7 @@ pub mod csp;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod key_health;
 pub mod metrics;
 pub mod pages;
 pub mod reconcile;

@@ -30,6 +30,7 @@ pub async fn handle(app: &App, req: &Request, token: &str) -> Result<Response<Bo
                 "This shop cannot take payments right now.",
             )
         })?;
+    shared::key_health::require_usable_key(&connection)?;
     let base = http::public_base_url(&app.config, req)?;
     let nonce = http::nonce();
     let page = CheckoutPage {

@@ -13,7 +13,8 @@ mod replays;
 mod transitions;
 
 pub use connections::{
-    AuditEntry, KeyReplacement, StripeConnection, WebhookActivity, WebhookConfig, WebhookSource,
+    AuditEntry, KeyRejection, KeyReplacement, StripeConnection, WebhookActivity, WebhookConfig,
+    WebhookSource,
 };
 pub use events::{EventWrite, IntentLink};
 pub use idempotency::{IDEMPOTENCY_WINDOW_SECS, IdempotentCheckout};
