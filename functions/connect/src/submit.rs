@@ -181,14 +181,16 @@ async fn save(
         connected_at: previous.as_ref().map_or(now, |p| p.connected_at),
         updated_at: now,
         version: previous.as_ref().map_or(1, |p| p.version + 1),
-        // New keys start with a clean failure count; when and how webhooks
-        // and payments arrived stays, as it describes the store.
+        // New keys start with a clean failure count and are not known to be
+        // rejected; when and how webhooks and payments arrived stays, as it
+        // describes the store.
         activity: previous
             .as_ref()
             .map(|p| WebhookActivity {
                 failures: 0,
                 last_failure_at: None,
                 last_failure: None,
+                key_rejected: None,
                 ..p.activity.clone()
             })
             .unwrap_or_default(),

@@ -8,13 +8,22 @@ use shared::auth::internal;
 use shared::domain::StoreId;
 use shared::store::KeyReplacement;
 use shared::webhooks::{WebhookHealth, setup, webhook_health};
-use shared::{App, AppError, clock, http};
+use shared::{App, AppError, clock, http, key_health};
 
 #[derive(Debug, Serialize)]
 pub struct InternalStatus {
     pub store_id: String,
+    /// Keys are saved (the seed's meaning), whether or not Stripe accepts them.
     pub has_stripe: bool,
     pub is_live_mode: bool,
+    /// Connected and Stripe has not rejected the key: checkout works now.
+    pub can_take_payments: bool,
+    /// Stripe rejected the key (rolled or revoked): the merchant must save
+    /// their current keys through a connect link.
+    pub needs_reconnect: bool,
+    pub key_rejected_at: Option<String>,
+    /// Which Stripe call was rejected; never a key.
+    pub key_rejected_reason: Option<String>,
     pub mode: Option<&'static str>,
     pub publishable_key: Option<String>,
     pub key_kind: Option<&'static str>,
@@ -65,6 +74,10 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
             store_id: store_id.to_string(),
             has_stripe: false,
             is_live_mode: false,
+            can_take_payments: false,
+            needs_reconnect: false,
+            key_rejected_at: None,
+            key_rejected_reason: None,
             mode: None,
             publishable_key: None,
             key_kind: None,
@@ -82,6 +95,14 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
             store_id: store_id.to_string(),
             has_stripe: true,
             is_live_mode: c.mode().is_live(),
+            can_take_payments: key_health::can_take_payments(Some(&c)),
+            needs_reconnect: c.activity.key_rejected.is_some(),
+            key_rejected_at: c
+                .activity
+                .key_rejected
+                .as_ref()
+                .map(|r| clock::rfc3339(r.at)),
+            key_rejected_reason: c.activity.key_rejected.as_ref().map(|r| r.reason.clone()),
             mode: Some(c.mode().as_str()),
             publishable_key: Some(c.publishable_key.to_string()),
             key_kind: Some(c.key_kind.as_str()),

@@ -148,6 +148,30 @@ impl Store {
         .await
     }
 
+    /// Marks the store's connection as needing new keys because Stripe
+    /// rejected its key, but only while the connection is still at
+    /// `version` (the one whose key failed): a save since then brought other
+    /// keys and must not inherit the mark. The first rejection's time stays.
+    pub async fn note_key_rejected(
+        &self,
+        store_id: &StoreId,
+        version: u64,
+        reason: &str,
+        now: u64,
+    ) -> Result<(), AppError> {
+        self.note_activity(
+            store_id,
+            "SET key_rejected_at = if_not_exists(key_rejected_at, :now), key_rejected_reason = :reason",
+            "version = :version",
+            &[
+                (":now", n(now)),
+                (":reason", s(reason)),
+                (":version", n(version)),
+            ],
+        )
+        .await
+    }
+
     /// Adds `count` deliveries that failed verification for this store, the
     /// last of them at `last_at` for `reason`. Deliveries count them in
     /// memory and call this at most once a minute per store and container

@@ -375,7 +375,7 @@ mod tests {
             (
                 ResponseTemplate::new(401).set_body_json(serde_json::json!({"error": {
                     "type": "invalid_request_error", "message": "Invalid API Key provided: sk_test_****AAAA"}})),
-                "422 stripe_key_invalid",
+                "409 store_needs_reconnect",
             ),
             (
                 ResponseTemplate::new(429).set_body_json(serde_json::json!({"error": {"type": "rate_limit_error", "message": "Too many"}})),

@@ -98,10 +98,7 @@ impl From<StripeFailure> for AppError {
                 source: failure.into(),
             },
             StripeFailure::Unreachable(_) => AppError::dependency("Stripe", failure),
-            StripeFailure::InvalidKey => AppError::unprocessable(
-                "stripe_key_invalid",
-                "Stripe rejected the merchant's API key; the merchant must reconnect Stripe",
-            ),
+            StripeFailure::InvalidKey => needs_reconnect(),
             StripeFailure::MissingPermission { ref permission } => AppError::unprocessable(
                 "stripe_permission_missing",
                 format!(
@@ -133,6 +130,15 @@ impl From<StripeFailure> for AppError {
             ),
         }
     }
+}
+
+/// What callers are told while Stripe rejects a store's key (rolled or
+/// revoked): only the merchant can fix it, by saving their current keys.
+pub fn needs_reconnect() -> AppError {
+    AppError::conflict(
+        "store_needs_reconnect",
+        "Invalid API key: the merchant needs to re-enter their current keys",
+    )
 }
 
 /// Stripe names the missing permission as `'rak_<resource>_<read|write>'` in
