@@ -83,6 +83,7 @@ async fn save_store(
         version: 1,
         activity: Default::default(),
         last_key_replacement: None,
+        publishable_key_proven_at: None,
     };
     let audit = AuditEntry {
         action: "stripe_connected",

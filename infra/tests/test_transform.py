@@ -904,6 +904,7 @@ SECRET_READERS = {
         "InternalStatusFunction",
         "ConnectLinksFunction",
         "CheckoutSessionsFunction",
+        "OrderReviewFunction",
         "OrdersFunction",
         "WebhookSecretFunction",
         "DisconnectFunction",

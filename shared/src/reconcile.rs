@@ -21,8 +21,11 @@ use crate::app::App;
 use crate::checkout::{self, PaymentState};
 use crate::domain::{Mode, OrderStatus, SecretKey, StoreId};
 use crate::error::{AppError, cause_chain};
+use crate::key_health;
 use crate::metrics::{Metric, PaidVia};
-use crate::store::{DueOrder, DuePage, FIRST_CHECK_AFTER_SECS, Order, pending_partitions};
+use crate::store::{
+    DueOrder, DuePage, FIRST_CHECK_AFTER_SECS, Order, StripeConnection, pending_partitions,
+};
 use crate::stripe::pace::{AccountPace, Pace};
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
@@ -338,6 +341,7 @@ fn by_store(orders: Vec<DueOrder>) -> Vec<(StoreId, Vec<DueOrder>)> {
 
 /// A store's key, opened once per run, and whether its webhook is set up.
 struct Merchant {
+    connection: StripeConnection,
     key: SecretKey,
     mode: Mode,
     has_webhook: bool,
@@ -353,12 +357,19 @@ async fn reconcile_store(
     deadline: Instant,
     report: &Mutex<Report>,
 ) {
+    let mut needs_reconnect = false;
     let merchant = match checkout::merchant_key(app, &store_id).await {
         Ok((connection, key)) => Some(Merchant {
             key,
             mode: connection.mode(),
             has_webhook: connection.webhook_secret.is_some(),
+            connection,
         }),
+        // Marked by key health: its orders wait for new keys, no call.
+        Err(err) if err.code() == "store_needs_reconnect" => {
+            needs_reconnect = true;
+            None
+        }
         Err(err) => {
             // Its orders back off; the others go on.
             tracing::warn!(%store_id, cause = %cause_chain(&err), "store's key could not be opened; its orders wait");
@@ -371,6 +382,7 @@ async fn reconcile_store(
     });
     let store = StoreRun {
         merchant,
+        needs_reconnect,
         pace,
         key_rejected: AtomicBool::new(false),
     };
@@ -396,6 +408,9 @@ async fn reconcile_store(
 
 struct StoreRun {
     merchant: Option<Merchant>,
+    /// Key health marked the store's key as rejected: its orders wait (not
+    /// an error of ours) until the merchant reconnects.
+    needs_reconnect: bool,
     pace: AccountPace,
     /// Stripe answered 401 to the store's key this run: its other orders
     /// wait without asking again.
@@ -416,8 +431,13 @@ async fn examine(app: &App, due: &DueOrder, now: u64, limits: Limits, store: &St
     let outcome = match settle(app, &order, now, store).await {
         Ok(outcome) => outcome,
         Err(err) => {
-            if err.code() == "stripe_key_invalid" {
-                store.key_rejected.store(true, Ordering::Relaxed);
+            // Stripe's 401 (mapped to the answer that asks for new keys).
+            if matches!(err.code(), "store_needs_reconnect" | "stripe_key_invalid")
+                && !store.key_rejected.swap(true, Ordering::Relaxed)
+                && let Some(merchant) = &store.merchant
+            {
+                // The store's other orders wait; status shows it.
+                key_health::note_rejected(app, &merchant.connection, "reconciler").await;
             }
             tracing::warn!(order_id = %order.order_id, cause = %cause_chain(&err), "could not reconcile order");
             Outcome::Deferred(Deferral::Error)
@@ -473,7 +493,11 @@ async fn settle(app: &App, order: &Order, now: u64, store: &StoreRun) -> Result<
         .as_ref()
         .filter(|_| !store.key_rejected.load(Ordering::Relaxed))
     else {
-        return Ok(Outcome::Deferred(Deferral::Error));
+        return Ok(Outcome::Deferred(if store.needs_reconnect {
+            Deferral::Waiting
+        } else {
+            Deferral::Error
+        }));
     };
     if !order.intents_to_cancel.is_empty()
         && abandoned::cancel_replaced(app, order, &merchant.key, &store.pace).await?

@@ -10,10 +10,12 @@ mod link_uses;
 mod orders;
 mod parked;
 mod replays;
+mod reviews;
 mod transitions;
 
 pub use connections::{
-    AuditEntry, KeyReplacement, StripeConnection, WebhookActivity, WebhookConfig, WebhookSource,
+    AuditEntry, KeyRejection, KeyReplacement, StripeConnection, WebhookActivity, WebhookConfig,
+    WebhookSource,
 };
 pub use events::{EventWrite, IntentLink};
 pub use idempotency::{IDEMPOTENCY_WINDOW_SECS, IdempotentCheckout};
@@ -23,6 +25,7 @@ pub use orders::{
     LONGEST_SESSION_SECS, Order, PAYING_GRACE_SECS, PENDING_INDEX, pending_partitions,
 };
 pub use parked::{ParkedEvent, Release};
+pub use reviews::ReviewNote;
 pub use transitions::{Transition, TransitionDetails};
 
 use crate::error::{AppError, BoxError};

@@ -59,7 +59,7 @@ impl IntentStatus {
 /// The intent's client secret: handed to the customer's browser and to
 /// nobody else (never logged).
 #[derive(Clone)]
-pub struct ClientSecret(String);
+pub struct ClientSecret(pub(super) String);
 
 impl ClientSecret {
     pub fn expose(&self) -> &str {
@@ -175,7 +175,7 @@ struct Automatic {
 
 /// Ids go into the URL path: only an intent's id shape is sent.
 fn check_intent_id(id: &str) -> Result<(), StripeFailure> {
-    if !id.starts_with("pi_") || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+    if !is_intent_id(id) {
         return Err(StripeFailure::Unreachable(
             format!("not a PaymentIntent id: {id}").into(),
         ));
@@ -244,6 +244,11 @@ impl StripeApi {
                 .map_err(StripeFailure::from_client)?;
         wire.into_intent()
     }
+}
+
+/// A PaymentIntent id, which becomes part of a request path.
+pub(super) fn is_intent_id(id: &str) -> bool {
+    id.starts_with("pi_") && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 #[cfg(test)]
@@ -377,7 +382,7 @@ mod tests {
             (
                 ResponseTemplate::new(401).set_body_json(serde_json::json!({"error": {
                     "type": "invalid_request_error", "message": "Invalid API Key provided: sk_test_****AAAA"}})),
-                "422 stripe_key_invalid",
+                "409 store_needs_reconnect",
             ),
             (
                 ResponseTemplate::new(429).set_body_json(serde_json::json!({"error": {"type": "rate_limit_error", "message": "Too many"}})),
