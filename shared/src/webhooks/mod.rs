@@ -2,6 +2,7 @@
 
 mod apply;
 mod bounded;
+mod confirm;
 pub mod event;
 pub mod failures;
 pub mod health;
