@@ -6,7 +6,8 @@
 //! (status, amount, currency; `checkout::stripe_view`, the reading the
 //! return page and the reconciler use) is written with the event id, by the
 //! same guarded write as every other event (`apply.rs`). At most one Stripe
-//! GET per paid order, barring concurrent first deliveries of its event.
+//! GET per paid order, barring first deliveries of its event that overlap
+//! in different containers (within one they take turns: `in_flight.rs`).
 
 use super::apply::{Applying, Landing, Miss, event_mode, not_ours, other_store, record_only};
 use super::event::Envelope;
@@ -29,6 +30,8 @@ pub(super) async fn confirm(
     envelope: &Envelope,
     payment_intent: &str,
 ) -> Result<Outcome, AppError> {
+    // An overlapping delivery of this event waits, then finds it recorded.
+    let _turn = app.webhook_memory.confirming.turn(&envelope.id).await;
     let (order, seen) = match find(app, store_id, envelope, payment_intent).await? {
         Found::Order(order, seen) => (*order, seen),
         Found::NotOurs => return Ok(not_ours()),
@@ -119,8 +122,14 @@ pub(super) async fn confirm(
             to,
             amount: Some((intent.amount, intent.currency.as_str())),
             amount_refunded: None,
-            // Read from Stripe just now: as new as any event sent before it.
-            status_as_of: Some(clock::now()),
+            // Read from Stripe after the event was sent, so at least as new
+            // as the event: dated by it (never later than now, so a forged
+            // date cannot hold back the intent's later news).
+            status_as_of: Some(
+                envelope
+                    .status_as_of()
+                    .map_or(clock::now(), |created| created.min(clock::now())),
+            ),
             prerequisite: None,
             why: Move::Course,
             refund_failed: None,

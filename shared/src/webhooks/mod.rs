@@ -6,6 +6,7 @@ mod confirm;
 pub mod event;
 pub mod failures;
 pub mod health;
+mod in_flight;
 pub mod memory;
 pub mod no_change;
 mod parked;
