@@ -1,11 +1,16 @@
 # The verbs people expect; the README explains each.
-.PHONY: run test lint sam build validate smoke bench deploy
+.PHONY: run test lint sam build validate smoke bench deploy repeat
 
 run:    ## serve everything locally on the emulated stack
 	infra/run.sh
 
 test:   ## every test: lint, unit, handler, system, infra, browser, smoke, log scan
 	infra/test.sh
+
+# make repeat [RUNS=20]: the cargo suite RUNS times in a row on one stack with
+# both cores kept busy, to catch tests that fail on a slow machine (not in CI).
+repeat:
+	infra/repeat-system-tests.sh $(or $(RUNS),20)
 
 lint:
 	cargo fmt --all -- --check

@@ -15,15 +15,24 @@ returns that one account, with Stripe's shape for the fields we read. Keys
 localstripe refuses (`pk_`, `rk_`, garbage) get its 401 from the auth
 middleware before this route runs.
 
+And it lets a publishable key retrieve a PaymentIntent with the intent's
+client secret, as Stripe documents ("Retrieve a PaymentIntent": the client
+secret is required when using a publishable key) and as Stripe.js does; the
+connect form proves a publishable key that way. localstripe's auth middleware
+refuses every `pk_` key on GET. One account here, so any `pk_` key finds
+every intent; a wrong client secret, or none, gets Stripe's 404.
+
 Usage: python localstripe_launcher.py --port PORT
 """
 
 import argparse
 import logging
+import re
 
 from aiohttp import web
 
 from localstripe import resources
+from localstripe.errors import UserError
 import localstripe.server
 
 
@@ -56,6 +65,35 @@ def add_account_route():
     localstripe.server.app.router.add_get("/v1/account", retrieve_account)
 
 
+INTENT_PATH = re.compile(r"^/v1/payment_intents/(pi_\w+)$")
+
+
+@web.middleware
+async def publishable_key_retrieve(request, handler):
+    match = INTENT_PATH.match(request.path)
+    if not (
+        request.method == "GET"
+        and match
+        and request.headers.get("Authorization", "").startswith("Bearer pk_")
+    ):
+        return await handler(request)
+    intent = resources.store.get("payment_intent:" + match.group(1))
+    secret = request.query.get("client_secret")
+    if intent is None or secret is None or secret != intent.client_secret:
+        raise UserError(
+            404,
+            "No such payment_intent: '%s'" % match.group(1),
+            {"code": "resource_missing", "param": "intent"},
+        )
+    return localstripe.server.json_response(intent._export())
+
+
+def add_publishable_key_retrieve():
+    # After the error middleware (which turns UserError into Stripe's error
+    # body), before the auth middleware (which refuses pk_ keys).
+    localstripe.server.app.middlewares.insert(1, publishable_key_retrieve)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
@@ -64,6 +102,7 @@ def main():
 
     disable_persistence()
     add_account_route()
+    add_publishable_key_retrieve()
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     web.run_app(

@@ -73,6 +73,7 @@ async fn save_store(app: &App, whsec: Option<&str>) -> Result<StoreId, BoxError>
         version: 1,
         activity: Default::default(),
         last_key_replacement: None,
+        publishable_key_proven_at: None,
     };
     let audit = AuditEntry {
         action: "stripe_connected",

@@ -28,6 +28,7 @@ BUDGETS = {
     "POST /api/internal/stores/{store_id}/connect-links": ADMIN,
     "PUT /api/internal/stores/{store_id}/webhook-secret": ADMIN,
     "DELETE /api/internal/stores/{store_id}/stripe": ADMIN,
+    "POST /api/internal/orders/{order_id}/review": ADMIN,
     "GET /checkout/{token}": PAGE,
     "POST /checkout/{token}/payment-intent": CUSTOMER,
     "GET /checkout/{token}/complete": CUSTOMER,

@@ -55,6 +55,13 @@ EXPECTED = {
         "kms:Decrypt": (KEY, {CT}),
     },
     "OrdersFunction": {"dynamodb:GetItem": (TABLE, {"ORDER#*"})},
+    "OrderReviewFunction": {
+        # get_order, then resolve_review's transaction: the order's update
+        # and its audit entry (ORDER#{id} / AUDIT#...); record_signed_request
+        "dynamodb:GetItem": (TABLE, {"ORDER#*"}),
+        "dynamodb:UpdateItem": (TABLE, {"ORDER#*"}),
+        "dynamodb:PutItem": (TABLE, {"REPLAY#*", "ORDER#*"}),
+    },
     "CheckoutFunction": {
         "dynamodb:GetItem": (TABLE, {"SESSION#*", "ORDER#*", "STORE#*"}),
         # apply_intent: transition/flag/release on the order, note_api_payment

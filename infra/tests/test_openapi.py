@@ -280,7 +280,7 @@ def test_the_checker_catches_what_it_should():
     order = resolve("#/components/schemas/Order")
     assert schema_errors({"order_id": "x"}, order), "missing fields"
     status = {"$ref": "#/components/schemas/PublicStatus"}
-    good = {"store_id": str(uuid.uuid4()), "has_stripe": False, "is_live_mode": False}
+    good = {"store_id": str(uuid.uuid4()), "has_stripe": False, "is_live_mode": False, "can_take_payments": False}
     assert not schema_errors(good, status)
     assert schema_errors(dict(good, extra=1), status), "additionalProperties: false"
     assert schema_errors(dict(good, has_stripe=0), status), "0 is not a boolean"
@@ -482,6 +482,20 @@ def test_orders(order):
     assert (found["status"], found["amount"], found["needs_review"]) == ("pending", 2500, False)
     check(internal("GET", "/api/internal/orders/not-a-uuid"), route, 400)
     check(internal("GET", f"/api/internal/orders/{uuid.uuid4()}"), route, 404)
+
+
+def test_order_review(order):
+    # The happy path needs a flagged order (tests/system/tests/order_review.rs
+    # makes one with the emulator); here, what every other answer looks like.
+    route = "/api/internal/orders/{order_id}/review"
+    path = f"/api/internal/orders/{order['order_id']}/review"
+    accept = json.dumps({"resolution": "accepted"}).encode()
+    check(internal("POST", path, accept), route, 409)
+    check(internal("POST", path, json.dumps({"resolution": "refunded"}).encode()), route, 422)
+    check(internal("POST", path, b"{"), route, 400)
+    check(internal("POST", path, accept, auth="secret"), route, 401)
+    check(internal("POST", "/api/internal/orders/not-a-uuid/review", accept), route, 400)
+    check(internal("POST", f"/api/internal/orders/{uuid.uuid4()}/review", accept), route, 404)
 
 
 def test_customer_checkout(order):

@@ -903,6 +903,7 @@ SECRET_READERS = {
         "InternalStatusFunction",
         "ConnectLinksFunction",
         "CheckoutSessionsFunction",
+        "OrderReviewFunction",
         "OrdersFunction",
         "WebhookSecretFunction",
         "DisconnectFunction",

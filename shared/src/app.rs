@@ -1,7 +1,7 @@
 //! The application context, built once per cold start, and the bootstrap
 //! every function's `main` calls.
 
-use crate::config::{BMOS_AUTH_SECRET, Config, LINK_SIGNING_SECRET, SecretSetting};
+use crate::config::{BMOS_AUTH_SECRET, Config, InternalSecret, LINK_SIGNING_SECRET, SecretSetting};
 use crate::error::{AppError, BoxError};
 use crate::http;
 use crate::metrics::Metrics;
@@ -132,22 +132,27 @@ impl App {
     /// renders synchronously; the connect function calls `link_keys` first
     /// in every request, so these are as fresh as the TTL allows.
     pub fn cached_link_keys(&self) -> Result<Arc<SecretKeys>, AppError> {
-        match &self.link_signing {
-            Some(secret) => Ok(secret.cached()),
-            None => Err(AppError::internal(
-                "this function has no link signing secret (LINK_SIGNING_SECRET_ARN)",
-            )),
-        }
+        Ok(self.link_secret()?.cached())
+    }
+
+    /// The value that signs links and CSRF tokens now (see
+    /// `RotatingSecret::signer`), from the cached values like
+    /// `cached_link_keys`.
+    pub fn link_signer(&self) -> Result<InternalSecret, AppError> {
+        Ok(self.link_secret()?.signer(crate::clock::now()))
     }
 
     /// The link and CSRF signing secret's valid values; as `bmos_keys`.
     pub async fn link_keys(&self) -> Result<Arc<SecretKeys>, AppError> {
-        match &self.link_signing {
-            Some(secret) => Ok(secret.keys().await),
-            None => Err(AppError::internal(
-                "this function has no link signing secret (LINK_SIGNING_SECRET_ARN)",
-            )),
-        }
+        Ok(self.link_secret()?.keys().await)
+    }
+
+    /// A function the template gave no link secret answers 500, as in
+    /// `bmos_keys`.
+    fn link_secret(&self) -> Result<&RotatingSecret, AppError> {
+        self.link_signing.as_ref().ok_or_else(|| {
+            AppError::internal("this function has no link signing secret (LINK_SIGNING_SECRET_ARN)")
+        })
     }
 }
 

@@ -8,6 +8,7 @@ use crate::clock;
 use crate::domain::OrderStatus;
 use crate::domain::{SecretKey, StoreId, status_for_intent};
 use crate::error::AppError;
+use crate::key_health;
 use crate::metrics::{Metric, PaidVia};
 use crate::store::{CheckoutSession, Order, StripeConnection, Transition, TransitionDetails};
 use crate::stripe::{IntentStatus, NewIntent, PaymentIntent, StripeFailure};
@@ -50,7 +51,9 @@ impl Checkout {
 }
 
 /// The store's connection and its opened secret key; 409 when the store has
-/// no Stripe account connected (any more).
+/// no Stripe account connected (any more), or Stripe rejects its key
+/// (`store_needs_reconnect`). Pass the result of each Stripe call made with
+/// the key through `key_health::watch`.
 pub async fn merchant_key(
     app: &App,
     store_id: &StoreId,
@@ -58,6 +61,7 @@ pub async fn merchant_key(
     let connection = app.store.get_connection(store_id).await?.ok_or_else(|| {
         AppError::conflict("store_not_connected", "Store not connected to Stripe")
     })?;
+    key_health::require_usable_key(&connection)?;
     let key = crate::webhooks::setup::open_secret_key(app, &connection).await?;
     Ok((connection, key))
 }
@@ -143,7 +147,8 @@ pub async fn payment_intent_for(
     let mut attempt = order.intent_attempt.max(1);
     if let Some(existing) = &order.payment_intent_id {
         spend_intent_read(app, order).await?;
-        match app.stripe.retrieve_intent(key, existing).await {
+        let read = app.stripe.retrieve_intent(key, existing).await;
+        match key_health::watch(app, connection, "retrieve PaymentIntent", read).await {
             Ok(intent) if intent.status.is_usable() && matches(order, &intent) => {
                 return Ok(intent);
             }
@@ -176,7 +181,8 @@ pub async fn payment_intent_for(
         idempotency_key: format!("checkout-{}-{attempt}", order.order_id),
         payment_method_types: app.config.payment_method_types.as_deref(),
     };
-    let intent = app.stripe.create_intent(key, &new).await?;
+    let created = app.stripe.create_intent(key, &new).await;
+    let intent = key_health::watch(app, connection, "create PaymentIntent", created).await?;
     if app
         .store
         .attach_intent(order, &intent.id, attempt, connection.mode(), clock::now())
@@ -196,14 +202,21 @@ pub async fn payment_intent_for(
         .payment_intent_id
         .ok_or_else(|| AppError::conflict("concurrent_update", "Please try again."))?;
     if winner != intent.id
-        && let Err(failure) = app.stripe.cancel_intent(key, &intent.id).await
+        && let Err(failure) = key_health::watch(
+            app,
+            connection,
+            "cancel PaymentIntent",
+            app.stripe.cancel_intent(key, &intent.id).await,
+        )
+        .await
     {
         tracing::warn!(
             order_id = %order.order_id, payment_intent = %intent.id, error = %failure,
             "could not cancel the losing duplicate intent"
         );
     }
-    Ok(app.stripe.retrieve_intent(key, &winner).await?)
+    let read = app.stripe.retrieve_intent(key, &winner).await;
+    Ok(key_health::watch(app, connection, "retrieve PaymentIntent", read).await?)
 }
 
 /// What asking Stripe about an order's intent found.

@@ -285,19 +285,9 @@ impl Config {
         })
     }
 
-    /// Origins the checkout page's CSP must allow for Stripe.js: where the
-    /// script comes from, and the API it calls from the browser.
-    pub fn stripe_js_origins(&self) -> String {
-        let js = self.stripe_js_url.origin().ascii_serialization();
-        let api = self.stripe_api_base.origin().ascii_serialization();
-        if js == "https://js.stripe.com" {
-            // Stripe's documented CSP: its iframes (3-D Secure) come from hooks.
-            format!("{js} https://hooks.stripe.com {api}")
-        } else if js == api {
-            js
-        } else {
-            format!("{js} {api}")
-        }
+    /// What the checkout page's CSP must allow for Stripe.js.
+    pub fn stripe_js_sources(&self) -> crate::csp::StripeSources {
+        crate::csp::StripeSources::new(&self.stripe_js_url, &self.stripe_api_base)
     }
 }
 

@@ -49,9 +49,9 @@ pub fn error_json(err: &AppError) -> Response<Body> {
 #[derive(Clone, Copy, Debug)]
 pub enum PageScripts<'a> {
     None,
-    /// `origins`: space-separated, from `Config::stripe_js_origins`.
+    /// From `Config::stripe_js_sources`.
     StripeJs {
-        origin: &'a str,
+        sources: &'a crate::csp::StripeSources,
     },
 }
 
@@ -65,8 +65,11 @@ pub fn html(
 ) -> Response<Body> {
     let script_src = match scripts {
         PageScripts::None => format!("script-src 'nonce-{nonce}'"),
-        PageScripts::StripeJs { origin } => format!(
-            "script-src 'nonce-{nonce}' {origin}; frame-src {origin}; connect-src 'self' {origin}"
+        PageScripts::StripeJs { sources } => format!(
+            "script-src 'nonce-{nonce}' {}; frame-src {}; connect-src 'self' {}",
+            sources.script.join(" "),
+            sources.frame.join(" "),
+            sources.connect.join(" ")
         ),
     };
     let csp = format!(
@@ -378,6 +381,110 @@ mod tests {
         assert!(!csp.contains("unsafe-inline"), "{csp}");
         assert_eq!(h["cache-control"], "no-store");
         assert_eq!(h["referrer-policy"], "no-referrer");
+    }
+
+    /// Stripe's integration security guide, "Content security policy"
+    /// (https://docs.stripe.com/security/guide#content-security-policy): what
+    /// Stripe.js (the Payment Element, 3D Secure) needs, copied here by hand
+    /// so the policy is held against the document, not against itself.
+    const STRIPE_GUIDE: [(&str, &[&str]); 3] = [
+        (
+            "script-src",
+            &[
+                "https://js.stripe.com",
+                "https://*.js.stripe.com",
+                "https://maps.googleapis.com",
+            ],
+        ),
+        (
+            "frame-src",
+            &[
+                "https://js.stripe.com",
+                "https://*.js.stripe.com",
+                "https://hooks.stripe.com",
+            ],
+        ),
+        (
+            "connect-src",
+            &["https://api.stripe.com", "https://maps.googleapis.com"],
+        ),
+    ];
+
+    fn directives(
+        csp: &str,
+    ) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+        csp.split(';')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(|d| {
+                let mut words = d.split_whitespace().map(str::to_owned);
+                let name = words.next().unwrap();
+                (name, words.collect())
+            })
+            .collect()
+    }
+
+    fn checkout_page_csp(config: &Config) -> String {
+        let sources = config.stripe_js_sources();
+        let page = html(
+            StatusCode::OK,
+            String::new(),
+            "n0nce",
+            PageScripts::StripeJs { sources: &sources },
+        );
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn expected(
+        stripe: &[(&str, &[&str])],
+    ) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+        let mut expected = directives(
+            "default-src 'none'; script-src 'nonce-n0nce'; frame-src; connect-src 'self'; \
+             style-src 'nonce-n0nce'; img-src 'self' data:; form-action 'self'; base-uri 'none'; \
+             frame-ancestors 'none'",
+        );
+        for (directive, sources) in stripe {
+            expected
+                .get_mut(*directive)
+                .unwrap()
+                .extend(sources.iter().map(|s| (*s).to_owned()));
+        }
+        expected
+    }
+
+    #[test]
+    fn the_checkout_page_allows_what_stripes_guide_lists_for_stripe_js_and_nothing_more() {
+        let config = Config::from_lookup(|k| crate::config::tests::vars().get(k).cloned()).unwrap();
+        let ours = directives(&checkout_page_csp(&config));
+        let want = expected(&STRIPE_GUIDE);
+        for directive in want.keys().chain(ours.keys()) {
+            assert_eq!(
+                ours.get(directive),
+                want.get(directive),
+                "{directive}: ours (left) against Stripe's guide (right)"
+            );
+        }
+    }
+
+    #[test]
+    fn locally_the_checkout_page_allows_the_emulators_mock_and_no_real_stripe_origin() {
+        let mut vars = crate::config::tests::vars();
+        vars.insert(
+            "STRIPE_JS_URL",
+            "http://127.0.0.1:12111/js.stripe.com/v3/".into(),
+        );
+        vars.insert("STRIPE_API_BASE", "http://127.0.0.1:12111".into());
+        let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+        let mock: &[&str] = &["http://127.0.0.1:12111"];
+        let want = expected(&[
+            ("script-src", mock),
+            ("frame-src", mock),
+            ("connect-src", mock),
+        ]);
+        assert_eq!(directives(&checkout_page_csp(&config)), want);
     }
 
     #[test]

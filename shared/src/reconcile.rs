@@ -11,8 +11,10 @@ use crate::app::App;
 use crate::checkout::{self, PaymentState};
 use crate::domain::{SecretKey, StoreId};
 use crate::error::{AppError, cause_chain};
+use crate::key_health;
 use crate::metrics::{Metric, PaidVia};
-use crate::store::pending_partitions;
+use crate::store::{StripeConnection, pending_partitions};
+use crate::stripe::StripeFailure;
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -46,6 +48,9 @@ pub struct Report {
     pub unchanged: usize,
     pub given_up: usize,
     pub errors: usize,
+    /// Left for later: the store's key is rejected by Stripe, or the order
+    /// is flagged for (or resolved by) a person.
+    pub deferred: usize,
     /// Of `paid`: orders of stores whose webhook is configured, so their
     /// `succeeded` delivery should have come first. Many of them mean the
     /// store's webhook (or ours) is broken.
@@ -62,6 +67,7 @@ impl Report {
 /// A store's key, opened once per run, and whether its webhook is set up.
 #[derive(Clone)]
 struct MerchantKey {
+    connection: StripeConnection,
     key: SecretKey,
     has_webhook: bool,
 }
@@ -121,11 +127,23 @@ async fn reconcile_one(
         report.unchanged += 1;
         return Ok(());
     }
+    if order.review_reason.is_some() {
+        // Flagged for a person (or resolved by one): not Stripe's to settle.
+        report.deferred += 1;
+        return Ok(());
+    }
     let merchant = match keys.get(&order.store_id) {
         Some(merchant) => merchant.clone(),
         None => {
-            let (connection, key) = checkout::merchant_key(app, &order.store_id).await?;
+            let (connection, key) = match checkout::merchant_key(app, &order.store_id).await {
+                Err(err) if err.code() == "store_needs_reconnect" => {
+                    report.deferred += 1;
+                    return Ok(());
+                }
+                opened => opened?,
+            };
             let merchant = MerchantKey {
+                connection: connection.clone(),
                 key,
                 has_webhook: connection.webhook_secret.is_some(),
             };
@@ -133,7 +151,17 @@ async fn reconcile_one(
             merchant
         }
     };
-    let intent = app.stripe.retrieve_intent(&merchant.key, intent_id).await?;
+    let read = app.stripe.retrieve_intent(&merchant.key, intent_id).await;
+    let intent =
+        match key_health::watch(app, &merchant.connection, "retrieve PaymentIntent", read).await {
+            Err(StripeFailure::InvalidKey) => {
+                // Marked now: the store's other orders wait for new keys.
+                keys.remove(&order.store_id);
+                report.deferred += 1;
+                return Ok(());
+            }
+            read => read?,
+        };
     match checkout::apply_intent(app, &order, &intent, PaidVia::Reconciler).await? {
         PaymentState::Paid => {
             report.paid += 1;

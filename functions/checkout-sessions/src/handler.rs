@@ -88,6 +88,8 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
                 "This store has not connected a Stripe account.",
             )
         })?;
+    // Stripe rejected the store's key: a link made now could not be paid.
+    shared::key_health::require_usable_key(&connection)?;
 
     let (token, token_hash) =
         session_token::generate().map_err(|e| AppError::internal(e.to_string()))?;

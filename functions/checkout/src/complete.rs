@@ -9,7 +9,7 @@ use shared::checkout::{self, Checkout, PaymentState};
 use shared::metrics::PaidVia;
 use shared::pages::{self, CheckoutResult, ItemRow, Link, PageScripts};
 use shared::store::Order;
-use shared::{App, AppError, http};
+use shared::{App, AppError, http, key_health};
 
 pub enum Outcome {
     Paid,
@@ -27,14 +27,15 @@ pub async fn handle(app: &App, token: &str) -> Result<Response<Body>, AppError> 
     if order.payment_intent_id.is_none() {
         return back_to_page();
     }
-    let (_, key) = checkout::merchant_key(app, &order.store_id).await?;
+    let (connection, key) = checkout::merchant_key(app, &order.store_id).await?;
     let Some(intent_id) = order.payment_intent_id.as_deref() else {
         return back_to_page();
     };
     // The return URL can be reloaded in a loop too: each is a Stripe read
     // on the merchant's key, so it spends the order's read budget.
     checkout::spend_intent_read(app, order).await?;
-    let intent = app.stripe.retrieve_intent(&key, intent_id).await?;
+    let read = app.stripe.retrieve_intent(&key, intent_id).await;
+    let intent = key_health::watch(app, &connection, "retrieve PaymentIntent", read).await?;
     match checkout::apply_intent(app, order, &intent, PaidVia::Return).await? {
         PaymentState::Paid => paid(order, token),
         PaymentState::Processing => result_page(app, order, Outcome::Processing),

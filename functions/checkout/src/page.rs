@@ -30,6 +30,7 @@ pub async fn handle(app: &App, req: &Request, token: &str) -> Result<Response<Bo
                 "This shop cannot take payments right now.",
             )
         })?;
+    shared::key_health::require_usable_key(&connection)?;
     let base = http::public_base_url(&app.config, req)?;
     let nonce = http::nonce();
     let page = CheckoutPage {
@@ -50,11 +51,11 @@ pub async fn handle(app: &App, req: &Request, token: &str) -> Result<Response<Bo
             .map_err(AppError::internal)?
             .to_string(),
     };
-    let origins = app.config.stripe_js_origins();
+    let sources = app.config.stripe_js_sources();
     pages::render(
         StatusCode::OK,
         &page,
         &nonce,
-        PageScripts::StripeJs { origin: &origins },
+        PageScripts::StripeJs { sources: &sources },
     )
 }

@@ -53,10 +53,11 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
         ));
     }
     let expires_at = clock::now() + expires_in;
-    let signing = app.link_keys().await?;
+    // Re-read when due, so the signer below is as fresh as the TTL allows.
+    app.link_keys().await?;
     let url = connect_link::url(
         &http::public_base_url(&app.config, &req)?,
-        &signing.current,
+        &app.link_signer()?,
         &store_id,
         &return_url,
         expires_at,

@@ -62,7 +62,7 @@ pub(crate) fn render_form(
     let page = ConnectForm {
         nonce: nonce.clone(),
         link: &link.params,
-        csrf_token: csrf::token(&app.cached_link_keys()?.current, link),
+        csrf_token: csrf::token(&app.link_signer()?, link),
         // A secret typed into the wrong field is not shown back.
         publishable_key: if shared::domain::looks_like_secret(state.publishable_key) {
             ""

@@ -14,7 +14,7 @@ use shared::domain::{KeyPair, PublishableKey, SecretKey, WebhookSecret};
 use shared::store::{
     AuditEntry, KeyReplacement, StripeConnection, WebhookActivity, WebhookConfig, WebhookSource,
 };
-use shared::stripe::StripeFailure;
+use shared::stripe::{PublishableKeyCheck, StripeFailure};
 use shared::vault::{EncryptionContext, Purpose};
 use shared::webhooks::setup;
 use shared::{App, AppError, clock, http};
@@ -66,7 +66,7 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, AppError
             // The connect link is spent; the success page and the
             // webhook-secret form open with a link of ours, for them only.
             let next = ConnectLink::issue(
-                &app.cached_link_keys()?.current,
+                &app.link_signer()?,
                 LinkPurpose::WebhookSecret,
                 link.store_id,
                 link.return_url.clone(),
@@ -95,10 +95,26 @@ async fn save(
         raw => Some(WebhookSecret::parse(raw)?),
     };
     let previous = app.store.get_connection(&link.store_id).await?;
-    app.stripe
+    let newest_intent = app
+        .stripe
         .check_key(&keys.secret)
         .await
         .map_err(key_check_error)?;
+    let publishable_key_proven = match app
+        .stripe
+        .check_publishable_key(&keys.publishable, newest_intent.as_ref())
+        .await
+        .map_err(publishable_key_error)?
+    {
+        PublishableKeyCheck::SameAccount => true,
+        PublishableKeyCheck::NoIntentYet => false,
+        PublishableKeyCheck::OtherAccount => {
+            return Err(AppError::unprocessable(
+                "publishable_key_other_account",
+                "The publishable key belongs to another Stripe account than the secret key. Copy both keys from the same account in the Stripe Dashboard; nothing was saved.",
+            ));
+        }
+    };
     // Before anything is created in the new keys' account (our webhook
     // endpoint) or sealed: keys of another account may stop here.
     let account_id = app
@@ -165,20 +181,23 @@ async fn save(
         connected_at: previous.as_ref().map_or(now, |p| p.connected_at),
         updated_at: now,
         version: previous.as_ref().map_or(1, |p| p.version + 1),
-        // New keys start with a clean failure count; when and how webhooks
-        // and payments arrived stays, as it describes the store.
+        // New keys start with a clean failure count and are not known to be
+        // rejected; when and how webhooks and payments arrived stays, as it
+        // describes the store.
         activity: previous
             .as_ref()
             .map(|p| WebhookActivity {
                 failures: 0,
                 last_failure_at: None,
                 last_failure: None,
+                key_rejected: None,
                 ..p.activity.clone()
             })
             .unwrap_or_default(),
         // A save over a connection always replaces keys; a first connect
         // (also after a disconnect) replaced none.
         last_key_replacement: replacement.clone(),
+        publishable_key_proven_at: publishable_key_proven.then_some(now),
     };
     let audit = AuditEntry {
         action: if previous.is_some() {
@@ -226,6 +245,17 @@ async fn save(
         "stripe keys saved"
     );
     Ok(())
+}
+
+/// What the merchant is told when Stripe did not accept the publishable key.
+fn publishable_key_error(failure: StripeFailure) -> AppError {
+    match failure {
+        StripeFailure::InvalidKey => AppError::unprocessable(
+            "publishable_key_invalid",
+            "Stripe says: Invalid API key for the publishable key. Copy the whole publishable key again from the Stripe Dashboard; nothing was saved.",
+        ),
+        other => key_check_error(other),
+    }
 }
 
 /// What the merchant is told when Stripe did not accept the key.

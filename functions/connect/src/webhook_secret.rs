@@ -37,7 +37,7 @@ fn render(
     let page = WebhookSecretForm {
         nonce: nonce.clone(),
         link: &link.params,
-        csrf_token: csrf::token(&app.cached_link_keys()?.current, link),
+        csrf_token: csrf::token(&app.link_signer()?, link),
         webhook_url: &webhook_url,
         error,
     };

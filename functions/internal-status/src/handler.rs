@@ -8,13 +8,22 @@ use shared::auth::internal;
 use shared::domain::StoreId;
 use shared::store::KeyReplacement;
 use shared::webhooks::{WebhookHealth, setup, webhook_health};
-use shared::{App, AppError, clock, http};
+use shared::{App, AppError, clock, http, key_health};
 
 #[derive(Debug, Serialize)]
 pub struct InternalStatus {
     pub store_id: String,
+    /// Keys are saved (the seed's meaning), whether or not Stripe accepts them.
     pub has_stripe: bool,
     pub is_live_mode: bool,
+    /// Connected and Stripe has not rejected the key: checkout works now.
+    pub can_take_payments: bool,
+    /// Stripe rejected the key (rolled or revoked): the merchant must save
+    /// their current keys through a connect link.
+    pub needs_reconnect: bool,
+    pub key_rejected_at: Option<String>,
+    /// Which Stripe call was rejected; never a key.
+    pub key_rejected_reason: Option<String>,
     pub mode: Option<&'static str>,
     pub publishable_key: Option<String>,
     pub key_kind: Option<&'static str>,
@@ -23,6 +32,9 @@ pub struct InternalStatus {
     pub stripe_account_id: Option<String>,
     /// The last time new keys replaced the store's keys, and the accounts.
     pub last_key_replacement: Option<KeyReplacementStatus>,
+    /// When Stripe showed the publishable key to act on the same account as
+    /// the secret key (at connect, or at the first payment); `null`: not yet.
+    pub publishable_key_proven_at: Option<String>,
     pub webhook_configured: bool,
     pub connected_at: Option<String>,
     pub updated_at: Option<String>,
@@ -62,11 +74,16 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
             store_id: store_id.to_string(),
             has_stripe: false,
             is_live_mode: false,
+            can_take_payments: false,
+            needs_reconnect: false,
+            key_rejected_at: None,
+            key_rejected_reason: None,
             mode: None,
             publishable_key: None,
             key_kind: None,
             stripe_account_id: None,
             last_key_replacement: None,
+            publishable_key_proven_at: None,
             webhook_configured: false,
             connected_at: None,
             updated_at: None,
@@ -78,11 +95,20 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
             store_id: store_id.to_string(),
             has_stripe: true,
             is_live_mode: c.mode().is_live(),
+            can_take_payments: key_health::can_take_payments(Some(&c)),
+            needs_reconnect: c.activity.key_rejected.is_some(),
+            key_rejected_at: c
+                .activity
+                .key_rejected
+                .as_ref()
+                .map(|r| clock::rfc3339(r.at)),
+            key_rejected_reason: c.activity.key_rejected.as_ref().map(|r| r.reason.clone()),
             mode: Some(c.mode().as_str()),
             publishable_key: Some(c.publishable_key.to_string()),
             key_kind: Some(c.key_kind.as_str()),
             stripe_account_id: c.account_id.as_ref().map(ToString::to_string),
             last_key_replacement: c.last_key_replacement.as_ref().map(Into::into),
+            publishable_key_proven_at: c.publishable_key_proven_at.map(clock::rfc3339),
             webhook_configured: c.webhook_secret.is_some(),
             connected_at: Some(clock::rfc3339(c.connected_at)),
             updated_at: Some(clock::rfc3339(c.updated_at)),

@@ -34,6 +34,15 @@ struct OrderView<'a> {
     amount_refunded: Option<u64>,
     needs_review: bool,
     review_reason: Option<&'a str>,
+    /// How BMOS settled the review (`POST .../review`); `null` until then.
+    review_resolution: Option<ResolutionView<'a>>,
+}
+
+#[derive(Serialize)]
+struct ResolutionView<'a> {
+    resolution: &'static str,
+    resolved_at: String,
+    resolved_by: &'a str,
 }
 
 impl<'a> From<&'a Order> for OrderView<'a> {
@@ -62,8 +71,14 @@ impl<'a> From<&'a Order> for OrderView<'a> {
             paid_at: o.paid_at.map(clock::rfc3339),
             last_payment_error: o.last_payment_error.as_deref(),
             amount_refunded: o.amount_refunded,
-            needs_review: o.review_reason.is_some(),
+            // Flagged and nobody has decided yet.
+            needs_review: o.review_reason.is_some() && o.review_resolution.is_none(),
             review_reason: o.review_reason.as_deref(),
+            review_resolution: o.review_resolution.as_ref().map(|r| ResolutionView {
+                resolution: r.resolution.as_str(),
+                resolved_at: clock::rfc3339(r.at),
+                resolved_by: &r.by,
+            }),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Public status: whether a store has Stripe connected and in which mode.
+//! Public status: whether a store has Stripe connected, in which mode, and
+//! whether it can take payments now.
 //! Anyone may ask (BMOS storefronts call it from the browser), so it says
 //! nothing more than that.
 
@@ -6,13 +7,16 @@ use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use shared::domain::StoreId;
-use shared::{App, AppError, http};
+use shared::{App, AppError, http, key_health};
 
 #[derive(Debug, Serialize, PartialEq)]
 pub struct Status {
     pub store_id: String,
+    /// Keys are saved (the seed's meaning), whether or not Stripe accepts them.
     pub has_stripe: bool,
     pub is_live_mode: bool,
+    /// Connected and Stripe has not rejected the key: checkout works now.
+    pub can_take_payments: bool,
 }
 
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
@@ -21,7 +25,8 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
     let status = Status {
         store_id: store_id.to_string(),
         has_stripe: connection.is_some(),
-        is_live_mode: connection.is_some_and(|c| c.mode().is_live()),
+        is_live_mode: connection.as_ref().is_some_and(|c| c.mode().is_live()),
+        can_take_payments: key_health::can_take_payments(connection.as_ref()),
     };
     let mut response = http::json(StatusCode::OK, &status);
     response

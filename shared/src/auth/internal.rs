@@ -500,6 +500,7 @@ mod tests {
         SecretKeys {
             current: InternalSecret::new("the-new-bmos-secret-0123456789abcdef".into()).unwrap(),
             previous: Some(test_secret()),
+            current_since: None,
         }
     }
 

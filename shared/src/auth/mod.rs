@@ -89,6 +89,7 @@ mod tests {
         let rotating = SecretKeys {
             current: other,
             previous: Some(test_secret()),
+            current_since: None,
         };
         assert!(verify_hex(&rotating, &[b"connect.abc"], &sig));
     }

@@ -6,6 +6,7 @@ mod idempotency_key;
 mod money;
 mod order;
 mod return_url;
+mod review;
 mod store_id;
 mod stripe_account;
 mod stripe_keys;
@@ -15,6 +16,7 @@ pub use idempotency_key::IdempotencyKey;
 pub use money::{Currency, MAX_AMOUNT};
 pub use order::{Move, OrderStatus, status_for_intent};
 pub use return_url::{ReturnUrl, ReturnUrlPolicy};
+pub use review::{Resolution, ReviewResolution};
 pub use store_id::StoreId;
 pub use stripe_account::StripeAccountId;
 pub use stripe_keys::{

@@ -25,7 +25,13 @@ pub struct SecretKeys {
     /// Verifies only: what BMOS (or a link we issued) may still use while a
     /// rotation is under way.
     pub previous: Option<InternalSecret>,
+    /// When `current` became current (unix seconds), where the source
+    /// knows: Secrets Manager's `CreatedDate` of the `AWSCURRENT` version.
+    pub current_since: Option<u64>,
 }
+
+/// Allowed difference between Secrets Manager's clock and ours.
+const CLOCK_SKEW_SECS: u64 = 2;
 
 impl SecretKeys {
     /// A secret that is not being rotated.
@@ -33,6 +39,24 @@ impl SecretKeys {
         SecretKeys {
             current,
             previous: None,
+            current_since: None,
+        }
+    }
+
+    /// The value to sign with at `now`. A warm container re-reads its
+    /// secret only once per `settle` (the cache's TTL), so for that long
+    /// after a rotation some containers still know only the old value:
+    /// what we sign then must be what they can verify. So the new value
+    /// signs once it has been current for longer than `settle`; until then
+    /// the previous one does, which every container knows.
+    pub fn signing_at(&self, now: u64, settle: std::time::Duration) -> &InternalSecret {
+        match (&self.previous, self.current_since) {
+            (Some(previous), Some(since))
+                if now < since.saturating_add(settle.as_secs() + CLOCK_SKEW_SECS) =>
+            {
+                previous
+            }
+            _ => &self.current,
         }
     }
 

@@ -11,6 +11,7 @@
 //!   the values they have.
 
 use super::{FixedSecret, SecretKeys, SecretSource};
+use crate::config::InternalSecret;
 use crate::error::{BoxError, cause_chain};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -93,6 +94,13 @@ impl RotatingSecret {
         self.lock().keys.clone()
     }
 
+    /// The value to sign with at `now` (unix seconds), from the cached
+    /// values: after a rotation, the previous value until every warm
+    /// container has had a TTL to re-read (`SecretKeys::signing_at`).
+    pub fn signer(&self, now: u64) -> InternalSecret {
+        self.cached().signing_at(now, self.ttl).clone()
+    }
+
     async fn keys_at(&self, now: Instant) -> Arc<SecretKeys> {
         let (keys, due) = {
             let state = self.lock();
@@ -153,7 +161,6 @@ impl Drop for RefreshGuard<'_> {
 mod tests {
     use super::*;
     use crate::auth::{sign_hex, verify_hex};
-    use crate::config::InternalSecret;
     use crate::vault::BoxFuture;
     use std::sync::atomic::AtomicUsize;
 
@@ -177,9 +184,13 @@ mod tests {
 
     impl Fake {
         fn set(&self, current: &str, previous: Option<&str>) {
+            self.set_since(current, previous, None);
+        }
+        fn set_since(&self, current: &str, previous: Option<&str>, since: Option<u64>) {
             *self.0.keys.lock().unwrap() = Some(SecretKeys {
                 current: value(current),
                 previous: previous.map(value),
+                current_since: since,
             });
         }
         fn reads(&self) -> usize {
@@ -278,6 +289,40 @@ mod tests {
             assert!(!verify_hex(&keys, &[b"m"], &format!("{i:064x}")));
         }
         assert_eq!(fake.reads(), 1, "only the cold start's read");
+    }
+
+    #[tokio::test]
+    async fn a_new_value_signs_only_once_every_container_can_know_it() {
+        let fake = Fake::default();
+        let rotated_at = 1_700_000_000;
+        fake.set_since("new", Some("old"), Some(rotated_at));
+        let secret = loaded(&fake, Instant::now()).await;
+        let signs_with = |now| sign_hex(&secret.signer(now), &[b"m"]);
+        let (by_old, by_new) = (
+            sign_hex(&value("old"), &[b"m"]),
+            sign_hex(&value("new"), &[b"m"]),
+        );
+        // A container that read just before the rotation keeps the old
+        // value for up to one TTL: until then, links must verify there.
+        for now in [
+            rotated_at,
+            rotated_at + TTL.as_secs() - 1,
+            rotated_at + TTL.as_secs() + 1,
+        ] {
+            assert_eq!(signs_with(now), by_old, "{}s after", now - rotated_at);
+        }
+        assert_eq!(signs_with(rotated_at + TTL.as_secs() + 2), by_new);
+
+        // No rotation under way, or no creation time known: current signs.
+        fake.set_since("only", None, Some(rotated_at));
+        let single = loaded(&fake, Instant::now()).await;
+        assert_eq!(
+            sign_hex(&single.signer(rotated_at), &[b"m"]),
+            sign_hex(&value("only"), &[b"m"])
+        );
+        fake.set_since("new", Some("old"), None);
+        let unknown = loaded(&fake, Instant::now()).await;
+        assert_eq!(sign_hex(&unknown.signer(rotated_at), &[b"m"]), by_new);
     }
 
     #[tokio::test]

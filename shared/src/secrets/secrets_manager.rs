@@ -31,8 +31,9 @@ impl SecretsManagerSource {
         }
     }
 
-    /// The value at `stage`; `None` when no version carries that stage.
-    async fn stage(&self, stage: &str) -> Result<Option<InternalSecret>, BoxError> {
+    /// The value at `stage` and when that version was created; `None` when
+    /// no version carries that stage.
+    async fn stage(&self, stage: &str) -> Result<Option<(InternalSecret, Option<u64>)>, BoxError> {
         let result = self
             .client
             .get_secret_value()
@@ -59,6 +60,9 @@ impl SecretsManagerSource {
                 .into());
             }
         };
+        let created = out
+            .created_date
+            .and_then(|date| u64::try_from(date.secs()).ok());
         let value = Zeroizing::new(out.secret_string.ok_or_else(|| {
             format!(
                 "{stage} of secret {} ({}) has no SecretString",
@@ -67,19 +71,23 @@ impl SecretsManagerSource {
         })?);
         let secret = InternalSecret::named(self.variable, value.to_string())
             .map_err(|err| format!("{stage} of secret {}: {err}", self.secret_id))?;
-        Ok(Some(secret))
+        Ok(Some((secret, created)))
     }
 }
 
 impl SecretSource for SecretsManagerSource {
     fn fetch(&self) -> BoxFuture<'_, Result<SecretKeys, BoxError>> {
         Box::pin(async move {
-            let current = self
+            let (current, current_since) = self
                 .stage("AWSCURRENT")
                 .await?
                 .ok_or_else(|| format!("secret {} has no AWSCURRENT version", self.secret_id))?;
-            let previous = self.stage("AWSPREVIOUS").await?;
-            Ok(SecretKeys { current, previous })
+            let previous = self.stage("AWSPREVIOUS").await?.map(|(value, _)| value);
+            Ok(SecretKeys {
+                current,
+                previous,
+                current_since,
+            })
         })
     }
 }

@@ -46,6 +46,11 @@ pub struct StripeConnection {
     pub activity: WebhookActivity,
     /// The last save that put new keys in place of others.
     pub last_key_replacement: Option<KeyReplacement>,
+    /// When Stripe showed that the publishable key acts on the secret key's
+    /// account (`stripe::publishable`): at connect, when the account had a
+    /// PaymentIntent to try it on, or else at the first payment a customer
+    /// confirmed with it. `None`: not yet.
+    pub publishable_key_proven_at: Option<u64>,
 }
 
 /// A save that replaced a store's keys: when, and which Stripe account the
@@ -79,8 +84,9 @@ pub struct WebhookConfig {
     pub endpoint_id: Option<String>,
 }
 
-/// What we have seen of the store's webhooks, for health diagnostics.
-/// Written by deliveries and payments, not by saves (which carry it over).
+/// What we have seen of the store's webhooks and of Stripe's answers to its
+/// key, for health diagnostics. Written by deliveries, payments and Stripe
+/// calls, not by saves (which carry it over; new keys clear `key_rejected`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WebhookActivity {
     pub last_webhook_at: Option<u64>,
@@ -90,6 +96,17 @@ pub struct WebhookActivity {
     /// Last time an order was found paid by asking Stripe (return page or
     /// reconciler) rather than by a webhook.
     pub last_api_payment_at: Option<u64>,
+    /// Stripe answered 401 to a call with the store's key (rolled or
+    /// revoked in the Dashboard): no payment can be taken until the merchant
+    /// saves keys again.
+    pub key_rejected: Option<KeyRejection>,
+}
+
+/// When and on which call Stripe rejected a store's key; never the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRejection {
+    pub at: u64,
+    pub reason: String,
 }
 
 impl StripeConnection {
@@ -145,6 +162,9 @@ impl StripeConnection {
                 }
             }
         }
+        if let Some(at) = self.publishable_key_proven_at {
+            item.insert("publishable_key_proven_at".into(), n(at));
+        }
         if let Some(webhook) = &self.webhook_secret {
             item.insert(
                 "webhook_secret_wrapped".into(),
@@ -171,6 +191,10 @@ impl StripeConnection {
         }
         if let Some(reason) = &a.last_failure {
             item.insert("last_webhook_failure".into(), s(reason));
+        }
+        if let Some(rejection) = &a.key_rejected {
+            item.insert("key_rejected_at".into(), n(rejection.at));
+            item.insert("key_rejected_reason".into(), s(&rejection.reason));
         }
         item
     }
@@ -234,8 +258,15 @@ impl StripeConnection {
                 last_failure_at: get_opt_n(item, "last_webhook_failure_at")?,
                 last_failure: get_opt_s(item, "last_webhook_failure").map(str::to_owned),
                 last_api_payment_at: get_opt_n(item, "last_api_payment_at")?,
+                key_rejected: get_opt_n(item, "key_rejected_at")?.map(|at| KeyRejection {
+                    at,
+                    reason: get_opt_s(item, "key_rejected_reason")
+                        .unwrap_or_default()
+                        .to_owned(),
+                }),
             },
             last_key_replacement,
+            publishable_key_proven_at: get_opt_n(item, "publishable_key_proven_at")?,
         })
     }
 }

@@ -156,13 +156,40 @@ impl Store {
     }
 
     /// Notes that an order was found paid by asking Stripe (not by a
-    /// webhook): if webhooks stay silent after this, health says so.
+    /// webhook): if webhooks stay silent after this, health says so. The
+    /// customer's browser confirmed that payment with the store's
+    /// publishable key, which Stripe accepts only for its own account's
+    /// intents: the first one proves the key, if the connect could not.
     pub async fn note_api_payment(&self, store_id: &StoreId, now: u64) -> Result<(), AppError> {
         self.note_activity(
             store_id,
-            "SET last_api_payment_at = :now",
+            "SET last_api_payment_at = :now, publishable_key_proven_at = if_not_exists(publishable_key_proven_at, :now)",
             "",
             &[(":now", n(now))],
+        )
+        .await
+    }
+
+    /// Marks the store's connection as needing new keys because Stripe
+    /// rejected its key, but only while the connection is still at
+    /// `version` (the one whose key failed): a save since then brought other
+    /// keys and must not inherit the mark. The first rejection's time stays.
+    pub async fn note_key_rejected(
+        &self,
+        store_id: &StoreId,
+        version: u64,
+        reason: &str,
+        now: u64,
+    ) -> Result<(), AppError> {
+        self.note_activity(
+            store_id,
+            "SET key_rejected_at = if_not_exists(key_rejected_at, :now), key_rejected_reason = :reason",
+            "version = :version",
+            &[
+                (":now", n(now)),
+                (":reason", s(reason)),
+                (":version", n(version)),
+            ],
         )
         .await
     }

@@ -10,16 +10,19 @@ mod link_uses;
 mod orders;
 mod parked;
 mod replays;
+mod reviews;
 mod transitions;
 
 pub use connections::{
-    AuditEntry, KeyReplacement, StripeConnection, WebhookActivity, WebhookConfig, WebhookSource,
+    AuditEntry, KeyRejection, KeyReplacement, StripeConnection, WebhookActivity, WebhookConfig,
+    WebhookSource,
 };
 pub use events::{EventWrite, IntentLink};
 pub use idempotency::{IDEMPOTENCY_WINDOW_SECS, IdempotentCheckout};
 pub use link_uses::link_used;
 pub use orders::{CheckoutSession, CheckoutWrite, Order, PENDING_INDEX, pending_partitions};
 pub use parked::{ParkedEvent, Release};
+pub use reviews::ReviewNote;
 pub use transitions::{Transition, TransitionDetails};
 
 use crate::error::{AppError, BoxError};

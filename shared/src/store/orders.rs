@@ -10,7 +10,9 @@ use super::item::{Item, get_n, get_opt_n, get_opt_s, get_s, n, s};
 use super::parked::ParkedEvent;
 use super::transitions::status_condition;
 use super::{Store, cancellation_reason, dependency_error, is_condition_failure};
-use crate::domain::{Cart, Currency, LineItem, Mode, OrderStatus, StoreId};
+use crate::domain::{
+    Cart, Currency, LineItem, Mode, OrderStatus, Resolution, ReviewResolution, StoreId,
+};
 use crate::error::AppError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
@@ -41,6 +43,8 @@ pub struct Order {
     pub last_payment_error: Option<String>,
     /// Set instead of paying when Stripe's amount or currency differs.
     pub review_reason: Option<String>,
+    /// How a person settled the review (`reviews.rs`); the reason stays.
+    pub review_resolution: Option<ReviewResolution>,
     /// The charge's refunded total from the newest `charge.refunded` applied.
     pub amount_refunded: Option<u64>,
     /// Stripe's time of the payment state the status reflects (see
@@ -70,7 +74,7 @@ pub struct CheckoutSession {
 
 const PENDING_SHARDS: u32 = 8;
 
-fn order_pk(order_id: &str) -> String {
+pub(super) fn order_pk(order_id: &str) -> String {
     format!("ORDER#{order_id}")
 }
 
@@ -121,6 +125,7 @@ impl Order {
             paid_at: None,
             last_payment_error: None,
             review_reason: None,
+            review_resolution: None,
             amount_refunded: None,
             status_as_of: None,
             parked: Vec::new(),
@@ -218,6 +223,11 @@ impl Order {
                 item.insert(name.into(), n(value));
             }
         }
+        if let Some(resolved) = &self.review_resolution {
+            item.insert("review_resolution".into(), s(resolved.resolution.as_str()));
+            item.insert("review_resolved_at".into(), n(resolved.at));
+            item.insert("review_resolved_by".into(), s(&resolved.by));
+        }
         item.extend(self.parked.iter().map(ParkedEvent::to_attribute));
         item
     }
@@ -271,6 +281,14 @@ impl Order {
             paid_at: get_opt_n(item, "paid_at")?,
             last_payment_error: opt("last_payment_error"),
             review_reason: opt("review_reason"),
+            review_resolution: match get_opt_s(item, "review_resolution") {
+                None => None,
+                Some(raw) => Some(ReviewResolution {
+                    resolution: Resolution::parse(raw).map_err(|_| corrupt("review_resolution"))?,
+                    at: get_n(item, "review_resolved_at")?,
+                    by: get_s(item, "review_resolved_by")?.to_owned(),
+                }),
+            },
             amount_refunded: get_opt_n(item, "amount_refunded")?,
             status_as_of: get_opt_n(item, "status_as_of")?,
             parked: ParkedEvent::all_in(item)?,
@@ -622,7 +640,12 @@ mod tests {
             updated_at: 2,
             paid_at: None,
             last_payment_error: None,
-            review_reason: None,
+            review_reason: Some("Stripe reports 100 eur".into()),
+            review_resolution: Some(ReviewResolution {
+                resolution: Resolution::SettledOutside,
+                at: 3,
+                by: "bmos:signed-request".into(),
+            }),
             amount_refunded: Some(500),
             status_as_of: Some(1_700_000_000),
             parked: Vec::new(),

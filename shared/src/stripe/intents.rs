@@ -59,7 +59,7 @@ impl IntentStatus {
 /// The intent's client secret: handed to the customer's browser and to
 /// nobody else (never logged).
 #[derive(Clone)]
-pub struct ClientSecret(String);
+pub struct ClientSecret(pub(super) String);
 
 impl ClientSecret {
     pub fn expose(&self) -> &str {
@@ -210,7 +210,7 @@ impl StripeApi {
         key: &SecretKey,
         id: &str,
     ) -> Result<PaymentIntent, StripeFailure> {
-        if !id.starts_with("pi_") || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        if !is_intent_id(id) {
             return Err(StripeFailure::Unreachable(
                 format!("not a PaymentIntent id: {id}").into(),
             ));
@@ -237,6 +237,11 @@ impl StripeApi {
                 .map_err(StripeFailure::from_client)?;
         wire.into_intent()
     }
+}
+
+/// A PaymentIntent id, which becomes part of a request path.
+pub(super) fn is_intent_id(id: &str) -> bool {
+    id.starts_with("pi_") && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 #[cfg(test)]
@@ -370,7 +375,7 @@ mod tests {
             (
                 ResponseTemplate::new(401).set_body_json(serde_json::json!({"error": {
                     "type": "invalid_request_error", "message": "Invalid API Key provided: sk_test_****AAAA"}})),
-                "422 stripe_key_invalid",
+                "409 store_needs_reconnect",
             ),
             (
                 ResponseTemplate::new(429).set_body_json(serde_json::json!({"error": {"type": "rate_limit_error", "message": "Too many"}})),

@@ -8,9 +8,11 @@
 
 mod account;
 mod intents;
+mod publishable;
 pub mod webhook_endpoints;
 
 pub use intents::{ClientSecret, IntentStatus, NewIntent, PaymentIntent};
+pub use publishable::{IntentHandle, PublishableKeyCheck};
 
 use crate::domain::SecretKey;
 use crate::error::{AppError, BoxError};
@@ -96,10 +98,7 @@ impl From<StripeFailure> for AppError {
                 source: failure.into(),
             },
             StripeFailure::Unreachable(_) => AppError::dependency("Stripe", failure),
-            StripeFailure::InvalidKey => AppError::unprocessable(
-                "stripe_key_invalid",
-                "Stripe rejected the merchant's API key; the merchant must reconnect Stripe",
-            ),
+            StripeFailure::InvalidKey => needs_reconnect(),
             StripeFailure::MissingPermission { ref permission } => AppError::unprocessable(
                 "stripe_permission_missing",
                 format!(
@@ -133,6 +132,15 @@ impl From<StripeFailure> for AppError {
     }
 }
 
+/// What callers are told while Stripe rejects a store's key (rolled or
+/// revoked): only the merchant can fix it, by saving their current keys.
+pub fn needs_reconnect() -> AppError {
+    AppError::conflict(
+        "store_needs_reconnect",
+        "Invalid API key: the merchant needs to re-enter their current keys",
+    )
+}
+
 /// Stripe names the missing permission as `'rak_<resource>_<read|write>'` in
 /// its 403 message; keep only that token.
 fn permission_named(message: &str) -> Option<String> {
@@ -159,13 +167,32 @@ struct ListEnvelope {
     object: String,
 }
 
+/// `GET /v1/payment_intents?limit=1`: the newest intent, if any.
+#[derive(miniserde::Deserialize)]
+struct IntentList {
+    object: String,
+    data: Option<Vec<ListedIntent>>,
+}
+
+#[derive(miniserde::Deserialize)]
+struct ListedIntent {
+    id: String,
+    client_secret: Option<String>,
+}
+
 impl StripeApi {
     pub fn new(base: Url, timeout: Duration) -> Self {
         StripeApi { base, timeout }
     }
 
     pub(crate) fn client(&self, key: &SecretKey) -> Result<stripe::Client, StripeFailure> {
-        stripe::ClientBuilder::new(key.expose())
+        self.client_with(key.expose())
+    }
+
+    /// Any key: the secret key for our calls, the publishable key for the
+    /// one call the browser would make (`publishable.rs`).
+    fn client_with(&self, key: &str) -> Result<stripe::Client, StripeFailure> {
+        stripe::ClientBuilder::new(key)
             .url(self.base.as_str())
             .timeout(self.timeout)
             .build()
@@ -176,9 +203,12 @@ impl StripeApi {
     /// the merchant's account: read PaymentIntents (the return page and the
     /// reconciler), and create them (taking a payment). A read-only
     /// restricted key would otherwise be saved and fail the first customer.
-    pub async fn check_key(&self, key: &SecretKey) -> Result<(), StripeFailure> {
+    ///
+    /// Returns the account's newest PaymentIntent, which the read brings
+    /// anyway: with it the publishable key can be proven (`publishable.rs`).
+    pub async fn check_key(&self, key: &SecretKey) -> Result<Option<IntentHandle>, StripeFailure> {
         let client = self.client(key)?;
-        let list: ListEnvelope = RequestBuilder::new(StripeMethod::Get, "/payment_intents")
+        let list: IntentList = RequestBuilder::new(StripeMethod::Get, "/payment_intents")
             .query(&ListParams { limit: 1 })
             .customize()
             .send(&client)
@@ -190,7 +220,13 @@ impl StripeApi {
             ));
         }
         self.check_can_create(&client, "/payment_intents", WRITE_INTENTS)
-            .await
+            .await?;
+        Ok(list
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .and_then(|intent| IntentHandle::new(intent.id, intent.client_secret?)))
     }
 
     /// Proves write access to `path` without creating anything: Stripe checks
@@ -251,6 +287,7 @@ mod tests {
             .await
             .check_key(&SecretKey::parse(KEY).unwrap())
             .await
+            .map(|_| ())
     }
 
     /// What Stripe answers an empty PaymentIntent create from a key that may create them.
@@ -300,6 +337,36 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[tokio::test]
+    async fn the_read_brings_the_newest_intent_to_prove_the_publishable_key_with() {
+        let intent: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../tests/system/fixtures/stripe/payment_intent.json"
+        ))
+        .unwrap();
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/v1/payment_intents"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "object": "list", "data": [intent], "has_more": true, "url": "/v1/payment_intents"
+            })))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/v1/payment_intents"))
+            .respond_with(missing_amount())
+            .mount(&server)
+            .await;
+        let newest = api(&server)
+            .await
+            .check_key(&SecretKey::parse(KEY).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            newest.as_ref().map(IntentHandle::id),
+            Some("pi_1PgafyB7WZ01zgkWSjxsAJo3")
+        );
     }
 
     #[tokio::test]

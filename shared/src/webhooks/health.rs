@@ -111,6 +111,7 @@ mod tests {
             version: 1,
             activity,
             last_key_replacement: None,
+            publishable_key_proven_at: None,
         }
     }
 

@@ -184,6 +184,7 @@ mod tests {
             version: 1,
             activity: Default::default(),
             last_key_replacement: None,
+            publishable_key_proven_at: None,
         })
     }
 

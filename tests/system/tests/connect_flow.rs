@@ -12,7 +12,7 @@ async fn a_merchant_connects_and_everyone_sees_it() {
     let store = new_store_id();
     assert_eq!(
         public_status(&store).await,
-        serde_json::json!({"store_id": store, "has_stripe": false, "is_live_mode": false})
+        serde_json::json!({"store_id": store, "has_stripe": false, "is_live_mode": false, "can_take_payments": false})
     );
 
     let body = key_body();
@@ -55,7 +55,7 @@ async fn a_merchant_connects_and_everyone_sees_it() {
 
     assert_eq!(
         public_status(&store).await,
-        serde_json::json!({"store_id": store, "has_stripe": true, "is_live_mode": false})
+        serde_json::json!({"store_id": store, "has_stripe": true, "is_live_mode": false, "can_take_payments": true})
     );
 
     let internal = internal_status(&store).await;

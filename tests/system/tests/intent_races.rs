@@ -45,6 +45,7 @@ async fn store_and_order(app: &App) -> (StripeConnection, Order) {
         version: 1,
         activity: Default::default(),
         last_key_replacement: None,
+        publishable_key_proven_at: None,
     };
     let audit = AuditEntry {
         action: "stripe_connected",
@@ -294,6 +295,17 @@ async fn a_store_without_stripe_is_409_and_an_invalid_key_asks_to_reconnect() {
     let err = checkout::payment_intent_for(app, &order, &connection, &key)
         .await
         .unwrap_err();
-    assert_eq!(err.status(), 422);
-    assert!(err.to_string().contains("reconnect Stripe"), "{err}");
+    assert_eq!(
+        (err.status().as_u16(), err.code()),
+        (409, "store_needs_reconnect")
+    );
+    assert_eq!(
+        err.to_string(),
+        "Invalid API key: the merchant needs to re-enter their current keys"
+    );
+    // The store is marked: its key is not tried again.
+    let err = checkout::merchant_key(app, &order.store_id)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "store_needs_reconnect");
 }

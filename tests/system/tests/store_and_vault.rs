@@ -66,6 +66,7 @@ async fn of_concurrent_saves_from_one_version_exactly_one_wins() {
             version,
             activity: Default::default(),
             last_key_replacement: None,
+            publishable_key_proven_at: None,
         };
     let audit = || AuditEntry {
         action: "stripe_keys_replaced",

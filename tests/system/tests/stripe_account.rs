@@ -421,3 +421,105 @@ async fn a_store_connected_before_accounts_were_recorded_records_it_at_the_next_
         422
     );
 }
+
+/// Stripe's sample PaymentIntent (fixtures3.json): the account's newest, as
+/// the key check lists it; a publishable key retrieving it with its client
+/// secret gets `found`.
+async fn newest_intent_found_with_the_publishable_key(stripe: &MockServer, found: bool) {
+    let intent: serde_json::Value =
+        serde_json::from_str(include_str!("../fixtures/stripe/payment_intent.json")).unwrap();
+    let id = intent["id"].as_str().unwrap().to_owned();
+    Mock::given(method("GET"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            serde_json::json!({"object": "list", "data": [intent.clone()], "has_more": true}),
+        ))
+        .with_priority(1)
+        .mount(stripe)
+        .await;
+    let answer = if found {
+        ResponseTemplate::new(200).set_body_json(intent.clone())
+    } else {
+        ResponseTemplate::new(404).set_body_json(serde_json::json!({"error": {
+            "code": "resource_missing", "param": "intent", "type": "invalid_request_error",
+            "message": format!("No such payment_intent: '{id}'")}}))
+    };
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/payment_intents/{id}")))
+        .and(wiremock::matchers::query_param(
+            "client_secret",
+            intent["client_secret"].as_str().unwrap(),
+        ))
+        .and(wiremock::matchers::header_regex(
+            "authorization",
+            "^Bearer pk_test_",
+        ))
+        .respond_with(answer)
+        .expect(1)
+        .mount(stripe)
+        .await;
+}
+
+#[tokio::test]
+async fn a_publishable_key_of_another_account_is_refused_and_nothing_is_saved() {
+    let stripe = stripe().await;
+    newest_intent_found_with_the_publishable_key(&stripe, false).await;
+    let app = app_with_stripe_at(&stripe.uri()).await;
+    let store = new_store_id();
+    let link = in_process::link(&app, &store);
+    let secret = secret_key_of(&stripe, ACCOUNT_A).await;
+    let (status, html) = save(&app, &link, &secret).await;
+    assert_eq!(status, 422, "{html}");
+    assert!(
+        html.contains("The publishable key belongs to another Stripe account than the secret key")
+            && html.contains("nothing was saved"),
+        "{html}"
+    );
+    assert!(!html.contains(&secret), "{html}");
+    assert!(store_items(&store).await.is_empty(), "nothing saved");
+    assert!(!app.store.link_used(&link).await.unwrap(), "link not spent");
+}
+
+#[tokio::test]
+async fn a_publishable_key_is_proven_at_connect_or_else_by_the_first_payment() {
+    // An account with a PaymentIntent: the publishable key finds it.
+    let busy = stripe().await;
+    newest_intent_found_with_the_publishable_key(&busy, true).await;
+    let app = app_with_stripe_at(&busy.uri()).await;
+    let store = new_store_id();
+    let secret = secret_key_of(&busy, ACCOUNT_A).await;
+    assert_eq!(
+        save(&app, &in_process::link(&app, &store), &secret).await.0,
+        303
+    );
+    let status = internal_status(&app, &store).await;
+    assert!(status["publishable_key_proven_at"].is_string(), "{status}");
+
+    // A new account has none: saved, not yet proven, until a customer's
+    // payment (confirmed in the browser with that key) is recorded.
+    let fresh = stripe().await;
+    let app = app_with_stripe_at(&fresh.uri()).await;
+    let store = new_store_id();
+    let secret = secret_key_of(&fresh, ACCOUNT_B).await;
+    assert_eq!(
+        save(&app, &in_process::link(&app, &store), &secret).await.0,
+        303
+    );
+    assert!(internal_status(&app, &store).await["publishable_key_proven_at"].is_null());
+    let id = StoreId::parse(&store).unwrap();
+    app.store
+        .note_api_payment(&id, shared::clock::now())
+        .await
+        .unwrap();
+    let proven = internal_status(&app, &store).await["publishable_key_proven_at"].clone();
+    assert!(proven.is_string(), "{proven}");
+    // Later payments keep the first proof's time.
+    app.store
+        .note_api_payment(&id, shared::clock::now() + 60)
+        .await
+        .unwrap();
+    assert_eq!(
+        internal_status(&app, &store).await["publishable_key_proven_at"],
+        proven
+    );
+}
