@@ -20,6 +20,7 @@ use crate::checkout::{StripeView, stripe_view};
 use crate::clock;
 use crate::domain::{Move, OrderStatus, StoreId};
 use crate::error::AppError;
+use crate::key_health;
 use crate::store::{Order, StripeConnection};
 use crate::stripe::{IntentStatus, PaymentIntent, StripeFailure};
 
@@ -199,23 +200,32 @@ async fn find(
 /// The intent as Stripe has it, read with the store's own key; `None` when
 /// Stripe does not know it under that key. Any other failure (Stripe down,
 /// slow, rate limiting, the key rolled) is a 503 with nothing recorded, so
-/// Stripe delivers the event again.
+/// Stripe delivers the event again (for days: time for the merchant to
+/// reconnect a rolled key, which `key_health` marks and status shows).
 async fn read_intent(
     app: &App,
     connection: &StripeConnection,
     payment_intent: &str,
 ) -> Result<Option<PaymentIntent>, AppError> {
+    let unconfirmed = |source: crate::error::BoxError| AppError::Dependency {
+        dependency: "Stripe",
+        throttled: true,
+        source,
+    };
+    if connection.activity.key_rejected.is_some() {
+        // Asking again with a key Stripe rejected only gets another 401.
+        return Err(unconfirmed(
+            "the store's key was rejected by Stripe; waiting for the merchant to reconnect".into(),
+        ));
+    }
     let key = super::setup::open_secret_key(app, connection).await?;
-    match app.stripe.retrieve_intent(&key, payment_intent).await {
+    let read = app.stripe.retrieve_intent(&key, payment_intent).await;
+    match key_health::watch(app, connection, "retrieve PaymentIntent (webhook)", read).await {
         Ok(intent) => Ok(Some(intent)),
         Err(StripeFailure::Refused { status: 404, .. }) => Ok(None),
         Err(failure) => {
             tracing::warn!(store_id = %connection.store_id, payment_intent, error = %failure, "could not confirm a payment with Stripe; Stripe will deliver again");
-            Err(AppError::Dependency {
-                dependency: "Stripe",
-                throttled: true,
-                source: failure.into(),
-            })
+            Err(unconfirmed(failure.into()))
         }
     }
 }

@@ -321,8 +321,18 @@ async fn a_stripe_that_cannot_be_asked_gets_a_503_and_nothing_is_recorded() {
     let succeeded = succeeded_event(&intent, &store, &order_id);
     let signature = stripe_signature(&whsec, &succeeded, shared::clock::now());
 
-    // Stripe down, rate limiting, or the merchant's key rolled (Stripe's
-    // 401, shaped as Stripe sends it): the payment cannot be confirmed now.
+    // Stripe down, or rate limiting: the payment cannot be confirmed now.
+    let stripe_says = |status: u16, body: Value| async move {
+        let stripe = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path_regex("^/v1/payment_intents/pi_"))
+            .respond_with(ResponseTemplate::new(status).set_body_json(body))
+            .expect(1)
+            .mount(&stripe)
+            .await;
+        let app = in_process::app_with_stripe_at(&stripe.uri()).await;
+        (stripe, app)
+    };
     for (status, body) in [
         (
             500,
@@ -332,19 +342,8 @@ async fn a_stripe_that_cannot_be_asked_gets_a_503_and_nothing_is_recorded() {
             429,
             json!({"error": {"type": "rate_limit_error", "message": "Too many requests"}}),
         ),
-        (
-            401,
-            json!({"error": {"type": "invalid_request_error", "message": "Invalid API Key provided: sk_test_****abcd"}}),
-        ),
     ] {
-        let stripe = MockServer::start().await;
-        Mock::given(method("GET"))
-            .and(path_regex("^/v1/payment_intents/pi_"))
-            .respond_with(ResponseTemplate::new(status).set_body_json(body))
-            .expect(1)
-            .mount(&stripe)
-            .await;
-        let app = in_process::app_with_stripe_at(&stripe.uri()).await;
+        let (_stripe, app) = stripe_says(status, body).await;
         let err =
             shared::webhooks::process(&app, Some(store_id), Some(&signature), succeeded.as_bytes())
                 .await
@@ -372,6 +371,28 @@ async fn a_stripe_that_cannot_be_asked_gets_a_503_and_nothing_is_recorded() {
         (200, Some("applied: order is now paid")),
         "{body}"
     );
+
+    // The merchant's key rolled in Stripe (its 401, as Stripe shapes it):
+    // not confirmed (503), and the store is marked as needing reconnection.
+    let (order_id, intent) = paid_in_stripe(&store, &secret).await;
+    let succeeded = succeeded_event(&intent, &store, &order_id);
+    let signature = stripe_signature(&whsec, &succeeded, shared::clock::now());
+    let (_stripe, app) = stripe_says(
+        401,
+        json!({"error": {"type": "invalid_request_error", "message": "Invalid API Key provided: sk_test_****abcd"}}),
+    )
+    .await;
+    let err =
+        shared::webhooks::process(&app, Some(store_id), Some(&signature), succeeded.as_bytes())
+            .await
+            .unwrap_err();
+    assert_eq!(
+        (err.status().as_u16(), err.code()),
+        (503, "dependency_throttled")
+    );
+    assert!(!order_item(&order_id).await.contains_key("processed_events"));
+    let status = internal_status(&store).await;
+    assert_eq!(status["needs_reconnect"], true, "{status}");
 }
 
 /// Sets an order's mode as a session made while the store was connected
