@@ -428,8 +428,9 @@ impl Store {
 
     /// Records `payment_intent_id` as the order's intent and links the intent
     /// to the order, in one transaction. Only succeeds while the order still
-    /// has the intent it was read with (`order.payment_intent_id`) and waits
-    /// for payment; returns false when someone else attached one first.
+    /// has the intent it was read with (`order.payment_intent_id`), waits
+    /// for payment and is of `mode` (the key's); returns false otherwise
+    /// (usually: someone else attached one first).
     pub async fn attach_intent(
         &self,
         order: &Order,
@@ -463,10 +464,12 @@ impl Store {
             .key("pk", s(order_pk(&order.order_id)))
             .key("sk", s("ORDER"))
             .update_expression(
-                "SET payment_intent_id = :pi, intent_attempt = :attempt, #mode = :mode, updated_at = :now, \
+                "SET payment_intent_id = :pi, intent_attempt = :attempt, updated_at = :now, \
                  pending_pk = :ppk, pending_sk = :psk",
             )
-            .condition_expression(condition)
+            // The order's mode is fixed by its session: only a key of that
+            // mode may attach an intent (checkout answers 409 before this).
+            .condition_expression(format!("{condition} AND #mode = :mode"))
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#mode", "mode")
             .set_expression_attribute_values(Some(values))
@@ -493,6 +496,19 @@ impl Store {
             Err(err) if is_condition_failure(&err) => Ok(false),
             Err(err) => Err(dependency_error(err)),
         }
+    }
+
+    /// A strongly consistent `GetItem` of the order's item.
+    pub(super) fn read_order_item(
+        &self,
+        order_id: &str,
+    ) -> aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(order_pk(order_id)))
+            .key("sk", s("ORDER"))
+            .consistent_read(true)
     }
 
     /// An `UpdateItem` of the order's item, to be given its expressions.
