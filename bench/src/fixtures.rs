@@ -148,6 +148,99 @@ pub async fn create_checkout_with_intent(
     })
 }
 
+/// A pending order of `amount` cents and a session for it, with a
+/// PaymentIntent made for it in the Stripe emulator with the store's own
+/// key (the metadata create-intent sets), attached as create-intent
+/// attaches one. With `paid`, the intent is paid with a test card, so
+/// Stripe confirms the payment a `succeeded` event announces (the webhook
+/// reads it back before it pays the order). Returns the intent's id.
+pub async fn create_checkout_with_stripe_intent(
+    app: &App,
+    store_id: StoreId,
+    amount: u64,
+    paid: bool,
+) -> Result<(Checkout, String), BoxError> {
+    let order = pending_order(store_id, amount)?;
+    let token = save_checkout(app, &order).await?;
+    let payment_intent = stripe_intent(app, &order, paid).await?;
+    let attached = app
+        .store
+        .attach_intent(&order, &payment_intent, 1, Mode::Test, false, clock::now())
+        .await?;
+    if !attached {
+        return Err(format!(
+            "order {}: intent {payment_intent} not attached",
+            order.order_id
+        )
+        .into());
+    }
+    let checkout = Checkout {
+        store_id,
+        order_id: order.order_id,
+        token,
+    };
+    Ok((checkout, payment_intent))
+}
+
+/// Makes (and with `paid`, pays) the order's intent in the Stripe emulator,
+/// with the store's key as the service opens it.
+async fn stripe_intent(app: &App, order: &Order, paid: bool) -> Result<String, BoxError> {
+    let connection = app
+        .store
+        .get_connection(&order.store_id)
+        .await?
+        .ok_or("store not connected")?;
+    let key = shared::webhooks::setup::open_secret_key(app, &connection).await?;
+    let base = app.config.stripe_api_base.as_str().trim_end_matches('/');
+    let http = reqwest::Client::new();
+    let call = |path: &str, form: Vec<(&str, String)>| {
+        http.post(format!("{base}/v1/{path}"))
+            .bearer_auth(key.expose())
+            .form(&form)
+            .send()
+    };
+    let mut form = vec![
+        ("amount", order.amount.to_string()),
+        ("currency", order.currency.code().to_owned()),
+        ("payment_method_types[]", "card".to_owned()),
+        ("metadata[store_id]", order.store_id.to_string()),
+        ("metadata[order_id]", order.order_id.clone()),
+    ];
+    if paid {
+        let method: serde_json::Value = call(
+            "payment_methods",
+            vec![
+                ("type", "card".to_owned()),
+                ("card[number]", "4242424242424242".to_owned()),
+                ("card[exp_month]", "12".to_owned()),
+                ("card[exp_year]", "2034".to_owned()),
+                ("card[cvc]", "123".to_owned()),
+            ],
+        )
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+        let method = method["id"].as_str().ok_or("payment method without id")?;
+        form.push(("payment_method", method.to_owned()));
+        form.push(("confirm", "true".to_owned()));
+    }
+    let intent: serde_json::Value = call("payment_intents", form)
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let expected = if paid {
+        "succeeded"
+    } else {
+        "requires_payment_method"
+    };
+    if intent["status"] != expected {
+        return Err(format!("emulator intent is {}, not {expected}", intent["status"]).into());
+    }
+    Ok(intent["id"].as_str().ok_or("intent without id")?.to_owned())
+}
+
 fn pending_order(store_id: StoreId, amount: u64) -> Result<Order, BoxError> {
     Ok(Order::pending(
         store_id,

@@ -62,7 +62,7 @@ impl EmulatorCounts {
         self.stripe_create + self.stripe_retrieve + self.stripe_cancel + self.stripe_other
     }
 
-    fn since(&self, earlier: &EmulatorCounts) -> EmulatorCounts {
+    pub fn since(&self, earlier: &EmulatorCounts) -> EmulatorCounts {
         EmulatorCounts {
             stripe_create: self.stripe_create - earlier.stripe_create,
             stripe_retrieve: self.stripe_retrieve - earlier.stripe_retrieve,

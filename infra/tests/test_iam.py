@@ -76,11 +76,13 @@ EXPECTED = {
         "kms:Decrypt": (KEY, {SK}),
     },
     "WebhookFunction": {
-        # connection and intent link; orders are changed by conditional updates
-        "dynamodb:GetItem": (TABLE, {"STORE#*", "PI#*"}),
+        # connection and intent link; the order of a payment, read before
+        # Stripe is asked (others are changed by conditional updates alone)
+        "dynamodb:GetItem": (TABLE, {"STORE#*", "PI#*", "ORDER#*"}),
         "dynamodb:UpdateItem": (TABLE, {"ORDER#*", "STORE#*"}),
-        # verifies with the webhook secret; never opens the merchant's key
-        "kms:Decrypt": (KEY, {WH}),
+        # verifies with the webhook secret; opens the merchant's key to read
+        # a payment back from Stripe before the order is paid
+        "kms:Decrypt": (KEY, {WH, SK}),
     },
     "ReconcilerFunction": {
         "dynamodb:Query": (INDEX, None),
@@ -316,11 +318,11 @@ def test_a_missing_or_other_purpose_is_caught():
     [problem] = role_problems(mutated(drop))
     assert problem.startswith("CreateIntentFunction: kms:Decrypt condition")
 
-    def webhook_opens_keys(template):
+    def webhook_opens_tokens(template):
         grant = _grant(template, "WebhookFunction", "kms:Decrypt")
-        grant["Condition"]["StringEquals"]["kms:EncryptionContext:purpose"].append(SK)
+        grant["Condition"]["StringEquals"]["kms:EncryptionContext:purpose"].append(CT)
 
-    [problem] = role_problems(mutated(webhook_opens_keys))
+    [problem] = role_problems(mutated(webhook_opens_tokens))
     assert problem.startswith("WebhookFunction: kms:Decrypt condition")
 
 

@@ -132,6 +132,18 @@ pub async fn payment_intent_for(
             format!("This order is {}.", order.status),
         ));
     }
+    if connection.mode() != order.mode {
+        // The order's mode was fixed when its session was made: a key of the
+        // other mode must never take (or pretend to take) its payment.
+        return Err(AppError::conflict(
+            "order_mode_mismatch",
+            format!(
+                "This order was made in {} mode, and the store's Stripe keys are now {} mode. Please go back to the shop and check out again.",
+                order.mode.as_str(),
+                connection.mode().as_str()
+            ),
+        ));
+    }
     let mut attempt = order.intent_attempt.max(1);
     // An intent being replaced that Stripe could still charge: cancelled
     // once the new one is recorded.
@@ -261,6 +273,41 @@ async fn release_after_payment(app: &App, order_id: &str) {
     }
 }
 
+/// What Stripe's own word on an intent means for an order: the one reading
+/// of it, for the return page, the reconciler and the webhook (which reads
+/// the intent back before it believes a `succeeded` event).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StripeView {
+    /// Not the order's intent (any more).
+    NotTheOrders,
+    /// Succeeded, with money that is not the order's: flag, never pay.
+    Mismatch { reason: String },
+    /// The status Stripe's state gives the order.
+    Status(OrderStatus),
+    /// Nothing to record (the customer is still paying, or it was cancelled).
+    Unsettled,
+}
+
+pub fn stripe_view(order: &Order, intent: &PaymentIntent) -> StripeView {
+    if order.payment_intent_id.as_deref() != Some(intent.id.as_str()) {
+        return StripeView::NotTheOrders;
+    }
+    let matching = matches(order, intent);
+    if !matching && intent.status == IntentStatus::Succeeded {
+        return StripeView::Mismatch {
+            reason: order.mismatch_reason(&intent.id, intent.amount, &intent.currency),
+        };
+    }
+    match status_for_intent(
+        intent.status.as_str(),
+        intent.last_error.is_some(),
+        matching,
+    ) {
+        Some(status) => StripeView::Status(status),
+        None => StripeView::Unsettled,
+    }
+}
+
 /// Records what `intent` says about `order`, through the same guarded
 /// transitions webhooks use, and says where the order now stands. `via`:
 /// who asked Stripe (the return page or the reconciler), for the metrics.
@@ -270,28 +317,23 @@ pub async fn apply_intent(
     intent: &PaymentIntent,
     via: PaidVia,
 ) -> Result<PaymentState, AppError> {
-    if order.payment_intent_id.as_deref() != Some(intent.id.as_str()) {
-        return Ok(PaymentState::Unfinished);
-    }
-    let matching = matches(order, intent);
-    if !matching && intent.status == IntentStatus::Succeeded {
-        let reason = order.mismatch_reason(&intent.id, intent.amount, &intent.currency);
-        tracing::error!(order_id = %order.order_id, %reason, "payment does not match its order; flagged for review");
-        app.store
-            .flag_order(&order.order_id, &reason, clock::now())
-            .await?;
-        return Ok(PaymentState::Flagged);
-    }
-    let Some(target) = status_for_intent(
-        intent.status.as_str(),
-        intent.last_error.is_some(),
-        matching,
-    ) else {
-        return Ok(if order.status.is_paid() {
-            PaymentState::Paid
-        } else {
-            PaymentState::Unfinished
-        });
+    let target = match stripe_view(order, intent) {
+        StripeView::NotTheOrders => return Ok(PaymentState::Unfinished),
+        StripeView::Mismatch { reason } => {
+            tracing::error!(order_id = %order.order_id, %reason, "payment does not match its order; flagged for review");
+            app.store
+                .flag_order(&order.order_id, &reason, clock::now())
+                .await?;
+            return Ok(PaymentState::Flagged);
+        }
+        StripeView::Unsettled => {
+            return Ok(if order.status.is_paid() {
+                PaymentState::Paid
+            } else {
+                PaymentState::Unfinished
+            });
+        }
+        StripeView::Status(target) => target,
     };
     let details = TransitionDetails {
         payment_intent_id: Some(intent.id.clone()),

@@ -277,10 +277,12 @@ async fn main() -> Result<(), BoxError> {
     let mut rng = Rng::new(shared::clock::now_millis() as u64);
     let mut bodies = Vec::with_capacity(orders);
     for _ in 0..orders {
-        let ids = StripeIds::new(&mut rng);
-        let checkout =
-            fixtures::create_checkout_with_intent(&setup, store_id, 2999, &ids.payment_intent)
-                .await?;
+        let mut ids = StripeIds::new(&mut rng);
+        // Paid in the Stripe emulator: the webhook confirms a `succeeded`
+        // there before it pays the order.
+        let (checkout, payment_intent) =
+            fixtures::create_checkout_with_stripe_intent(&setup, store_id, 2999, true).await?;
+        ids.payment_intent = payment_intent;
         let subject = Subject {
             store_id,
             order_id: &checkout.order_id,

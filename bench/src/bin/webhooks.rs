@@ -8,7 +8,7 @@
 // A benchmark's output is its report.
 #![allow(clippy::print_stdout)]
 
-use bench::passes::CountedApp;
+use bench::passes::{CountedApp, StackLogs};
 use bench::report::{self as machine, Machine};
 use bench::webhooks::report::{Report, Timings};
 use bench::webhooks::workload::{self, DeliveryOrder, Shape};
@@ -122,6 +122,10 @@ async fn main() -> Result<(), BoxError> {
     let data_key_cache_ttl = config.data_key_cache_ttl;
     let table = config.table_name.clone();
     let counted = Arc::new(CountedApp::new(config).await);
+    // Stripe's confirmation reads, from the emulator's log (only this run
+    // uses the stack).
+    let stripe_log = StackLogs::from_env();
+    let stripe_before = stripe_log.as_ref().map(StackLogs::counts).transpose()?;
     let measured = send::run(
         counted.clone(),
         deliveries.clone(),
@@ -130,6 +134,10 @@ async fn main() -> Result<(), BoxError> {
         ticks,
     )
     .await?;
+    let stripe = match (&stripe_log, &stripe_before) {
+        (Some(log), Some(before)) => Some(log.counts()?.since(before)),
+        _ => None,
+    };
     eprintln!(
         "measured: {} deliveries in {:.1} s",
         deliveries.len(),
@@ -194,6 +202,7 @@ async fn main() -> Result<(), BoxError> {
         },
         ticks_per_second: ticks,
         data_key_cache_ttl,
+        stripe,
     };
     println!(
         "{}

@@ -7,7 +7,7 @@
 //! reached (a refund or dispute before the payment, a dispute's closure
 //! before its creation) is recorded and parked on the order; else it is
 //! recorded, and applied unless the move is not allowed
-//! (`OrderStatus::can_become`), it carries a refund total no larger than
+//! (`OrderStatus::allows`: only a dispute's closure ends a dispute), it carries a refund total no larger than
 //! the order's, or it moves to `processing`/`failed` and is not newer than
 //! the payment state the order shows. A delivery that moves the order to
 //! `paid` or `disputed`, and a Duplicate or NoChange one, then releases the
@@ -16,7 +16,7 @@
 //! Stripe, whatever the delivery order.
 
 use crate::rng::Rng;
-use shared::domain::OrderStatus;
+use shared::domain::{Move, OrderStatus};
 use std::collections::{HashMap, HashSet};
 
 /// One Stripe event about an order's PaymentIntent (or its charge).
@@ -65,6 +65,15 @@ impl StripeEvent {
             StripeEvent::DisputeCreated => OrderStatus::Disputed,
             StripeEvent::DisputeClosed { won: true } => OrderStatus::Paid,
             StripeEvent::DisputeClosed { won: false } => OrderStatus::Lost,
+        }
+    }
+
+    /// What kind of news (the service's `Effect::Transition::why`): only a
+    /// dispute's closure ends a dispute.
+    pub fn why(&self) -> Move {
+        match self {
+            StripeEvent::DisputeClosed { .. } => Move::DisputeClosed,
+            _ => Move::Course,
         }
     }
 
@@ -420,7 +429,7 @@ pub fn record(
 }
 
 /// A recorded event's change, applied (with the fields the store's update
-/// sets) unless `can_become` forbids the move, the order already shows a
+/// sets) unless `allows` forbids the move, the order already shows a
 /// refund total at least as large, or the move is to `processing` or
 /// `failed` and the order's `status_as_of` is not older than the event.
 /// The same rules for a delivery and for a released parked event
@@ -432,10 +441,14 @@ fn judge(
     order_amount: u64,
 ) -> ModelOutcome {
     let event = &events[index];
-    let to = event.target(order_amount);
+    let mut to = event.target(order_amount);
+    if *event == (StripeEvent::DisputeClosed { won: true }) {
+        // Won: back to where the refunds left the order (`Change::fitted`).
+        to = OrderStatus::after_dispute_won(state.amount_refunded, order_amount);
+    }
     // The event's `created`, as its place in Stripe's order.
     let created = index as u64;
-    if !state.status.can_become(to) {
+    if !state.status.allows(to, event.why()) {
         return ModelOutcome::Refused(NOT_ALLOWED);
     }
     if let (Some(new), Some(old)) = (event.amount_refunded(), state.amount_refunded)

@@ -6,6 +6,7 @@ use super::repro::{self, Reproduced};
 use super::send::Measured;
 use super::verify::Verification;
 use super::workload::{Delivery, DeliveryOrder, MAX_DUPLICATE_DELAY, Shape, Workload};
+use crate::passes::EmulatorCounts;
 use crate::report::Machine;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -36,6 +37,9 @@ pub struct Report<'a> {
     pub timings: Timings,
     pub ticks_per_second: u64,
     pub data_key_cache_ttl: Duration,
+    /// Requests the Stripe emulator logged during the measured run (`None`
+    /// without its log in `$STACK_DIR`).
+    pub stripe: Option<EmulatorCounts>,
 }
 
 fn us(d: Duration) -> f64 {
@@ -178,6 +182,7 @@ impl Report<'_> {
             ms(percentile(&latencies, 99.0)),
             ms(latencies.last().copied().unwrap_or_default()),
         );
+        out.push_str(&self.stripe_reads());
         out.push_str("\nDynamoDB requests by operation: ");
         let ops: Vec<String> = m
             .dynamodb
@@ -217,7 +222,8 @@ impl Report<'_> {
         let _ = writeln!(
             out,
             "\nEach verified attempt records its event on the order and applies the order's change in one conditional `UpdateItem`, \
-with no read first; one whose write the order's condition refused and that ends in NoChange records the event alone with a second \
+with no read first, except a `payment_intent.succeeded`: it reads its order first (one `GetItem`: a duplicate or an order past \
+paying is answered there, before Stripe is asked) and writes Stripe's word; one whose write the order's condition refused and that ends in NoChange records the event alone with a second \
 (Flagged: a third, the flag), and one that ends Parked parks it with a second (the event id and a `parked:` attribute, conditional \
 on the order still being short of the event's prerequisite). Each of the {released} parked events released since (the {parked} Parked \
 answers less the {left} `parked:` attributes left) took one more, applying or dropping it and removing the attribute. \
@@ -477,6 +483,33 @@ Pairs of attempts on the same order that overlapped in time (concurrent deliveri
         )
     }
 
+    /// Orders whose story at Stripe includes a payment.
+    pub fn paid_orders(&self) -> usize {
+        self.workload
+            .orders
+            .iter()
+            .filter(|plan| plan.events.contains(&lifecycle::StripeEvent::Succeeded))
+            .count()
+    }
+
+    /// The Stripe reads that confirm payments (`shared::webhooks::confirm`):
+    /// one per paid order, more only when deliveries of its `succeeded`
+    /// overlap (each reads the order before any has written).
+    pub fn stripe_reads(&self) -> String {
+        let Some(stripe) = &self.stripe else {
+            return "\nStripe: not counted (no emulator log in `$STACK_DIR`).\n".to_owned();
+        };
+        let paid = self.paid_orders();
+        format!(
+            "\nStripe, as the emulator logged it during the run: {} `GET /v1/payment_intents/{{id}}` (each `payment_intent.succeeded` \
+read back before its order is paid) for {paid} orders paid at Stripe: **{:.3} Stripe calls per paid order**; {} other Stripe \
+requests.\n",
+            stripe.stripe_retrieve,
+            stripe.stripe_retrieve as f64 / paid.max(1) as f64,
+            stripe.stripe() - stripe.stripe_retrieve,
+        )
+    }
+
     pub fn markdown(&self) -> String {
         let m = &self.machine;
         let s = self.shape;
@@ -563,7 +596,7 @@ events (uniform) after its original, as Stripe's retries would be (one that clos
         let s = self.shape;
         format!(
             "## Method\n\n\
-- Stack: `infra/stack.sh start` (DynamoDB Local, moto for KMS; localstripe is not called), nothing else using it.\n\
+- Stack: `infra/stack.sh start` (DynamoDB Local, moto for KMS, localstripe holding each order's intent: the webhook reads a payment back from it before it pays the order), nothing else using it.\n\
 - Setup (not measured, its own app): {stores} stores written with `Store::save_connection`, each with an `sk_test_` key and a `whsec_` signing secret \
 sealed through the real KMS vault (`Purpose::WebhookSecret`, `WebhookSource::Manual`, as the connect form saves a pasted secret); \
 {orders} pending orders (round-robin over the stores, amounts 5–200 EUR) written with `Store::create_checkout`, each then given a made-up \
@@ -599,7 +632,7 @@ left that the order as stored is ready for and would take (never released), plus
 the order's attempts (events, answers, real-time intervals; an attempt that ended before another began must come first) must have a serial \
 order of their writes in which the specified handling — an event already recorded is a Duplicate (checked first); else, while the order \
 has not reached the event's prerequisite (`OrderStatus::has_reached`: paid for refunds and disputes, disputed for a dispute's closure), \
-recorded and parked, answered Parked until that status; else recorded, and its move applied unless `OrderStatus::can_become` forbids it, \
+recorded and parked, answered Parked until that status; else recorded, and its move applied unless `OrderStatus::allows` forbids it, \
 the order already has an `amount_refunded` at least the event's, or the move is to processing or failed and the order's `status_as_of` \
 (the `created` of the last `payment_intent.*` event applied) is not older than the event's `created`, each answered NoChange with the \
 service's reason; `amount_refunded`, `last_payment_error` and `status_as_of` set as the update sets them; and after a move to paid or \
@@ -635,7 +668,7 @@ creation) is parked: recorded (a redelivery is a Duplicate) and its change kept 
 write, and answered 200 Parked; the delivery that moves the order to `paid` or `disputed`, or a Duplicate or NoChange delivery that \
 finds the order holding parked events, then applies every parked event the order is ready for, oldest first, judged by the same rules \
 (one that can no longer apply is dropped). Any other event is recorded, and acknowledged 200 `no change` instead of applied when \
-`OrderStatus::can_become` forbids the move (`payment_failed` after the payment), when it carries an older refund total than the order's, \
+`OrderStatus::allows` forbids the move (`payment_failed` after the payment), when it carries an older refund total than the order's, \
 or when it is a `processing` or `payment_failed` not newer than the payment state the order shows (an earlier attempt's news delivered \
 late). So no delivery order changes where an order ends: every order should end where it is at Stripe, and any listed above lost an \
 effect (a delivery given up after its last try, or a fault). ";

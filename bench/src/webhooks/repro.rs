@@ -112,10 +112,13 @@ pub async fn run(
     let api_version = shared::stripe::webhook_endpoints::api_version();
     let mut out = Vec::new();
     for scenario in scenarios() {
-        let ids = StripeIds::new(&mut rng);
-        let checkout =
-            fixtures::create_checkout_with_intent(app, store_id, AMOUNT, &ids.payment_intent)
-                .await?;
+        let mut ids = StripeIds::new(&mut rng);
+        // Made (and paid) in the Stripe emulator: the webhook confirms a
+        // `succeeded` there before it pays the order.
+        let paid = scenario.events.contains(&StripeEvent::Succeeded);
+        let (checkout, payment_intent) =
+            fixtures::create_checkout_with_stripe_intent(app, store_id, AMOUNT, paid).await?;
+        ids.payment_intent = payment_intent;
         let subject = Subject {
             store_id,
             order_id: &checkout.order_id,

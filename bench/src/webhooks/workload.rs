@@ -277,20 +277,25 @@ async fn write_orders(
     let mut done: Vec<Option<OrderPlan>> = (0..total).map(|_| None).collect();
     loop {
         while running.len() < concurrency.max(1) {
-            let Some((i, (store, ids, lifecycle, event_ids))) = pending.next() else {
+            let Some((i, (store, mut ids, lifecycle, event_ids))) = pending.next() else {
                 break;
             };
             let app = app.clone();
             let store_id = stores[store].store_id;
             running.spawn(async move {
-                let checkout = fixtures::create_checkout_with_intent(
+                let events = lifecycle.events();
+                // The webhook pays an order only on Stripe's word: the
+                // intent is made (and paid, if the story pays) in the
+                // emulator, so each `succeeded` is confirmed by one read.
+                let paid = events.contains(&StripeEvent::Succeeded);
+                let (checkout, payment_intent) = fixtures::create_checkout_with_stripe_intent(
                     &app,
                     store_id,
                     lifecycle.amount,
-                    &ids.payment_intent,
+                    paid,
                 )
                 .await?;
-                let events = lifecycle.events();
+                ids.payment_intent = payment_intent;
                 Ok::<_, BoxError>((
                     i,
                     OrderPlan {

@@ -45,7 +45,7 @@ fn summary(outcome: &Outcome) -> String {
         Outcome::Duplicate => "duplicate: already processed".to_owned(),
         Outcome::Parked { until, .. } => format!("parked: applies once the order is {until}"),
         Outcome::NoChange { reason } => format!("no change: {reason}"),
-        Outcome::Flagged { .. } => "flagged: amount does not match the order".to_owned(),
+        Outcome::Flagged { why, .. } => format!("flagged: {why}"),
     }
 }
 
@@ -114,6 +114,11 @@ mod contract {
             Outcome::Duplicate,
             Outcome::Flagged {
                 order_id: order_id.clone(),
+                why: shared::webhooks::process::FLAGGED_AMOUNT,
+            },
+            Outcome::Flagged {
+                order_id: order_id.clone(),
+                why: shared::webhooks::process::FLAGGED_REPLACED,
             },
         ];
         // Every status an event can move an order to (all but the first).

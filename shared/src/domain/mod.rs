@@ -14,7 +14,7 @@ mod stripe_keys;
 pub use cart::{Cart, CartRequest, LineItem, redirect_url};
 pub use idempotency_key::IdempotencyKey;
 pub use money::{Currency, MAX_AMOUNT};
-pub use order::{OrderStatus, status_for_intent};
+pub use order::{Move, OrderStatus, status_for_intent};
 pub use return_url::{ReturnUrl, ReturnUrlPolicy};
 pub use review::{Resolution, ReviewResolution};
 pub use store_id::StoreId;

@@ -23,6 +23,18 @@ pub enum OrderStatus {
     NeedsReview,
 }
 
+/// What kind of news moves an order: the payment's course (most events),
+/// or one of the two pieces of news that alone may make their moves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Move {
+    #[default]
+    Course,
+    /// `charge.dispute.closed`: the only way out of `disputed`.
+    DisputeClosed,
+    /// A refund Stripe could not pay out: its amount is the merchant's again.
+    RefundFailed,
+}
+
 impl OrderStatus {
     pub const ALL: [OrderStatus; 11] = [
         OrderStatus::Pending,
@@ -58,14 +70,16 @@ impl OrderStatus {
         Self::ALL.into_iter().find(|s| s.as_str() == raw)
     }
 
-    /// The allowed moves:
+    /// The moves news of the payment's course may make:
     /// `pending → processing → paid`, `pending/processing → failed → paid`
     /// (a retry can still succeed), `paid → refunded | partially_refunded`,
     /// `partially_refunded → partially_refunded | refunded`,
-    /// `paid → disputed → paid | lost`, `pending/processing/failed → canceled`,
+    /// `paid | partially_refunded → disputed`, `pending/processing/failed → canceled`,
     /// `pending/failed → expired` (the session ran out; nothing is in flight),
     /// and to `needs_review` from any status that did not take the money
     /// (a replaced intent succeeded: money arrived the order cannot take).
+    /// Nothing here leaves `disputed`: only the dispute's closure ends it
+    /// (`Move::DisputeClosed`), so a late `succeeded` cannot undo it.
     pub fn can_become(self, next: OrderStatus) -> bool {
         use OrderStatus::*;
         matches!(
@@ -78,8 +92,44 @@ impl OrderStatus {
                 | (Canceled | Expired, NeedsReview)
                 | (Paid, Refunded | PartiallyRefunded | Disputed)
                 | (PartiallyRefunded, PartiallyRefunded | Refunded | Disputed)
-                | (Disputed, Paid | Lost)
         )
+    }
+
+    /// Whether `why` may move an order from this status to `next`.
+    pub fn allows(self, next: OrderStatus, why: Move) -> bool {
+        use OrderStatus::*;
+        match why {
+            Move::Course => self.can_become(next),
+            // Won: back where the refunds left it (`after_dispute_won`); lost: lost.
+            Move::DisputeClosed => {
+                self == Disputed && matches!(next, Paid | PartiallyRefunded | Refunded | Lost)
+            }
+            // The refunded money came back (`after_refund_failed`).
+            Move::RefundFailed => {
+                matches!(self, Refunded | PartiallyRefunded)
+                    && matches!(next, Paid | PartiallyRefunded)
+            }
+        }
+    }
+
+    /// Where a won dispute leaves an order of `amount` of which
+    /// `amount_refunded` had been refunded before it.
+    pub fn after_dispute_won(amount_refunded: Option<u64>, amount: u64) -> OrderStatus {
+        match amount_refunded.unwrap_or(0) {
+            0 => OrderStatus::Paid,
+            r if r >= amount => OrderStatus::Refunded,
+            _ => OrderStatus::PartiallyRefunded,
+        }
+    }
+
+    /// Where a failed refund leaves an order whose refunded total falls to
+    /// `amount_refunded`.
+    pub fn after_refund_failed(amount_refunded: u64) -> OrderStatus {
+        if amount_refunded == 0 {
+            OrderStatus::Paid
+        } else {
+            OrderStatus::PartiallyRefunded
+        }
     }
 
     /// The statuses an event can wait for (`Envelope::prerequisite`): a
@@ -102,11 +152,16 @@ impl OrderStatus {
         }
     }
 
-    /// Every status `next` may be reached from: the condition a write uses.
-    pub fn sources_of(next: OrderStatus) -> Vec<OrderStatus> {
+    /// Every status `next` may be reached from by `why`, having got as far
+    /// as `requires`: the condition a write uses.
+    pub fn sources_of(
+        next: OrderStatus,
+        why: Move,
+        requires: Option<OrderStatus>,
+    ) -> Vec<OrderStatus> {
         Self::ALL
             .into_iter()
-            .filter(|s| s.can_become(next))
+            .filter(|s| s.allows(next, why) && requires.is_none_or(|r| s.has_reached(r)))
             .collect()
     }
 
@@ -155,8 +210,7 @@ mod tests {
             (Paid, PartiallyRefunded),
             (PartiallyRefunded, Refunded),
             (Paid, Disputed),
-            (Disputed, Paid),
-            (Disputed, Lost),
+            (PartiallyRefunded, Disputed),
             (Pending, Canceled),
         ] {
             assert!(from.can_become(to), "{from} -> {to}");
@@ -178,8 +232,60 @@ mod tests {
             (Canceled, Pending),
             (Processing, Pending),
             (Disputed, Refunded),
+            // A late or replayed `succeeded` must not undo a dispute.
+            (Disputed, Paid),
+            (Disputed, Lost),
+            (Refunded, PartiallyRefunded),
+            (PartiallyRefunded, Paid),
         ] {
             assert!(!from.can_become(to), "{from} -> {to} must be refused");
+            assert!(
+                !from.allows(to, Move::Course),
+                "{from} -> {to} must be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn only_a_disputes_closure_ends_it() {
+        for next in [Paid, PartiallyRefunded, Refunded, Lost] {
+            assert!(Disputed.allows(next, Move::DisputeClosed), "{next}");
+            assert!(!Disputed.allows(next, Move::Course), "{next}");
+            assert!(!Disputed.allows(next, Move::RefundFailed), "{next}");
+        }
+        // A closure moves nothing that is not disputed.
+        for from in OrderStatus::ALL.into_iter().filter(|s| *s != Disputed) {
+            for next in OrderStatus::ALL {
+                assert!(!from.allows(next, Move::DisputeClosed), "{from} -> {next}");
+            }
+        }
+        assert_eq!(
+            OrderStatus::sources_of(Paid, Move::DisputeClosed, Some(Disputed)),
+            vec![Disputed]
+        );
+    }
+
+    #[test]
+    fn a_won_dispute_returns_the_order_to_where_its_refunds_left_it() {
+        assert_eq!(OrderStatus::after_dispute_won(None, 2999), Paid);
+        assert_eq!(OrderStatus::after_dispute_won(Some(0), 2999), Paid);
+        assert_eq!(
+            OrderStatus::after_dispute_won(Some(1000), 2999),
+            PartiallyRefunded
+        );
+        assert_eq!(OrderStatus::after_dispute_won(Some(2999), 2999), Refunded);
+    }
+
+    #[test]
+    fn a_failed_refund_gives_its_amount_back() {
+        assert_eq!(OrderStatus::after_refund_failed(0), Paid);
+        assert_eq!(OrderStatus::after_refund_failed(500), PartiallyRefunded);
+        for from in [Refunded, PartiallyRefunded] {
+            assert!(from.allows(Paid, Move::RefundFailed), "{from}");
+            assert!(from.allows(PartiallyRefunded, Move::RefundFailed), "{from}");
+        }
+        for from in [Pending, Paid, Disputed, Lost, Canceled] {
+            assert!(!from.allows(Paid, Move::RefundFailed), "{from}");
         }
     }
 
@@ -241,7 +347,10 @@ mod tests {
 
     #[test]
     fn only_an_order_with_nothing_in_flight_expires() {
-        assert_eq!(OrderStatus::sources_of(Expired), vec![Pending, Failed]);
+        assert_eq!(
+            OrderStatus::sources_of(Expired, Move::Course, None),
+            vec![Pending, Failed]
+        );
         assert!(!Processing.can_become(Expired), "money may still arrive");
         for status in [Expired, NeedsReview] {
             assert!(!status.awaits_payment() && !status.is_paid(), "{status}");
@@ -264,8 +373,8 @@ mod tests {
         }
         assert_eq!(OrderStatus::parse("shipped"), None);
         assert_eq!(
-            OrderStatus::sources_of(Paid),
-            vec![Pending, Processing, Failed, Disputed]
+            OrderStatus::sources_of(Paid, Move::Course, None),
+            vec![Pending, Processing, Failed]
         );
     }
 }

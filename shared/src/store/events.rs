@@ -101,6 +101,9 @@ impl Store {
         if change.is_some() {
             request = request.expression_attribute_names("#status", "status");
         }
+        if change.is_some_and(|(_, details)| details.mode.is_some()) {
+            request = request.expression_attribute_names("#mode", "mode");
+        }
         if readies {
             request = request.return_values(ReturnValue::AllNew);
         }
@@ -118,6 +121,25 @@ impl Store {
             }
             _ => Err(dependency_error(err)),
         }
+    }
+
+    /// The order, and whether `event_id` is already recorded on it: for an
+    /// event that must not be acted on before the order is read (a payment
+    /// is confirmed with Stripe first, and only once per order).
+    pub async fn order_for_event(
+        &self,
+        order_id: &str,
+        event_id: &str,
+    ) -> Result<Option<(Order, bool)>, AppError> {
+        let out = self
+            .read_order_item(order_id)
+            .send()
+            .await
+            .map_err(dependency_error)?;
+        out.item
+            .as_ref()
+            .map(|item| Ok((Order::from_item(item)?, processed(item, event_id))))
+            .transpose()
     }
 
     /// Notes a verified delivery on the store's connection (webhook health).

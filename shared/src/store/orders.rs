@@ -510,8 +510,9 @@ impl Store {
 
     /// Records `payment_intent_id` as the order's intent and links the intent
     /// to the order, in one transaction. Only succeeds while the order still
-    /// has the intent it was read with (`order.payment_intent_id`) and waits
-    /// for payment; returns false when someone else attached one first.
+    /// has the intent it was read with (`order.payment_intent_id`), waits
+    /// for payment and is of `mode` (the key's); returns false otherwise
+    /// (usually: someone else attached one first).
     /// `cancel_replaced`: the intent it replaces may still be paid in Stripe,
     /// so it is recorded in `intents_to_cancel` in the same write (the
     /// caller cancels it and then calls `intent_cancelled`).
@@ -535,10 +536,9 @@ impl Store {
                 s(pending_sk(now + FIRST_CHECK_AFTER_SECS, &order.order_id)),
             ),
         ]);
-        let mut expression =
-            "SET payment_intent_id = :pi, intent_attempt = :attempt, #mode = :mode, \
+        let mut expression = "SET payment_intent_id = :pi, intent_attempt = :attempt, \
              updated_at = :now, pending_pk = :ppk, pending_sk = :psk REMOVE reconcile_checks"
-                .to_string();
+            .to_string();
         if let (true, Some(previous)) = (cancel_replaced, &order.payment_intent_id) {
             values.insert(
                 ":replaced".into(),
@@ -560,7 +560,9 @@ impl Store {
             .key("pk", s(order_pk(&order.order_id)))
             .key("sk", s("ORDER"))
             .update_expression(expression)
-            .condition_expression(condition)
+            // The order's mode is fixed by its session: only a key of that
+            // mode may attach an intent (checkout answers 409 before this).
+            .condition_expression(format!("{condition} AND #mode = :mode"))
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#mode", "mode")
             .set_expression_attribute_values(Some(values))
@@ -587,6 +589,19 @@ impl Store {
             Err(err) if is_condition_failure(&err) => Ok(false),
             Err(err) => Err(dependency_error(err)),
         }
+    }
+
+    /// A strongly consistent `GetItem` of the order's item.
+    pub(super) fn read_order_item(
+        &self,
+        order_id: &str,
+    ) -> aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(order_pk(order_id)))
+            .key("sk", s("ORDER"))
+            .consistent_read(true)
     }
 
     /// An `UpdateItem` of the order's item, to be given its expressions.

@@ -8,7 +8,7 @@ use super::item::{get_opt_s, get_s, n, s};
 use super::orders::corrupt;
 use super::parked::ParkedEvent;
 use super::{Store, dependency_error};
-use crate::domain::OrderStatus;
+use crate::domain::{Mode, Move, OrderStatus};
 use crate::error::AppError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use std::collections::HashMap;
@@ -44,9 +44,18 @@ pub struct TransitionDetails {
     /// `processing` or `failed` older than the state the order shows is
     /// refused: an earlier attempt's news must not override a later one's.
     pub status_as_of: Option<u64>,
-    /// Only move an order that has got this far (`OrderStatus::has_reached`):
-    /// a won dispute's closure asks for `paid` but only from `disputed`.
+    /// Only move an order that has got this far (`OrderStatus::has_reached`).
     pub requires: Option<OrderStatus>,
+    /// What kind of news this is: only a dispute's closure leaves
+    /// `disputed`, only a failed refund lowers the refunded total.
+    pub why: Move,
+    /// Only move an order whose refunded total is still this (0: none), as
+    /// read just before: for moves computed from it (a won dispute, a
+    /// failed refund). With it, `amount_refunded` is written as given,
+    /// smaller or not.
+    pub refunded_was: Option<u64>,
+    /// Only move an order of this mode (events of the other never settle it).
+    pub mode: Option<Mode>,
 }
 
 /// The pieces of a guarded status change, shared by the plain transition
@@ -64,10 +73,7 @@ impl TransitionExpr {
             (":to".to_string(), s(to.as_str())),
             (":now".to_string(), n(now)),
         ]);
-        let sources: Vec<OrderStatus> = OrderStatus::sources_of(to)
-            .into_iter()
-            .filter(|from| details.requires.is_none_or(|r| from.has_reached(r)))
-            .collect();
+        let sources = OrderStatus::sources_of(to, details.why, details.requires);
         let sources = status_condition(&sources, &mut values);
         let mut condition = format!("attribute_exists(pk) AND {sources}");
         let mut set = vec!["#status = :to", "updated_at = :now"];
@@ -90,9 +96,28 @@ impl TransitionExpr {
         if let Some(refunded) = details.amount_refunded {
             values.insert(":refunded".into(), n(refunded));
             set.push("amount_refunded = :refunded");
-            condition.push_str(
-                " AND (attribute_not_exists(amount_refunded) OR amount_refunded < :refunded)",
-            );
+            if details.refunded_was.is_none() {
+                condition.push_str(
+                    " AND (attribute_not_exists(amount_refunded) OR amount_refunded < :refunded)",
+                );
+            }
+        }
+        match details.refunded_was {
+            None => {}
+            Some(0) => condition.push_str(
+                " AND (attribute_not_exists(amount_refunded) OR amount_refunded = :zero)",
+            ),
+            Some(was) => {
+                values.insert(":refunded_was".into(), n(was));
+                condition.push_str(" AND amount_refunded = :refunded_was");
+            }
+        }
+        if details.refunded_was == Some(0) {
+            values.insert(":zero".into(), n(0));
+        }
+        if let Some(mode) = details.mode {
+            values.insert(":mode".into(), s(mode.as_str()));
+            condition.push_str(" AND #mode = :mode");
         }
         if let Some((amount, currency)) = &details.expected_amount {
             values.insert(":amount".into(), n(*amount));
@@ -178,8 +203,11 @@ impl Store {
         now: u64,
     ) -> Result<Transition, AppError> {
         let expr = TransitionExpr::new(to, details, now);
-        let result = self
-            .update_order(order_id)
+        let mut request = self.update_order(order_id);
+        if details.mode.is_some() {
+            request = request.expression_attribute_names("#mode", "mode");
+        }
+        let result = request
             .update_expression(expr.update())
             .condition_expression(expr.condition)
             .expression_attribute_names("#status", "status")
@@ -233,15 +261,68 @@ mod tests {
     fn a_move_that_follows_another_is_only_written_from_past_it() {
         let closure = TransitionDetails {
             requires: Some(OrderStatus::Disputed),
+            why: Move::DisputeClosed,
             ..TransitionDetails::default()
         };
         let expr = TransitionExpr::new(OrderStatus::Paid, &closure, 1);
         assert_eq!(statuses_in_condition(&expr.values), ["disputed"]);
+        // A payment never leaves a dispute (a late `succeeded` must not undo it).
         let payment = TransitionExpr::new(OrderStatus::Paid, &TransitionDetails::default(), 1);
         assert_eq!(
             statuses_in_condition(&payment.values),
-            ["disputed", "failed", "pending", "processing"]
+            ["failed", "pending", "processing"]
         );
+    }
+
+    #[test]
+    fn a_move_computed_from_the_refunded_total_is_written_only_on_that_total() {
+        let won = TransitionDetails {
+            requires: Some(OrderStatus::Disputed),
+            why: Move::DisputeClosed,
+            refunded_was: Some(1000),
+            ..TransitionDetails::default()
+        };
+        let expr = TransitionExpr::new(OrderStatus::PartiallyRefunded, &won, 1);
+        assert_eq!(statuses_in_condition(&expr.values), ["disputed"]);
+        assert!(
+            expr.condition.contains("amount_refunded = :refunded_was"),
+            "{}",
+            expr.condition
+        );
+        let failed_refund = TransitionDetails {
+            why: Move::RefundFailed,
+            amount_refunded: Some(0),
+            refunded_was: Some(400),
+            ..TransitionDetails::default()
+        };
+        let expr = TransitionExpr::new(OrderStatus::Paid, &failed_refund, 1);
+        assert_eq!(
+            statuses_in_condition(&expr.values),
+            ["partially_refunded", "refunded"]
+        );
+        assert!(expr.update().contains("amount_refunded = :refunded"));
+        assert!(
+            !expr.condition.contains("amount_refunded < :refunded"),
+            "a failed refund lowers the total: {}",
+            expr.condition
+        );
+        let none_yet = TransitionDetails {
+            refunded_was: Some(0),
+            ..won
+        };
+        let expr = TransitionExpr::new(OrderStatus::Paid, &none_yet, 1);
+        assert!(expr.condition.contains("amount_refunded = :zero"));
+    }
+
+    #[test]
+    fn only_an_order_of_the_events_mode_is_moved() {
+        let test_event = TransitionDetails {
+            mode: Some(Mode::Test),
+            ..TransitionDetails::default()
+        };
+        let expr = TransitionExpr::new(OrderStatus::Paid, &test_event, 1);
+        assert!(expr.condition.contains("#mode = :mode"));
+        assert_eq!(expr.values[":mode"], s("test"));
     }
 
     #[test]

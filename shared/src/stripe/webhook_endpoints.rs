@@ -6,12 +6,14 @@ use crate::domain::{StoreId, WebhookSecret};
 use stripe_client_core::{RequestBuilder, StripeMethod};
 
 /// The events we act on (and nothing else, to keep deliveries down).
-pub const EVENTS: [&str; 7] = [
+pub const EVENTS: [&str; 8] = [
     "payment_intent.succeeded",
     "payment_intent.payment_failed",
     "payment_intent.processing",
     "payment_intent.canceled",
     "charge.refunded",
+    // A refund that failed gives its amount back.
+    "charge.refund.updated",
     "charge.dispute.created",
     "charge.dispute.closed",
 ];

@@ -2,7 +2,7 @@
 //! the fields we use, so a merchant account pinned to another API version
 //! (or an emulator that leaves fields out) still works.
 
-use crate::domain::OrderStatus;
+use crate::domain::{Move, OrderStatus};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -44,15 +44,25 @@ pub struct Object {
 /// What an event asks of its order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
-    /// Move the order of `payment_intent` to `status`.
+    /// Move the order of `payment_intent` to `status`, trusting the
+    /// verified event (nothing here releases goods).
     Transition {
         payment_intent: String,
         status: OrderStatus,
-        /// For `paid`: the money Stripe says arrived, checked against the order.
-        amount: Option<(u64, String)>,
         payment_error: Option<String>,
         amount_refunded: Option<u64>,
+        /// What kind of news: only a dispute's closure ends a dispute,
+        /// only a failed refund gives an amount back.
+        why: Move,
+        /// For a failed refund: the amount that came back.
+        refund_failed: Option<u64>,
     },
+    /// `payment_intent.succeeded`: only a notification. The order is paid
+    /// on what Stripe's API says of the intent, not on the event's word.
+    Succeeded { payment_intent: String },
+    /// A charge or dispute without a PaymentIntent, or a refund update that
+    /// is not a failure: a payment we did not make, or news we need not act on.
+    NotOurs,
     /// An event we do not act on (acknowledged with 200).
     Ignore,
 }
@@ -128,23 +138,19 @@ impl Envelope {
                 .ok_or_else(|| missing(field))
         };
         let number = |value: &Value, field: &str| value.as_u64().ok_or_else(|| missing(field));
-        // A charge's or dispute's intent: null for a payment made without one.
-        let intent_of = || text(&object.payment_intent, "payment_intent");
-        let move_to = |payment_intent, status| Effect::Transition {
+        let move_to = |payment_intent, status, why| Effect::Transition {
             payment_intent,
             status,
-            amount: None,
             payment_error: None,
             amount_refunded: None,
+            why,
+            refund_failed: None,
         };
         let intent = |status| -> Result<Effect, MalformedEvent> {
             let id = text(&object.id, "id")?;
-            let amount = number(&object.amount, "amount")?;
-            let currency = text(&object.currency, "currency")?;
             Ok(Effect::Transition {
                 payment_intent: id,
                 status,
-                amount: (status == OrderStatus::Paid).then_some((amount, currency)),
                 payment_error: match status {
                     OrderStatus::Failed => object.last_payment_error["message"]
                         .as_str()
@@ -152,14 +158,34 @@ impl Envelope {
                     _ => None,
                 },
                 amount_refunded: None,
+                why: Move::Course,
+                refund_failed: None,
             })
         };
+        // A charge's, dispute's or refund's intent: null for a payment made
+        // without one, which is never ours (we only take payments through
+        // PaymentIntents): another integration's on the merchant's account.
+        let charge_intent = || match &object.payment_intent {
+            Value::Null => Ok(None),
+            value => text(value, "payment_intent").map(Some),
+        };
         let effect = match self.kind.as_str() {
-            "payment_intent.succeeded" => intent(OrderStatus::Paid)?,
+            "payment_intent.succeeded" => {
+                // Read for the shape only: what counts is Stripe's answer.
+                text(&object.id, "id")?;
+                number(&object.amount, "amount")?;
+                text(&object.currency, "currency")?;
+                Effect::Succeeded {
+                    payment_intent: text(&object.id, "id")?,
+                }
+            }
             "payment_intent.processing" => intent(OrderStatus::Processing)?,
             "payment_intent.payment_failed" => intent(OrderStatus::Failed)?,
             "payment_intent.canceled" => intent(OrderStatus::Canceled)?,
             "charge.refunded" => {
+                let Some(charge_intent) = charge_intent()? else {
+                    return Ok(Effect::NotOurs);
+                };
                 let amount = number(&object.amount, "amount")?;
                 let refunded = match &object.amount_refunded {
                     Value::Null => 0,
@@ -171,21 +197,51 @@ impl Envelope {
                     OrderStatus::PartiallyRefunded
                 };
                 Effect::Transition {
-                    payment_intent: intent_of()?,
+                    payment_intent: charge_intent,
                     status,
-                    amount: None,
                     payment_error: None,
                     amount_refunded: Some(refunded),
+                    why: Move::Course,
+                    refund_failed: None,
                 }
             }
-            "charge.dispute.created" => move_to(intent_of()?, OrderStatus::Disputed),
+            // A refund Stripe could not pay out (`status: failed`): the money
+            // is the merchant's again. Other updates change nothing of ours.
+            "charge.refund.updated" => match text(&object.status, "status")?.as_str() {
+                "failed" => {
+                    let Some(charge_intent) = charge_intent()? else {
+                        return Ok(Effect::NotOurs);
+                    };
+                    let amount = number(&object.amount, "amount")?;
+                    Effect::Transition {
+                        payment_intent: charge_intent,
+                        // A first guess (the failed refund was the whole
+                        // refunded total), fitted to the order as it is
+                        // (`Change::fitted`) before it is applied.
+                        status: OrderStatus::Paid,
+                        payment_error: None,
+                        amount_refunded: Some(0),
+                        why: Move::RefundFailed,
+                        refund_failed: Some(amount),
+                    }
+                }
+                _ => Effect::Ignore,
+            },
+            "charge.dispute.created" => match charge_intent()? {
+                Some(pi) => move_to(pi, OrderStatus::Disputed, Move::Course),
+                None => Effect::NotOurs,
+            },
             "charge.dispute.closed" => {
-                // won / warning_closed: the money stays; lost: it is gone.
+                let Some(charge_intent) = charge_intent()? else {
+                    return Ok(Effect::NotOurs);
+                };
+                // won / warning_closed: the money stays (the order returns to
+                // where its refunds left it, `Change::fitted`); lost: it is gone.
                 let status = match text(&object.status, "status")?.as_str() {
                     "lost" => OrderStatus::Lost,
                     _ => OrderStatus::Paid,
                 };
-                move_to(intent_of()?, status)
+                move_to(charge_intent, status, Move::DisputeClosed)
             }
             _ => Effect::Ignore,
         };
@@ -209,14 +265,11 @@ mod tests {
         let succeeded = event("payment_intent.succeeded", pi.clone());
         assert_eq!(succeeded.metadata_store_id(), Some("s"));
         assert_eq!(succeeded.payment_intent_id(), Some("pi_1"));
+        // Only a notification: Stripe's API decides (`confirm.rs`).
         assert_eq!(
             succeeded.effect().unwrap(),
-            Effect::Transition {
+            Effect::Succeeded {
                 payment_intent: "pi_1".into(),
-                status: OrderStatus::Paid,
-                amount: Some((2999, "eur".into())),
-                payment_error: None,
-                amount_refunded: None
             }
         );
         match event("payment_intent.payment_failed", pi.clone())
@@ -390,14 +443,12 @@ mod tests {
                    "amount_details": {"tip": {}}, "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
                    "last_payment_error": null}),
         );
-        assert!(matches!(
+        assert_eq!(
             newer.effect().unwrap(),
-            Effect::Transition {
-                status: OrderStatus::Paid,
-                amount: Some((2999, _)),
-                ..
+            Effect::Succeeded {
+                payment_intent: "pi_1".into()
             }
-        ));
+        );
     }
 
     #[test]
@@ -422,11 +473,98 @@ mod tests {
         assert!(
             event(
                 "charge.dispute.created",
-                json!({"id": "dp_1", "object": "dispute", "status": "x"})
+                json!({"id": "dp_1", "object": "dispute", "status": "x", "payment_intent": 7})
             )
             .effect()
             .is_err()
         );
         assert!(Envelope::parse(b"{}").is_err());
+    }
+
+    #[test]
+    fn charges_without_an_intent_are_not_ours() {
+        // Another integration's charge on the merchant's account (Charges
+        // API, a dashboard payment): acknowledged, never an error.
+        for (kind, object) in [
+            (
+                "charge.refunded",
+                json!({"id": "ch_1", "object": "charge", "payment_intent": null, "amount": 100, "amount_refunded": 100}),
+            ),
+            (
+                "charge.dispute.created",
+                json!({"id": "dp_1", "object": "dispute", "status": "needs_response"}),
+            ),
+            (
+                "charge.dispute.closed",
+                json!({"id": "dp_1", "object": "dispute", "payment_intent": null, "status": "lost"}),
+            ),
+            (
+                "charge.refund.updated",
+                json!({"id": "re_1", "object": "refund", "payment_intent": null, "amount": 100, "status": "failed"}),
+            ),
+        ] {
+            assert_eq!(
+                event(kind, object).effect().unwrap(),
+                Effect::NotOurs,
+                "{kind}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_failed_refund_gives_its_amount_back_and_other_updates_do_nothing() {
+        let refund = |status: &str| {
+            json!({"id": "re_1", "object": "refund", "amount": 400, "charge": "ch_1",
+                                            "currency": "eur", "payment_intent": "pi_1", "status": status})
+        };
+        let failed = event("charge.refund.updated", refund("failed"));
+        assert_eq!(failed.payment_intent_id(), Some("pi_1"));
+        assert_eq!(failed.prerequisite(), None);
+        assert!(matches!(
+            failed.effect().unwrap(),
+            Effect::Transition {
+                why: Move::RefundFailed,
+                refund_failed: Some(400),
+                ..
+            }
+        ));
+        for status in ["succeeded", "pending", "canceled"] {
+            assert_eq!(
+                event("charge.refund.updated", refund(status))
+                    .effect()
+                    .unwrap(),
+                Effect::Ignore,
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_a_disputes_closure_is_news_that_ends_it() {
+        let dispute = |status: &str| json!({"id": "dp_1", "object": "dispute", "payment_intent": "pi_1", "status": status});
+        for status in ["won", "warning_closed", "lost"] {
+            assert!(
+                matches!(
+                    event("charge.dispute.closed", dispute(status))
+                        .effect()
+                        .unwrap(),
+                    Effect::Transition {
+                        why: Move::DisputeClosed,
+                        ..
+                    }
+                ),
+                "{status}"
+            );
+        }
+        assert!(matches!(
+            event("charge.dispute.created", dispute("needs_response"))
+                .effect()
+                .unwrap(),
+            Effect::Transition {
+                why: Move::Course,
+                status: OrderStatus::Disputed,
+                ..
+            }
+        ));
     }
 }

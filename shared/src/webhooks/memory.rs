@@ -21,7 +21,9 @@
 //! - the time this container last noted a delivery for a store, to skip
 //!   rewriting `last_webhook_at` on busy stores (health needs minutes, not
 //!   seconds);
-//! - failed deliveries not yet written (`failures.rs`).
+//! - failed deliveries not yet written (`failures.rs`);
+//! - the `succeeded` events this container is confirming with Stripe, so
+//!   overlapping deliveries of one ask Stripe once (`in_flight.rs`).
 //!
 //! Every map is bounded (`bounded.rs`).
 
@@ -59,6 +61,8 @@ pub struct WebhookMemory {
     links: Bounded<String, IntentLink>,
     touched: Bounded<StoreId, Instant>,
     pub failures: FailureTally,
+    /// `succeeded` events being confirmed with Stripe (`in_flight.rs`).
+    pub confirming: super::in_flight::InFlight,
 }
 
 impl WebhookMemory {

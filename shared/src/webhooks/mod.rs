@@ -2,9 +2,11 @@
 
 mod apply;
 mod bounded;
+mod confirm;
 pub mod event;
 pub mod failures;
 pub mod health;
+mod in_flight;
 pub mod memory;
 pub mod no_change;
 mod parked;

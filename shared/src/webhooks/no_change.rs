@@ -8,14 +8,27 @@ pub const INTENT_REPLACED: &str = "intent was replaced on the order";
 pub const NOT_ALLOWED: &str = "order does not allow this change";
 pub const OLDER_REFUND: &str = "an older refund total";
 pub const OLDER_STATE: &str = "older than the payment state the order shows";
+/// Verified with this store's secret, about another store's payment (two
+/// stores on one Stripe account each get every event of the account).
+pub const OTHER_STORE: &str = "payment belongs to another store";
+/// A test event for a live order or the other way round.
+pub const OTHER_MODE: &str = "event is of another mode than the order";
+/// A `succeeded` event Stripe's API does not bear out.
+pub const NOT_CONFIRMED: &str = "Stripe does not confirm the payment";
+/// A failed refund larger than what the order shows refunded.
+pub const REFUND_NOT_RECORDED: &str = "refund not recorded on the order";
 
-pub const ALL: [&str; 6] = [
+pub const ALL: [&str; 10] = [
     NOT_ACTED_ON,
     NOT_OURS,
     INTENT_REPLACED,
     NOT_ALLOWED,
     OLDER_REFUND,
     OLDER_STATE,
+    OTHER_STORE,
+    OTHER_MODE,
+    NOT_CONFIRMED,
+    REFUND_NOT_RECORDED,
 ];
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 use super::verdict::{Change, Verdict};
 use crate::app::App;
 use crate::clock;
+use crate::domain::{Move, OrderStatus};
 use crate::error::AppError;
 use crate::store::{Order, ParkedEvent, Release};
 
@@ -34,7 +35,17 @@ pub async fn release_parked(app: &App, mut order: Order) -> Result<(), AppError>
             amount_refunded: next.amount_refunded,
             status_as_of: None,
             prerequisite: Some(next.requires),
-        };
+            // Only a dispute's closure waits for `disputed`.
+            why: if next.requires == OrderStatus::Disputed {
+                Move::DisputeClosed
+            } else {
+                Move::Course
+            },
+            refund_failed: None,
+            refunded_was: None,
+            mode: None,
+        }
+        .fitted(&order);
         let details = change.details(None);
         let write = match change.judge(&order) {
             Verdict::Allowed => Some((next.to, &details)),
@@ -77,7 +88,6 @@ fn ready(order: &Order) -> Option<ParkedEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::OrderStatus;
 
     fn parked(event_id: &str, to: OrderStatus, requires: OrderStatus) -> ParkedEvent {
         ParkedEvent {

@@ -8,7 +8,7 @@ use super::failures::FailureReport;
 use super::signature::{self, SignatureError};
 use crate::app::App;
 use crate::clock;
-use crate::domain::{Mode, StoreId, WebhookSecret};
+use crate::domain::{StoreId, WebhookSecret};
 use crate::error::AppError;
 use crate::store::{IntentLink, StripeConnection};
 use crate::vault::{EncryptionContext, Purpose};
@@ -41,11 +41,19 @@ pub enum Outcome {
     NoChange {
         reason: &'static str,
     },
-    /// Money that does not match the order: flagged for review, not paid.
+    /// Money Stripe confirms that the order cannot take as it is: flagged
+    /// for review, not paid. `why` is one of the `FLAGGED_*` texts.
     Flagged {
         order_id: String,
+        why: &'static str,
     },
 }
+
+/// Stripe's amount or currency is not the order's.
+pub const FLAGGED_AMOUNT: &str = "amount does not match the order";
+/// Stripe confirms a payment on an intent the order replaced: the money
+/// was taken, but the order waits on its new intent (refund or accept it).
+pub const FLAGGED_REPLACED: &str = "paid on an intent the order no longer uses";
 
 pub(super) fn unverifiable(
     code: &'static str,
@@ -75,18 +83,27 @@ pub async fn process(
         None => store_of(app, &envelope).await?,
     };
     let delivery = Delivery {
-        envelope: &envelope,
         signature_header,
         payload,
     };
-    verify_for_store(app, &store_id, &delivery).await?;
+    let connection = verify_for_store(app, &store_id, &delivery).await?;
 
-    // Verified: the event comes from this store's Stripe account.
-    let effect = envelope.effect().map_err(|e| {
-        tracing::warn!(store_id = %store_id, event_id = %envelope.id, error = %e, "verified event we cannot read");
-        unverifiable("malformed_event", "Event lacks fields we need")
-    })?;
-    let outcome = super::apply::apply(app, &store_id, &envelope, effect).await?;
+    // Verified: the event comes from this store's Stripe account (which
+    // other stores may share: their payments are not this store's).
+    let outcome = if envelope
+        .metadata_store_id()
+        .is_some_and(|meta| meta != store_id.to_string())
+    {
+        Outcome::NoChange {
+            reason: super::no_change::OTHER_STORE,
+        }
+    } else {
+        let effect = envelope.effect().map_err(|e| {
+            tracing::warn!(store_id = %store_id, event_id = %envelope.id, error = %e, "verified event we cannot read");
+            unverifiable("malformed_event", "Event lacks fields we need")
+        })?;
+        super::apply::apply(app, &store_id, &connection, &envelope, effect).await?
+    };
     let now = Instant::now();
     if app.webhook_memory.due_for_touch(&store_id, now)
         && let Err(err) = app.store.touch_last_webhook(&store_id, clock::now()).await
@@ -103,7 +120,6 @@ pub async fn process(
 }
 
 struct Delivery<'a> {
-    envelope: &'a Envelope,
     signature_header: Option<&'a str>,
     payload: &'a [u8],
 }
@@ -113,8 +129,6 @@ enum Rejection {
     UnknownStore,
     NoSecret,
     Signature(SignatureError),
-    StoreMismatch,
-    ModeMismatch { event_live: bool, store_mode: Mode },
 }
 
 /// Verifies with the store's connection as this container last read it
@@ -122,16 +136,22 @@ enum Rejection {
 /// secret or keys may have been replaced, the store connected, since), a
 /// few times a second per store at most for failing deliveries
 /// (`memory.rs`): a flood of forgeries costs no read each.
+/// Returns the connection the delivery verified with (its key confirms
+/// payments with Stripe).
 async fn verify_for_store(
     app: &App,
     store_id: &StoreId,
     delivery: &Delivery<'_>,
-) -> Result<(), AppError> {
+) -> Result<Arc<StripeConnection>, AppError> {
     let now = Instant::now();
     let memory = &app.webhook_memory;
     if let Some(remembered) = memory.connection(store_id, now) {
         match check(app, remembered.connection.as_deref(), delivery).await? {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                if let Some(connection) = remembered.connection {
+                    return Ok(connection);
+                }
+            }
             Err(rejection) if !memory.may_reread(store_id, now) => {
                 return Err(reject(app, store_id, rejection).await);
             }
@@ -140,10 +160,11 @@ async fn verify_for_store(
     }
     let connection = app.store.get_connection(store_id).await?.map(Arc::new);
     let verdict = check(app, connection.as_deref(), delivery).await?;
-    memory.remember_connection(*store_id, connection, verdict.is_err(), now);
-    match verdict {
-        Ok(()) => Ok(()),
-        Err(rejection) => Err(reject(app, store_id, rejection).await),
+    memory.remember_connection(*store_id, connection.clone(), verdict.is_err(), now);
+    match (verdict, connection) {
+        (Ok(()), Some(connection)) => Ok(connection),
+        (Ok(()), None) => Err(reject(app, store_id, Rejection::UnknownStore).await),
+        (Err(rejection), _) => Err(reject(app, store_id, rejection).await),
     }
 }
 
@@ -166,19 +187,6 @@ async fn check(
         clock::now(),
     ) {
         return Ok(Err(Rejection::Signature(reason)));
-    }
-    let envelope = delivery.envelope;
-    if envelope
-        .metadata_store_id()
-        .is_some_and(|meta| meta != connection.store_id.to_string())
-    {
-        return Ok(Err(Rejection::StoreMismatch));
-    }
-    if envelope.livemode != connection.mode().is_live() {
-        return Ok(Err(Rejection::ModeMismatch {
-            event_live: envelope.livemode,
-            store_mode: connection.mode(),
-        }));
     }
     Ok(Ok(()))
 }
@@ -210,20 +218,6 @@ async fn reject(app: &App, store_id: &StoreId, rejection: Rejection) -> AppError
         Rejection::Signature(reason) => unverifiable(
             "invalid_signature",
             format!("Webhook not verified: {reason}"),
-        ),
-        Rejection::StoreMismatch => {
-            unverifiable("store_mismatch", "Event metadata names another store")
-        }
-        Rejection::ModeMismatch {
-            event_live,
-            store_mode,
-        } => unverifiable(
-            "mode_mismatch",
-            format!(
-                "A {} event for a store connected in {} mode",
-                if event_live { "live" } else { "test" },
-                store_mode.as_str()
-            ),
         ),
     }
 }

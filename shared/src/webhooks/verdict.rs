@@ -5,7 +5,7 @@
 //! rule can be read and tested on its own.
 
 use super::no_change;
-use crate::domain::OrderStatus;
+use crate::domain::{Mode, Move, OrderStatus};
 use crate::store::{Order, TransitionDetails};
 
 /// The change an event asks of its order.
@@ -20,6 +20,13 @@ pub struct Change<'a> {
     pub status_as_of: Option<u64>,
     /// See `Envelope::prerequisite`.
     pub prerequisite: Option<OrderStatus>,
+    pub why: Move,
+    /// For a failed refund: the amount that came back.
+    pub refund_failed: Option<u64>,
+    /// The refunded total the change was computed from (`fitted`).
+    pub refunded_was: Option<u64>,
+    /// The event's mode: the order must be of it.
+    pub mode: Option<Mode>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +39,8 @@ pub enum Verdict {
     /// Arrived before the event it follows: park it on the order until the
     /// order is `until`.
     TooEarly { until: OrderStatus },
+    /// The event belongs to the order's other mode (test vs live).
+    OtherMode,
     /// Acknowledge and record without changing the order.
     NoChange { reason: &'static str },
     /// The order as returned allows the change: it moved between the write
@@ -52,8 +61,34 @@ impl Change<'_> {
                 .map(|(amount, currency)| (amount, currency.to_owned())),
             status_as_of: self.status_as_of,
             requires: self.prerequisite,
+            why: self.why,
+            refunded_was: self.refunded_was,
+            mode: self.mode,
             ..TransitionDetails::default()
         }
+    }
+
+    /// The change made to fit the order as it is, for the news whose move
+    /// depends on it: a won dispute returns the order to where its refunds
+    /// left it, a failed refund takes its amount off the refunded total.
+    /// Written with the total it was computed from as a condition.
+    pub fn fitted(&self, order: &Order) -> Self {
+        let mut fitted = self.clone();
+        let refunded = order.amount_refunded.unwrap_or(0);
+        match (self.why, self.refund_failed) {
+            (Move::DisputeClosed, _) if self.to != OrderStatus::Lost => {
+                fitted.to = OrderStatus::after_dispute_won(order.amount_refunded, order.amount);
+                fitted.refunded_was = Some(refunded);
+            }
+            (Move::RefundFailed, Some(failed)) if failed <= refunded => {
+                let left = refunded - failed;
+                fitted.to = OrderStatus::after_refund_failed(left);
+                fitted.amount_refunded = Some(left);
+                fitted.refunded_was = Some(refunded);
+            }
+            _ => {}
+        }
+        fitted
     }
 
     /// Checked in the order a person would ask: is this still the order's
@@ -62,6 +97,9 @@ impl Change<'_> {
     pub fn judge(&self, order: &Order) -> Verdict {
         if order.payment_intent_id.as_deref() != Some(self.payment_intent) {
             return Verdict::IntentReplaced;
+        }
+        if self.mode.is_some_and(|mode| mode != order.mode) {
+            return Verdict::OtherMode;
         }
         if let Some((amount, currency)) = self.amount
             && !order.costs(amount, currency)
@@ -75,12 +113,22 @@ impl Change<'_> {
         {
             return Verdict::TooEarly { until };
         }
-        if !order.status.can_become(self.to) {
+        if !order.status.allows(self.to, self.why) {
             return Verdict::NoChange {
                 reason: no_change::NOT_ALLOWED,
             };
         }
+        if let Some(was) = self.refunded_was
+            && order.amount_refunded.unwrap_or(0) != was
+        {
+            // Only a failed refund larger than what the order shows refunded
+            // gets here (`fitted` computes from the order otherwise).
+            return Verdict::NoChange {
+                reason: no_change::REFUND_NOT_RECORDED,
+            };
+        }
         if let (Some(new), Some(old)) = (self.amount_refunded, order.amount_refunded)
+            && self.refunded_was.is_none()
             && new <= old
         {
             return Verdict::NoChange {
@@ -121,6 +169,10 @@ mod tests {
             amount_refunded: None,
             status_as_of: None,
             prerequisite: None,
+            why: Move::Course,
+            refund_failed: None,
+            refunded_was: None,
+            mode: None,
         }
     }
 
@@ -208,6 +260,90 @@ mod tests {
             refund.judge(&order(Canceled)),
             Verdict::NoChange { .. }
         ));
+    }
+
+    #[test]
+    fn a_late_payment_leaves_a_dispute_as_it_is() {
+        assert!(matches!(
+            change(Paid).judge(&order(Disputed)),
+            Verdict::NoChange { .. }
+        ));
+    }
+
+    #[test]
+    fn a_won_dispute_returns_the_order_to_where_its_refunds_left_it() {
+        let won = Change {
+            prerequisite: Some(Disputed),
+            why: Move::DisputeClosed,
+            refunded_was: Some(0),
+            ..change(Paid)
+        };
+        let mut disputed = order(Disputed);
+        assert_eq!(won.fitted(&disputed).judge(&disputed), Verdict::Allowed);
+        assert_eq!(won.fitted(&disputed).to, Paid);
+        disputed.amount_refunded = Some(400);
+        let fitted = won.fitted(&disputed);
+        assert_eq!(
+            (fitted.to, fitted.refunded_was),
+            (PartiallyRefunded, Some(400))
+        );
+        assert_eq!(fitted.judge(&disputed), Verdict::Allowed);
+        // Lost is lost, refunds or not.
+        let lost = Change {
+            prerequisite: Some(Disputed),
+            why: Move::DisputeClosed,
+            ..change(Lost)
+        };
+        assert_eq!(lost.fitted(&disputed).to, Lost);
+    }
+
+    #[test]
+    fn a_failed_refund_takes_its_amount_off_what_the_order_shows_refunded() {
+        let failed = Change {
+            why: Move::RefundFailed,
+            refund_failed: Some(400),
+            amount_refunded: Some(0),
+            refunded_was: Some(400),
+            ..change(Paid)
+        };
+        let mut refunded = order(PartiallyRefunded);
+        refunded.amount_refunded = Some(1000);
+        let fitted = failed.fitted(&refunded);
+        assert_eq!(
+            (fitted.to, fitted.amount_refunded, fitted.refunded_was),
+            (PartiallyRefunded, Some(600), Some(1000))
+        );
+        assert_eq!(fitted.judge(&refunded), Verdict::Allowed);
+        refunded.amount_refunded = Some(400);
+        refunded.status = Refunded;
+        assert_eq!(failed.fitted(&refunded).to, Paid);
+        // More than the order shows refunded: nothing to give back.
+        refunded.amount_refunded = Some(300);
+        assert_eq!(
+            failed.fitted(&refunded).judge(&refunded),
+            Verdict::NoChange {
+                reason: no_change::REFUND_NOT_RECORDED
+            }
+        );
+        // Never on an order that was not refunded.
+        assert!(matches!(
+            failed.fitted(&order(Paid)).judge(&order(Paid)),
+            Verdict::NoChange { .. }
+        ));
+    }
+
+    #[test]
+    fn news_of_the_other_mode_is_not_the_orders() {
+        let live = Change {
+            mode: Some(Mode::Live),
+            ..change(Paid)
+        };
+        assert_eq!(live.judge(&order(Pending)), Verdict::OtherMode);
+        let test = Change {
+            mode: Some(Mode::Test),
+            ..change(Paid)
+        };
+        assert_eq!(test.judge(&order(Pending)), Verdict::Allowed);
     }
 
     #[test]

@@ -254,6 +254,8 @@ async fn a_replaced_intent_stripe_would_not_cancel_stays_listed_on_the_order() {
     );
     let order = app.store.get_order(&order_id).await.unwrap().unwrap();
 
+    // Intent ids link to one order for good (`PI#` items): fresh per run.
+    let new = format!("pi_new{}", uuid::Uuid::new_v4().simple());
     let stripe = MockServer::start().await;
     // The old intent no longer matches the order: replaced.
     Mock::given(method("GET"))
@@ -269,7 +271,7 @@ async fn a_replaced_intent_stripe_would_not_cancel_stays_listed_on_the_order() {
     Mock::given(method("POST"))
         .and(path("/v1/payment_intents"))
         .respond_with(ResponseTemplate::new(200).set_body_json(stripe_intent(
-            "pi_new1",
+            &new,
             &order_id,
             &store,
             order.amount,
@@ -289,10 +291,10 @@ async fn a_replaced_intent_stripe_would_not_cancel_stays_listed_on_the_order() {
     let intent = shared::checkout::payment_intent_for(&via_mock, &order, &connection, &key)
         .await
         .unwrap();
-    assert_eq!(intent.id, "pi_new1");
+    assert_eq!(intent.id, new);
 
     let order = app.store.get_order(&order_id).await.unwrap().unwrap();
-    assert_eq!(order.payment_intent_id.as_deref(), Some("pi_new1"));
+    assert_eq!(order.payment_intent_id.as_deref(), Some(new.as_str()));
     assert_eq!(order.intents_to_cancel, vec![old]);
 }
 
