@@ -129,7 +129,9 @@ start() {
 
   # DynamoDB Local cannot choose its bind address (it listens on all interfaces);
   # everything we send it goes to 127.0.0.1. Small-heap JIT flags: ~1 s, ~135 MB.
-  launch dynamodb "$ddb_port" java -Xmx64m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+  # The table lives in that heap: a benchmark with 10,000 orders needs more
+  # (DYNAMODB_HEAP=512m; bench/README.md).
+  launch dynamodb "$ddb_port" java "-Xmx${DYNAMODB_HEAP:-64m}" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
     -Djava.library.path="$DDB/DynamoDBLocal_lib" -jar "$DDB/DynamoDBLocal.jar" \
     -inMemory -sharedDb -disableTelemetry -port "$ddb_port"
   launch moto "$kms_port" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$kms_port"

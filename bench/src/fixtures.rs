@@ -22,7 +22,12 @@ pub struct Checkout {
 
 /// A store connected to Stripe (test mode) with a fresh key pair.
 pub async fn connect_store(app: &App) -> Result<StoreId, BoxError> {
-    save_store(app, None).await
+    save_store(app, None, None).await
+}
+
+/// A store connected with exactly this secret key (say, one Stripe refuses).
+pub async fn connect_store_with_key(app: &App, secret_key: &str) -> Result<StoreId, BoxError> {
+    save_store(app, None, Some(secret_key)).await
 }
 
 /// A store connected to Stripe (test mode) with a fresh key pair and a
@@ -31,19 +36,24 @@ pub async fn connect_store(app: &App) -> Result<StoreId, BoxError> {
 /// store and the plain `whsec_` secret, to sign deliveries with.
 pub async fn connect_store_with_webhook(app: &App) -> Result<(StoreId, String), BoxError> {
     let whsec = format!("whsec_{}", uuid::Uuid::new_v4().simple());
-    let store_id = save_store(app, Some(&whsec)).await?;
+    let store_id = save_store(app, Some(&whsec), None).await?;
     Ok((store_id, whsec))
 }
 
-async fn save_store(app: &App, whsec: Option<&str>) -> Result<StoreId, BoxError> {
+async fn save_store(
+    app: &App,
+    whsec: Option<&str>,
+    secret_key: Option<&str>,
+) -> Result<StoreId, BoxError> {
     let store_id = StoreId::parse(&uuid::Uuid::new_v4().to_string())?;
     // localstripe accepts any sk_test_ key with 8+ characters after the prefix.
     let body = uuid::Uuid::new_v4().simple().to_string();
+    let secret_key = secret_key.map_or_else(|| format!("sk_test_{body}"), str::to_owned);
     let sealed = app
         .vault
         .seal(
             EncryptionContext::new(store_id, Purpose::StripeSecretKey),
-            &format!("sk_test_{body}"),
+            &secret_key,
         )
         .await?;
     let webhook_secret = match whsec {
@@ -115,7 +125,14 @@ pub async fn create_checkout_with_intent(
     let token = save_checkout(app, &order).await?;
     let attached = app
         .store
-        .attach_intent(&order, payment_intent_id, 1, Mode::Test, clock::now())
+        .attach_intent(
+            &order,
+            payment_intent_id,
+            1,
+            Mode::Test,
+            false,
+            clock::now(),
+        )
         .await?;
     if !attached {
         return Err(format!(
@@ -148,7 +165,7 @@ pub async fn create_checkout_with_stripe_intent(
     let payment_intent = stripe_intent(app, &order, paid).await?;
     let attached = app
         .store
-        .attach_intent(&order, &payment_intent, 1, Mode::Test, clock::now())
+        .attach_intent(&order, &payment_intent, 1, Mode::Test, false, clock::now())
         .await?;
     if !attached {
         return Err(format!(

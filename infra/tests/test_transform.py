@@ -586,6 +586,7 @@ BUSINESS_ALARMS = [
     ("WebhookDeliveries", [{"Name": "Outcome", "Value": "refused"}]),
     ("ReconcilerPaidWithWebhook", []),
     ("ReconcilerErrors", []),
+    ("ReconcilerOldestUnexaminedDue", []),
 ]
 
 

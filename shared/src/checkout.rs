@@ -145,6 +145,9 @@ pub async fn payment_intent_for(
         ));
     }
     let mut attempt = order.intent_attempt.max(1);
+    // An intent being replaced that Stripe could still charge: cancelled
+    // once the new one is recorded.
+    let mut replaced_open = None;
     if let Some(existing) = &order.payment_intent_id {
         spend_intent_read(app, order).await?;
         let read = app.stripe.retrieve_intent(key, existing).await;
@@ -163,9 +166,18 @@ pub async fn payment_intent_for(
                     "This order has already been paid.",
                 ));
             }
-            // Canceled, replaced by a key for another mode or account
-            // (Stripe says 404), or not matching: start a new attempt.
-            Ok(_) | Err(StripeFailure::Refused { status: 404, .. }) => attempt += 1,
+            // Canceled, or not matching (an amount changed at Stripe, say):
+            // start a new attempt, and cancel this one if it is still open.
+            Ok(intent) => {
+                attempt += 1;
+                if intent.status != IntentStatus::Canceled {
+                    replaced_open = Some(intent.id);
+                }
+            }
+            // Made with a key for another mode or account (Stripe says
+            // 404): this key cannot cancel it; a payment on it would reach
+            // us as an event about an intent the order no longer uses.
+            Err(StripeFailure::Refused { status: 404, .. }) => attempt += 1,
             Err(other) => return Err(other.into()),
         }
     }
@@ -185,9 +197,19 @@ pub async fn payment_intent_for(
     let intent = key_health::watch(app, connection, "create PaymentIntent", created).await?;
     if app
         .store
-        .attach_intent(order, &intent.id, attempt, connection.mode(), clock::now())
+        .attach_intent(
+            order,
+            &intent.id,
+            attempt,
+            connection.mode(),
+            replaced_open.is_some(),
+            clock::now(),
+        )
         .await?
     {
+        if let Some(replaced) = &replaced_open {
+            crate::abandoned::cancel_replaced_now(app, order, key, replaced, &intent.id).await;
+        }
         return Ok(intent);
     }
     // Someone attached an intent first (a double click). Use theirs; ours is

@@ -110,8 +110,9 @@ pub struct Config {
     pub payment_method_types: Option<Vec<String>>,
     /// How long a checkout link stays valid unless BMOS asks otherwise.
     pub checkout_session_ttl: Duration,
-    /// At most this many orders per reconciler run.
-    pub reconcile_max_orders: usize,
+    /// At most this many orders per reconciler run (`None`: the
+    /// reconciler's default).
+    pub reconcile_max_orders: Option<usize>,
 }
 
 impl Config {
@@ -274,13 +275,16 @@ impl Config {
             },
             checkout_session_ttl: seconds("CHECKOUT_SESSION_TTL_SECONDS", 3600)?,
             reconcile_max_orders: match lookup("RECONCILE_MAX_ORDERS") {
-                None => 100,
-                Some(raw) => raw.parse().ok().filter(|n| (1..=1000).contains(n)).ok_or(
-                    ConfigError::Invalid {
-                        name: "RECONCILE_MAX_ORDERS",
-                        reason: "must be a number from 1 to 1000",
-                    },
-                )?,
+                None => None,
+                Some(raw) => Some(
+                    raw.parse()
+                        .ok()
+                        .filter(|n| (1..=20_000).contains(n))
+                        .ok_or(ConfigError::Invalid {
+                            name: "RECONCILE_MAX_ORDERS",
+                            reason: "must be a number from 1 to 20000",
+                        })?,
+                ),
             },
         })
     }

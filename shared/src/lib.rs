@@ -2,6 +2,7 @@
 //! context built once per cold start, errors mapped to HTTP, domain types,
 //! storage, the vault, the Stripe adapter, authentication and pages.
 
+pub mod abandoned;
 pub mod app;
 pub mod auth;
 pub mod checkout;

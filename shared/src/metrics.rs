@@ -37,19 +37,31 @@ pub enum Metric {
     OrderPaid(PaidVia),
     /// A webhook delivery we could verify, or one we refused (400).
     WebhookDelivery { verified: bool },
-    /// What one reconciler run did.
+    /// What one reconciler run did (`reconcile::Report`).
     ReconcilerRun {
         examined: usize,
         healed: usize,
+        deferred: usize,
+        dropped: usize,
         errors: usize,
         /// Orders it found paid although the store's webhook is configured.
         paid_with_webhook: usize,
+        /// How long the oldest due order it did not get to has been due: 0
+        /// while it keeps up, growing when it falls behind.
+        oldest_unexamined_due_secs: u64,
     },
 }
 
-/// Dimension names and values, and metric names and counts, of one line.
+/// Dimension names and values, and metric names, values and units, of one line.
 type Dimensions = Vec<(&'static str, &'static str)>;
-type Counts = Vec<(&'static str, usize)>;
+type Values = Vec<(&'static str, u64, &'static str)>;
+
+fn counts(values: &[(&'static str, usize)]) -> Values {
+    values
+        .iter()
+        .map(|&(name, count)| (name, u64::try_from(count).unwrap_or(u64::MAX), "Count"))
+        .collect()
+}
 
 /// Writes metrics under one namespace.
 #[derive(Clone, Debug)]
@@ -76,26 +88,36 @@ impl Metrics {
 
     /// The EMF document for `metric` at `timestamp_ms`.
     pub fn line(&self, metric: Metric, timestamp_ms: u64) -> Value {
-        let (dimensions, values): (Dimensions, Counts) = match metric {
-            Metric::OrderPaid(via) => (vec![("Via", via.as_str())], vec![("OrdersPaid", 1)]),
+        let (dimensions, values): (Dimensions, Values) = match metric {
+            Metric::OrderPaid(via) => (vec![("Via", via.as_str())], counts(&[("OrdersPaid", 1)])),
             Metric::WebhookDelivery { verified } => (
                 vec![("Outcome", if verified { "verified" } else { "refused" })],
-                vec![("WebhookDeliveries", 1)],
+                counts(&[("WebhookDeliveries", 1)]),
             ),
             Metric::ReconcilerRun {
                 examined,
                 healed,
+                deferred,
+                dropped,
                 errors,
                 paid_with_webhook,
-            } => (
-                vec![],
-                vec![
+                oldest_unexamined_due_secs,
+            } => {
+                let mut values = counts(&[
                     ("ReconcilerExamined", examined),
                     ("ReconcilerHealed", healed),
+                    ("ReconcilerDeferred", deferred),
+                    ("ReconcilerDropped", dropped),
                     ("ReconcilerErrors", errors),
                     ("ReconcilerPaidWithWebhook", paid_with_webhook),
-                ],
-            ),
+                ]);
+                values.push((
+                    "ReconcilerOldestUnexaminedDue",
+                    oldest_unexamined_due_secs,
+                    "Seconds",
+                ));
+                (vec![], values)
+            }
         };
         let mut doc = json!({
             "_aws": {
@@ -104,14 +126,14 @@ impl Metrics {
                     "Namespace": self.namespace,
                     // `[[]]` publishes without dimensions.
                     "Dimensions": [dimensions.iter().map(|(k, _)| *k).collect::<Vec<_>>()],
-                    "Metrics": values.iter().map(|(name, _)| json!({"Name": name, "Unit": "Count"})).collect::<Vec<_>>(),
+                    "Metrics": values.iter().map(|(name, _, unit)| json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
                 }],
             },
         });
         for (key, value) in dimensions {
             doc[key] = json!(value);
         }
-        for (name, value) in values {
+        for (name, value, _) in values {
             doc[name] = json!(value);
         }
         doc
@@ -165,8 +187,11 @@ mod tests {
             Metric::ReconcilerRun {
                 examined: 7,
                 healed: 3,
+                deferred: 4,
+                dropped: 5,
                 errors: 1,
                 paid_with_webhook: 2,
+                oldest_unexamined_due_secs: 1900,
             },
             0,
         );
@@ -183,17 +208,32 @@ mod tests {
             [
                 "ReconcilerExamined",
                 "ReconcilerHealed",
+                "ReconcilerDeferred",
+                "ReconcilerDropped",
                 "ReconcilerErrors",
-                "ReconcilerPaidWithWebhook"
+                "ReconcilerPaidWithWebhook",
+                "ReconcilerOldestUnexaminedDue"
             ]
         );
         for (name, value) in [
             ("ReconcilerExamined", 7),
             ("ReconcilerHealed", 3),
+            ("ReconcilerDeferred", 4),
+            ("ReconcilerDropped", 5),
             ("ReconcilerErrors", 1),
             ("ReconcilerPaidWithWebhook", 2),
+            ("ReconcilerOldestUnexaminedDue", 1900),
         ] {
             assert_eq!(line[name], value, "{name}");
         }
+        // The age is in seconds (the alarm's threshold is), the rest counts.
+        let units: Vec<&str> = directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Unit"].as_str().unwrap())
+            .collect();
+        assert_eq!(units[..6], ["Count"; 6]);
+        assert_eq!(units[6], "Seconds");
     }
 }

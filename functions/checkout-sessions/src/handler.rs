@@ -14,7 +14,7 @@ use shared::vault::{EncryptionContext, Purpose};
 use shared::{App, AppError, clock, http};
 
 const MIN_TTL: u64 = 5 * 60;
-const MAX_TTL: u64 = 24 * 60 * 60;
+const MAX_TTL: u64 = shared::store::LONGEST_SESSION_SECS;
 
 #[derive(Debug, Serialize)]
 pub struct SessionResponse {
@@ -93,7 +93,10 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
 
     let (token, token_hash) =
         session_token::generate().map_err(|e| AppError::internal(e.to_string()))?;
-    let order = Order::from_cart(cart, connection.mode(), now);
+    let order = Order {
+        session_expires_at: Some(now + ttl),
+        ..Order::from_cart(cart, connection.mode(), now)
+    };
     let session = CheckoutSession {
         token_hash,
         order_id: order.order_id.clone(),

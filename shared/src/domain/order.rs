@@ -16,6 +16,11 @@ pub enum OrderStatus {
     PartiallyRefunded,
     Disputed,
     Lost,
+    /// The checkout session ran out with nothing left to cancel in Stripe.
+    Expired,
+    /// Money Stripe took that the order cannot simply accept (e.g. a
+    /// replaced intent that succeeded): a person decides.
+    NeedsReview,
 }
 
 /// What kind of news moves an order: the payment's course (most events),
@@ -31,7 +36,7 @@ pub enum Move {
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 9] = [
+    pub const ALL: [OrderStatus; 11] = [
         OrderStatus::Pending,
         OrderStatus::Processing,
         OrderStatus::Paid,
@@ -41,6 +46,8 @@ impl OrderStatus {
         OrderStatus::PartiallyRefunded,
         OrderStatus::Disputed,
         OrderStatus::Lost,
+        OrderStatus::Expired,
+        OrderStatus::NeedsReview,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +61,8 @@ impl OrderStatus {
             OrderStatus::PartiallyRefunded => "partially_refunded",
             OrderStatus::Disputed => "disputed",
             OrderStatus::Lost => "lost",
+            OrderStatus::Expired => "expired",
+            OrderStatus::NeedsReview => "needs_review",
         }
     }
 
@@ -65,18 +74,22 @@ impl OrderStatus {
     /// `pending → processing → paid`, `pending/processing → failed → paid`
     /// (a retry can still succeed), `paid → refunded | partially_refunded`,
     /// `partially_refunded → partially_refunded | refunded`,
-    /// `paid | partially_refunded → disputed`, `pending/processing/failed → canceled`.
+    /// `paid | partially_refunded → disputed`, `pending/processing/failed → canceled`,
+    /// `pending/failed → expired` (the session ran out; nothing is in flight),
+    /// and to `needs_review` from any status that did not take the money
+    /// (a replaced intent succeeded: money arrived the order cannot take).
     /// Nothing here leaves `disputed`: only the dispute's closure ends it
     /// (`Move::DisputeClosed`), so a late `succeeded` cannot undo it.
     pub fn can_become(self, next: OrderStatus) -> bool {
         use OrderStatus::*;
         matches!(
             (self, next),
-            (Pending, Processing | Paid | Failed | Canceled)
+            (Pending, Processing | Paid | Failed | Canceled | Expired | NeedsReview)
                 // Stripe may cancel what it was processing (the cancellation
                 // can also overtake the attempt's failure).
-                | (Processing, Paid | Failed | Canceled)
-                | (Failed, Processing | Paid | Failed | Canceled)
+                | (Processing, Paid | Failed | Canceled | NeedsReview)
+                | (Failed, Processing | Paid | Failed | Canceled | Expired | NeedsReview)
+                | (Canceled | Expired, NeedsReview)
                 | (Paid, Refunded | PartiallyRefunded | Disputed)
                 | (PartiallyRefunded, PartiallyRefunded | Refunded | Disputed)
         )
@@ -314,10 +327,42 @@ mod tests {
 
     #[test]
     fn terminal_states_have_no_way_out() {
-        for terminal in [Refunded, Lost, Canceled] {
+        for terminal in [Refunded, Lost, NeedsReview] {
             for next in OrderStatus::ALL {
                 assert!(!terminal.can_become(next), "{terminal} -> {next}");
             }
+        }
+        // An order that ended unpaid takes no payment, but money that
+        // arrives anyway is never ignored: a person looks at it.
+        for ended in [Canceled, Expired] {
+            for next in OrderStatus::ALL {
+                assert_eq!(
+                    ended.can_become(next),
+                    next == NeedsReview,
+                    "{ended} -> {next}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn only_an_order_with_nothing_in_flight_expires() {
+        assert_eq!(
+            OrderStatus::sources_of(Expired, Move::Course, None),
+            vec![Pending, Failed]
+        );
+        assert!(!Processing.can_become(Expired), "money may still arrive");
+        for status in [Expired, NeedsReview] {
+            assert!(!status.awaits_payment() && !status.is_paid(), "{status}");
+        }
+        // Money that arrived and cannot be taken goes to a person from any
+        // status that has not taken money, never from one that has.
+        for status in OrderStatus::ALL {
+            assert_eq!(
+                status.can_become(NeedsReview),
+                !status.is_paid() && status != NeedsReview,
+                "{status}"
+            );
         }
     }
 

@@ -20,7 +20,10 @@ pub use connections::{
 pub use events::{EventWrite, IntentLink};
 pub use idempotency::{IDEMPOTENCY_WINDOW_SECS, IdempotentCheckout};
 pub use link_uses::link_used;
-pub use orders::{CheckoutSession, CheckoutWrite, Order, PENDING_INDEX, pending_partitions};
+pub use orders::{
+    CheckoutSession, CheckoutWrite, DueOrder, DuePage, FIRST_CHECK_AFTER_SECS,
+    LONGEST_SESSION_SECS, Order, PAYING_GRACE_SECS, PENDING_INDEX, pending_partitions,
+};
 pub use parked::{ParkedEvent, Release};
 pub use reviews::ReviewNote;
 pub use transitions::{Transition, TransitionDetails};

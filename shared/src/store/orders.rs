@@ -1,9 +1,14 @@
 //! Orders (`ORDER#{id}` / `ORDER`), checkout sessions (`SESSION#{sha256(token)}`
 //! / `SESSION`) and PaymentIntent links (`PI#{pi_id}` / `PI`).
 //!
-//! An order that waits for a payment outcome and has an intent carries
-//! `pending_pk`/`pending_sk`, the keys of the sparse `pending-orders` index
-//! the reconciler reads; leaving those states removes them.
+//! An order that waits for a payment outcome carries `pending_pk`/`pending_sk`,
+//! the keys of the sparse `pending-orders` index the reconciler reads; leaving
+//! those states removes them. The sort key is `{due:010}#{order_id}`: when the
+//! reconciler should next look at the order (the session's end for a new
+//! order, a few minutes after an intent is attached, later each time a look
+//! finds nothing to settle). Orders written before it meant the time the
+//! intent was attached, which is in the same format and never later than
+//! the due time it stands for, so they are found (early, if anything).
 
 use super::idempotency::IdempotentCheckout;
 use super::item::{Item, get_n, get_opt_n, get_opt_s, get_s, n, s};
@@ -53,6 +58,15 @@ pub struct Order {
     /// Events that arrived before the one they follow, waiting here until
     /// the order gets that far (`parked.rs`).
     pub parked: Vec<ParkedEvent>,
+    /// When the checkout session ends. `None` on orders made before it was
+    /// recorded: those are given the longest session a store can ask for.
+    pub session_expires_at: Option<u64>,
+    /// Replaced intents that may still be open in Stripe: cancelled when
+    /// replaced, and by the reconciler if Stripe could not be reached then.
+    pub intents_to_cancel: Vec<String>,
+    /// Looks by the reconciler that found nothing to settle; the next look
+    /// backs off with it.
+    pub reconcile_checks: u32,
 }
 
 /// What `create_checkout` did.
@@ -78,7 +92,19 @@ pub(super) fn order_pk(order_id: &str) -> String {
     format!("ORDER#{order_id}")
 }
 
-fn pending_pk(order_id: &str) -> String {
+/// A new intent is left to the webhook (and the customer's return) this
+/// long before the reconciler first asks Stripe about it.
+pub const FIRST_CHECK_AFTER_SECS: u64 = 5 * 60;
+
+/// The longest checkout session a store can ask for (`expires_in`).
+pub const LONGEST_SESSION_SECS: u64 = 24 * 60 * 60;
+
+/// A customer who opened the payment form just before the session ended
+/// can still pay with its intent for a while; the checkout counts as
+/// abandoned this long after the session's end.
+pub const PAYING_GRACE_SECS: u64 = 15 * 60;
+
+pub(super) fn pending_pk(order_id: &str) -> String {
     // Spread over a few partitions so one hot key does not carry every write.
     let shard = order_id.bytes().fold(0u32, |acc, b| {
         acc.wrapping_mul(31).wrapping_add(u32::from(b))
@@ -88,6 +114,17 @@ fn pending_pk(order_id: &str) -> String {
 
 pub fn pending_partitions() -> impl Iterator<Item = String> {
     (0..PENDING_SHARDS).map(|shard| format!("PENDING#{shard}"))
+}
+
+/// The index's sort key: due time first, so each shard reads oldest-due
+/// first; the order id keeps keys unique.
+pub(super) fn pending_sk(due: u64, order_id: &str) -> String {
+    format!("{due:010}#{order_id}")
+}
+
+/// The due time of a sort key (also of the old `{attached_at}#{id}` ones).
+fn due_of(sk: &str) -> Option<u64> {
+    sk.split_once('#')?.0.parse().ok()
 }
 
 pub(super) fn corrupt(what: &str) -> AppError {
@@ -129,7 +166,18 @@ impl Order {
             amount_refunded: None,
             status_as_of: None,
             parked: Vec::new(),
+            session_expires_at: None,
+            intents_to_cancel: Vec::new(),
+            reconcile_checks: 0,
         }
+    }
+
+    /// When the checkout counts as abandoned: its intents are cancelled and
+    /// the order ends then if it has not been paid.
+    pub fn abandoned_at(&self) -> u64 {
+        self.session_expires_at
+            .unwrap_or(self.created_at + LONGEST_SESSION_SECS)
+            + PAYING_GRACE_SECS
     }
 
     /// Whether Stripe's `amount` and `currency` are what this order costs.
@@ -217,11 +265,22 @@ impl Order {
             ("paid_at", self.paid_at),
             ("amount_refunded", self.amount_refunded),
             ("status_as_of", self.status_as_of),
+            ("session_expires_at", self.session_expires_at),
+            (
+                "reconcile_checks",
+                Some(u64::from(self.reconcile_checks)).filter(|&c| c > 0),
+            ),
         ];
         for (name, value) in numbers {
             if let Some(value) = value {
                 item.insert(name.into(), n(value));
             }
+        }
+        if !self.intents_to_cancel.is_empty() {
+            item.insert(
+                "intents_to_cancel".into(),
+                AttributeValue::Ss(self.intents_to_cancel.clone()),
+            );
         }
         if let Some(resolved) = &self.review_resolution {
             item.insert("review_resolution".into(), s(resolved.resolution.as_str()));
@@ -292,6 +351,21 @@ impl Order {
             amount_refunded: get_opt_n(item, "amount_refunded")?,
             status_as_of: get_opt_n(item, "status_as_of")?,
             parked: ParkedEvent::all_in(item)?,
+            session_expires_at: get_opt_n(item, "session_expires_at")?,
+            intents_to_cancel: match item.get("intents_to_cancel") {
+                None => Vec::new(),
+                Some(set) => {
+                    let mut ids = set
+                        .as_ss()
+                        .map_err(|_| corrupt("intents_to_cancel"))?
+                        .clone();
+                    ids.sort();
+                    ids
+                }
+            },
+            reconcile_checks: get_opt_n(item, "reconcile_checks")?
+                .map_or(Ok(0), u32::try_from)
+                .map_err(|_| corrupt("reconcile_checks"))?,
         })
     }
 }
@@ -364,10 +438,18 @@ impl Store {
                 .map_err(AppError::internal)?;
             Ok(TransactWriteItem::builder().put(put).build())
         };
+        // Indexed from the start, due when the checkout is abandoned: an
+        // order nobody started paying for then ends `expired` too.
+        let mut order_item = order.to_item();
+        order_item.insert("pending_pk".into(), s(pending_pk(&order.order_id)));
+        order_item.insert(
+            "pending_sk".into(),
+            s(pending_sk(order.abandoned_at(), &order.order_id)),
+        );
         let mut transaction = self
             .client
             .transact_write_items()
-            .transact_items(put(order.to_item())?)
+            .transact_items(put(order_item)?)
             .transact_items(put(session.to_item())?);
         if let Some(record) = idempotency {
             transaction = transaction.transact_items(
@@ -431,12 +513,16 @@ impl Store {
     /// has the intent it was read with (`order.payment_intent_id`), waits
     /// for payment and is of `mode` (the key's); returns false otherwise
     /// (usually: someone else attached one first).
+    /// `cancel_replaced`: the intent it replaces may still be paid in Stripe,
+    /// so it is recorded in `intents_to_cancel` in the same write (the
+    /// caller cancels it and then calls `intent_cancelled`).
     pub async fn attach_intent(
         &self,
         order: &Order,
         payment_intent_id: &str,
         attempt: u32,
         mode: crate::domain::Mode,
+        cancel_replaced: bool,
         now: u64,
     ) -> Result<bool, AppError> {
         let mut values = HashMap::from([
@@ -447,9 +533,19 @@ impl Store {
             (":ppk".to_string(), s(pending_pk(&order.order_id))),
             (
                 ":psk".to_string(),
-                s(format!("{now:010}#{}", order.order_id)),
+                s(pending_sk(now + FIRST_CHECK_AFTER_SECS, &order.order_id)),
             ),
         ]);
+        let mut expression = "SET payment_intent_id = :pi, intent_attempt = :attempt, \
+             updated_at = :now, pending_pk = :ppk, pending_sk = :psk REMOVE reconcile_checks"
+            .to_string();
+        if let (true, Some(previous)) = (cancel_replaced, &order.payment_intent_id) {
+            values.insert(
+                ":replaced".into(),
+                AttributeValue::Ss(vec![previous.clone()]),
+            );
+            expression.push_str(" ADD intents_to_cancel :replaced");
+        }
         let mut condition =
             status_condition(&[OrderStatus::Pending, OrderStatus::Failed], &mut values);
         match &order.payment_intent_id {
@@ -463,10 +559,7 @@ impl Store {
             .table_name(&self.table)
             .key("pk", s(order_pk(&order.order_id)))
             .key("sk", s("ORDER"))
-            .update_expression(
-                "SET payment_intent_id = :pi, intent_attempt = :attempt, updated_at = :now, \
-                 pending_pk = :ppk, pending_sk = :psk",
-            )
+            .update_expression(expression)
             // The order's mode is fixed by its session: only a key of that
             // mode may attach an intent (checkout answers 409 before this).
             .condition_expression(format!("{condition} AND #mode = :mode"))
@@ -524,10 +617,13 @@ impl Store {
     }
 
     /// Marks an order for a person to look at (money that does not match it),
-    /// without changing its status.
+    /// without changing its status. It leaves the reconciler's index: asking
+    /// Stripe again would only flag it again.
     pub async fn flag_order(&self, order_id: &str, reason: &str, now: u64) -> Result<(), AppError> {
         self.update_order(order_id)
-            .update_expression("SET review_reason = :reason, updated_at = :now")
+            .update_expression(
+                "SET review_reason = :reason, updated_at = :now REMOVE pending_pk, pending_sk",
+            )
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":reason", s(reason))
             .expression_attribute_values(":now", n(now))
@@ -567,33 +663,95 @@ impl Store {
         }
     }
 
-    /// Orders whose intent was attached before `attached_before` and that
-    /// still wait for an outcome, from one shard of the sparse index (at most
-    /// `limit`). The index is eventually consistent: callers re-read each
-    /// order before acting.
-    pub async fn stale_pending_orders(
+    /// One page of the orders due by `now` in one shard of the sparse index,
+    /// oldest due first, from after `after` (the `pending_sk` a previous
+    /// page ended with). The index is eventually consistent: callers re-read
+    /// each order before acting.
+    pub async fn due_pending_orders(
         &self,
         partition: &str,
-        attached_before: u64,
+        now: u64,
+        after: Option<&str>,
         limit: i32,
-    ) -> Result<Vec<String>, AppError> {
-        let out = self
+    ) -> Result<DuePage, AppError> {
+        let mut query = self
             .client
             .query()
             .table_name(&self.table)
             .index_name(PENDING_INDEX)
-            .key_condition_expression("pending_pk = :p AND pending_sk < :cutoff")
+            .key_condition_expression("pending_pk = :p AND pending_sk < :until")
             .expression_attribute_values(":p", s(partition))
-            .expression_attribute_values(":cutoff", s(format!("{attached_before:010}")))
-            .limit(limit)
+            // Every key due at `now` sorts below the next second's digits.
+            .expression_attribute_values(":until", s(format!("{:010}", now + 1)))
+            .projection_expression("order_id, store_id, pending_sk")
+            .limit(limit);
+        if let Some(after) = after {
+            query = query
+                .exclusive_start_key("pending_pk", s(partition))
+                .exclusive_start_key("pending_sk", s(after));
+            // The index's start key also names the table's key of that item;
+            // the sort key holds the order id.
+            let order_id = after.split_once('#').map(|(_, id)| id).unwrap_or_default();
+            query = query
+                .exclusive_start_key("pk", s(order_pk(order_id)))
+                .exclusive_start_key("sk", s("ORDER"));
+        }
+        let out = query.send().await.map_err(dependency_error)?;
+        let orders = out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(|item| {
+                let key = get_s(item, "pending_sk")?;
+                Ok(DueOrder {
+                    order_id: get_s(item, "order_id")?.to_owned(),
+                    store_id: StoreId::parse(get_s(item, "store_id")?)
+                        .map_err(|_| corrupt("store_id"))?,
+                    due: due_of(key).ok_or_else(|| corrupt("pending_sk"))?,
+                    sort_key: key.to_owned(),
+                })
+            })
+            .collect::<Result<Vec<_>, AppError>>()?;
+        Ok(DuePage {
+            more: out.last_evaluated_key.is_some(),
+            orders,
+        })
+    }
+
+    /// Moves an order's next look by the reconciler to `due` and counts the
+    /// look. Only while it is still in the index: an order a concurrent
+    /// write settled (and took out) is not put back.
+    pub async fn defer_pending(&self, order_id: &str, due: u64) -> Result<(), AppError> {
+        let result = self
+            .update_order(order_id)
+            .update_expression("SET pending_sk = :psk ADD reconcile_checks :one")
+            .condition_expression("attribute_exists(pending_pk)")
+            .expression_attribute_values(":psk", s(pending_sk(due, order_id)))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if is_update_condition_failure(&err) => Ok(()),
+            Err(err) => Err(dependency_error(err)),
+        }
+    }
+
+    /// Takes `payment_intent_id` off the order's intents left to cancel
+    /// (Stripe has cancelled it, or it cannot be cancelled any more).
+    pub async fn intent_cancelled(
+        &self,
+        order_id: &str,
+        payment_intent_id: &str,
+    ) -> Result<(), AppError> {
+        self.update_order(order_id)
+            .update_expression("DELETE intents_to_cancel :pi")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":pi", AttributeValue::Ss(vec![payment_intent_id.into()]))
             .send()
             .await
             .map_err(dependency_error)?;
-        out.items
-            .unwrap_or_default()
-            .iter()
-            .map(|item| get_s(item, "order_id").map(str::to_owned))
-            .collect()
+        Ok(())
     }
 
     /// Takes an order out of the reconciler's index without changing it
@@ -611,6 +769,33 @@ impl Store {
 
 /// The sparse index over orders awaiting a payment outcome (template.yaml).
 pub const PENDING_INDEX: &str = "pending-orders";
+
+/// An order in the reconciler's index and when it is due.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueOrder {
+    pub order_id: String,
+    pub store_id: StoreId,
+    pub due: u64,
+    /// Its `pending_sk`, where the next page starts.
+    pub sort_key: String,
+}
+
+/// One page of `due_pending_orders`.
+#[derive(Clone, Debug, Default)]
+pub struct DuePage {
+    pub orders: Vec<DueOrder>,
+    /// DynamoDB stopped at the page's limit: more may be due.
+    pub more: bool,
+}
+
+fn is_update_condition_failure<R>(
+    err: &aws_sdk_dynamodb::error::SdkError<UpdateItemError, R>,
+) -> bool {
+    matches!(
+        err.as_service_error(),
+        Some(UpdateItemError::ConditionalCheckFailedException(_))
+    )
+}
 
 #[cfg(test)]
 mod tests {
@@ -649,6 +834,9 @@ mod tests {
             amount_refunded: Some(500),
             status_as_of: Some(1_700_000_000),
             parked: Vec::new(),
+            session_expires_at: Some(1_700_003_600),
+            intents_to_cancel: vec!["pi_100".into(), "pi_101".into()],
+            reconcile_checks: 3,
         }
     }
 
@@ -656,6 +844,23 @@ mod tests {
     fn orders_round_trip_through_items() {
         let order = order();
         assert_eq!(Order::from_item(&order.to_item()).unwrap(), order);
+    }
+
+    #[test]
+    fn due_times_read_from_new_and_old_sort_keys() {
+        let id = "5d9e7c1a-0000-4000-8000-000000000001";
+        assert_eq!(due_of(&pending_sk(1_795_845_000, id)), Some(1_795_845_000));
+        // Before due times, the key held the intent's attach time in the
+        // same shape: read as due then, which is never later than meant.
+        assert_eq!(
+            due_of(&format!("{:010}#{id}", 1_700_000_000)),
+            Some(1_700_000_000)
+        );
+        assert!(
+            pending_sk(999, id) < pending_sk(1_000, id),
+            "zero-padded: sorts by time"
+        );
+        assert_eq!(due_of("garbage"), None);
     }
 
     #[test]

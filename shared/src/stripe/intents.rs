@@ -173,6 +173,16 @@ struct Automatic {
     enabled: bool,
 }
 
+/// Ids go into the URL path: only an intent's id shape is sent.
+fn check_intent_id(id: &str) -> Result<(), StripeFailure> {
+    if !is_intent_id(id) {
+        return Err(StripeFailure::Unreachable(
+            format!("not a PaymentIntent id: {id}").into(),
+        ));
+    }
+    Ok(())
+}
+
 impl StripeApi {
     pub async fn create_intent(
         &self,
@@ -210,11 +220,7 @@ impl StripeApi {
         key: &SecretKey,
         id: &str,
     ) -> Result<PaymentIntent, StripeFailure> {
-        if !is_intent_id(id) {
-            return Err(StripeFailure::Unreachable(
-                format!("not a PaymentIntent id: {id}").into(),
-            ));
-        }
+        check_intent_id(id)?;
         let wire: IntentWire =
             RequestBuilder::new(StripeMethod::Get, format!("/payment_intents/{id}"))
                 .customize()
@@ -229,6 +235,7 @@ impl StripeApi {
         key: &SecretKey,
         id: &str,
     ) -> Result<PaymentIntent, StripeFailure> {
+        check_intent_id(id)?;
         let wire: IntentWire =
             RequestBuilder::new(StripeMethod::Post, format!("/payment_intents/{id}/cancel"))
                 .customize()

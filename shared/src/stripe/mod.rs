@@ -8,6 +8,7 @@
 
 mod account;
 mod intents;
+pub mod pace;
 mod publishable;
 pub mod webhook_endpoints;
 

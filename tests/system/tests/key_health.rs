@@ -221,17 +221,19 @@ async fn the_reconciler_leaves_a_rejected_stores_orders_for_later() {
     );
 
     // Later runs do not ask Stripe with the rejected key again (wiremock
-    // expects one call), and the order waits, unchanged, in the index.
-    let second = reconcile::run(&app, clock::now() + 600, limits)
+    // expects one call), and the order waits, unchanged, in the index
+    // (looked at again once its back-off has passed).
+    let second = reconcile::run(&app, clock::now() + 1200, limits)
         .await
         .unwrap();
     assert!(second.deferred >= 1, "{second:?}");
     assert_eq!(get_order(&order_id).await["status"], "pending");
     assert!(order_item(&order_id).await.contains_key("pending_pk"));
 
-    // Reconnected, the next run settles it.
+    // Reconnected, the next run that reaches it (after its back-off)
+    // settles it.
     reconnect(&store).await;
-    reconcile::run(in_process::service_app().await, clock::now() + 600, limits)
+    reconcile::run(in_process::service_app().await, clock::now() + 2400, limits)
         .await
         .unwrap();
     assert_eq!(get_order(&order_id).await["status"], "paid");

@@ -185,3 +185,120 @@ async fn a_failed_release_neither_fails_the_payment_nor_loses_the_parked_refund(
     );
     assert_eq!(parked_attributes(&order_id).await, Vec::<String>::new());
 }
+
+/// Every order in the index due by `now`, across all shards.
+async fn due_by(app: &shared::App, now: u64) -> Vec<String> {
+    let mut all = Vec::new();
+    for partition in shared::store::pending_partitions() {
+        let mut after: Option<String> = None;
+        loop {
+            let page = app
+                .store
+                .due_pending_orders(&partition, now, after.as_deref(), 1000)
+                .await
+                .unwrap();
+            after = page.orders.last().map(|o| o.sort_key.clone());
+            all.extend(page.orders.into_iter().map(|o| o.order_id));
+            if !page.more || after.is_none() {
+                break;
+            }
+        }
+    }
+    all
+}
+
+/// The measurement, small: hundreds of abandoned checkouts used to
+/// fill every run's budget, so a paid order whose webhook never came was
+/// never looked at. Now every order due is examined within
+/// ceil(waiting / budget) runs, and the paid ones are paid by then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paid_orders_behind_hundreds_of_abandoned_checkouts_are_reached_within_the_bound() {
+    let _alone = ONE_RUN_AT_A_TIME.lock().await;
+    let mut stores = Vec::new();
+    for _ in 0..3 {
+        stores.push(connected_store().await);
+    }
+    // 300 checkouts whose customers looked at the payment page and left.
+    let app = in_process::service_app().await;
+    let mut merchants = Vec::new();
+    for (store, _) in &stores {
+        let store = shared::domain::StoreId::parse(store).unwrap();
+        merchants.push(checkout::merchant_key(app, &store).await.unwrap());
+    }
+    let merchants = std::sync::Arc::new(merchants);
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let merchants = merchants.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut made = Vec::new();
+            for i in (worker..300).step_by(8) {
+                let (connection, key) = &merchants[i % merchants.len()];
+                made.push(abandoned_checkout(app, connection, key).await);
+            }
+            made
+        }));
+    }
+    let mut abandoned = Vec::new();
+    for task in tasks {
+        abandoned.extend(task.await.unwrap());
+    }
+    // Ten paid in Stripe whose webhooks never came.
+    let mut paid = Vec::new();
+    for i in 0..10 {
+        let (store, secret) = &stores[i % stores.len()];
+        paid.push(paid_in_stripe(store, secret).await.0);
+    }
+
+    let started = std::time::Instant::now();
+    let first_run = clock::now() + 600;
+    let waiting = due_by(app, first_run).await;
+    for order in abandoned.iter().chain(&paid) {
+        assert!(waiting.contains(order), "{order} is due at the first run");
+    }
+    let budget = 40;
+    let bound = waiting.len().div_ceil(budget);
+    let limits = Limits {
+        max_orders: budget,
+        ..Limits::default()
+    };
+    let mut all_paid_after = None;
+    for run in 1..=bound {
+        let report = reconcile::run(app, first_run + 300 * (run as u64 - 1), limits)
+            .await
+            .unwrap();
+        assert_eq!(
+            report.examined,
+            budget.min(report.examined + report.unexamined),
+            "{report:?}"
+        );
+        let mut unpaid = 0;
+        for order in &paid {
+            if get_order(order).await["status"] != "paid" {
+                unpaid += 1;
+            }
+        }
+        if unpaid == 0 && all_paid_after.is_none() {
+            all_paid_after = Some(run);
+        }
+    }
+    let runs = all_paid_after.unwrap_or_else(|| {
+        panic!(
+            "not every paid order was paid within {bound} runs of {budget} ({} waiting)",
+            waiting.len()
+        )
+    });
+    eprintln!(
+        "{} waiting, budget {budget}: the 10 paid orders were paid after {runs} runs (bound {bound}); {bound} runs took {:?}",
+        waiting.len(),
+        started.elapsed()
+    );
+    // And every abandoned checkout was looked at too, and moved back.
+    for order in &abandoned {
+        let item = order_item(order).await;
+        assert!(
+            item.contains_key("reconcile_checks"),
+            "{order} never examined"
+        );
+        assert_eq!(get_order(order).await["status"], "pending");
+    }
+}

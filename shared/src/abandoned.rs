@@ -1,0 +1,310 @@
+//! Checkouts that end without a payment. Once a checkout is abandoned
+//! (`Order::abandoned_at`) its intent is cancelled in Stripe and the order
+//! ends `canceled`, or `expired` when there is no intent of ours left to
+//! cancel; either way it leaves the reconciler's index. An intent replaced by
+//! a new one is cancelled at once: an open intent is money that can still
+//! arrive (a second tab, a late 3-D Secure). Money that arrived on an intent
+//! the order no longer uses goes to a person (`needs_review`), never nowhere.
+//!
+//! Cancel first, then write: the order is only marked ended once Stripe can
+//! no longer take money on its intent, and a cancel Stripe refuses because
+//! the intent succeeded meanwhile pays the order the normal way.
+
+use crate::app::App;
+use crate::checkout::{self, PaymentState};
+use crate::clock;
+use crate::domain::{OrderStatus, SecretKey};
+use crate::error::{AppError, cause_chain};
+use crate::metrics::PaidVia;
+use crate::store::{Order, Transition, TransitionDetails};
+use crate::stripe::pace::Pace;
+use crate::stripe::{IntentStatus, PaymentIntent, StripeApi, StripeFailure};
+
+/// What asking Stripe to cancel an intent found.
+#[derive(Debug)]
+pub enum Cancel {
+    /// Cancelled now or before: nothing can be charged on it any more.
+    Canceled,
+    /// Stripe does not know it under this key (another account or mode).
+    Unknown,
+    /// Stripe would not cancel it (it succeeded, or is processing): its state.
+    NotCancelable(Box<PaymentIntent>),
+}
+
+/// Cancels intent `id` on the merchant's account. Stripe refuses to cancel
+/// an intent that succeeded, is processing or is already canceled (400);
+/// the intent is then read back to say which.
+pub async fn cancel_in_stripe(
+    stripe: &StripeApi,
+    key: &SecretKey,
+    id: &str,
+    pace: &impl Pace,
+) -> Result<Cancel, StripeFailure> {
+    pace.turn().await;
+    let intent = match stripe.cancel_intent(key, id).await {
+        Ok(intent) => intent,
+        Err(StripeFailure::Refused { status: 404, .. }) => return Ok(Cancel::Unknown),
+        Err(StripeFailure::Refused { status: 400, .. }) => {
+            pace.turn().await;
+            match stripe.retrieve_intent(key, id).await {
+                Ok(intent) => intent,
+                Err(StripeFailure::Refused { status: 404, .. }) => return Ok(Cancel::Unknown),
+                Err(other) => return Err(other),
+            }
+        }
+        Err(other) => return Err(other),
+    };
+    Ok(if intent.status == IntentStatus::Canceled {
+        Cancel::Canceled
+    } else {
+        Cancel::NotCancelable(Box::new(intent))
+    })
+}
+
+/// Where ending an abandoned checkout left the order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The order's status now (`canceled`, `expired`, or `paid`/`processing`
+    /// when Stripe had taken the money after all).
+    Status(OrderStatus),
+    /// Stripe's amount or currency did not match the order: flagged.
+    Flagged,
+    /// Stripe could not cancel the intent and it is not paid (say, a
+    /// capture pending): look again later.
+    NotYet,
+}
+
+/// Ends an order whose checkout was abandoned: cancels its intent with the
+/// store's `key` (none: the order never got one) and records the end.
+pub async fn end_abandoned(
+    app: &App,
+    order: &Order,
+    key: &SecretKey,
+    pace: &impl Pace,
+) -> Result<Ended, AppError> {
+    let Some(intent_id) = order.payment_intent_id.as_deref() else {
+        return end_as(app, order, OrderStatus::Expired).await;
+    };
+    match cancel_in_stripe(&app.stripe, key, intent_id, pace).await? {
+        Cancel::Canceled => end_as(app, order, OrderStatus::Canceled).await,
+        // Made with a key the store has since replaced: we cannot cancel it,
+        // and a payment on it would reach us as an event for review.
+        Cancel::Unknown => end_as(app, order, OrderStatus::Expired).await,
+        Cancel::NotCancelable(intent) => Ok(
+            match checkout::apply_intent(app, order, &intent, PaidVia::Reconciler).await? {
+                PaymentState::Paid => Ended::Status(OrderStatus::Paid),
+                PaymentState::Processing => Ended::Status(OrderStatus::Processing),
+                PaymentState::Flagged => Ended::Flagged,
+                PaymentState::Failed { .. } | PaymentState::Unfinished => Ended::NotYet,
+            },
+        ),
+    }
+}
+
+/// An order without an intent needs no key to end.
+pub async fn end_without_intent(app: &App, order: &Order) -> Result<Ended, AppError> {
+    end_as(app, order, OrderStatus::Expired).await
+}
+
+async fn end_as(app: &App, order: &Order, status: OrderStatus) -> Result<Ended, AppError> {
+    let details = TransitionDetails {
+        // Only the intent we cancelled: one attached meanwhile is not.
+        payment_intent_id: order.payment_intent_id.clone(),
+        ..TransitionDetails::default()
+    };
+    let now = match app
+        .store
+        .transition_order(&order.order_id, status, &details, clock::now())
+        .await?
+    {
+        Transition::Applied { from, .. } => {
+            tracing::info!(order_id = %order.order_id, %from, to = %status, source = "abandoned", "order status changed");
+            status
+        }
+        Transition::Refused { current } => current,
+    };
+    Ok(Ended::Status(now))
+}
+
+/// Cancels the intents the order replaced (`Order::intents_to_cancel`),
+/// taking each off the list once it can no longer take money. One that
+/// succeeded puts the order in `needs_review`. Returns whether it did.
+pub async fn cancel_replaced(
+    app: &App,
+    order: &Order,
+    key: &SecretKey,
+    pace: &impl Pace,
+) -> Result<bool, AppError> {
+    let mut reviewed = false;
+    for id in &order.intents_to_cancel {
+        match cancel_in_stripe(&app.stripe, key, id, pace).await? {
+            Cancel::Canceled | Cancel::Unknown => {}
+            Cancel::NotCancelable(intent) if intent.status == IntentStatus::Succeeded => {
+                review_replaced_payment(app, order, &intent).await?;
+                reviewed = true;
+            }
+            // Processing: Stripe decides soon; look again then.
+            Cancel::NotCancelable(_) => continue,
+        }
+        app.store.intent_cancelled(&order.order_id, id).await?;
+    }
+    Ok(reviewed)
+}
+
+/// Cancels the intent `replaced` right after a new one took its place on
+/// the order. A failure is logged, not raised: the customer has the new
+/// intent, and the order still lists the old one for the reconciler.
+pub async fn cancel_replaced_now(
+    app: &App,
+    order: &Order,
+    key: &SecretKey,
+    replaced: &str,
+    current: &str,
+) {
+    let listed = Order {
+        payment_intent_id: Some(current.to_owned()),
+        intents_to_cancel: vec![replaced.to_owned()],
+        ..order.clone()
+    };
+    if let Err(err) = cancel_replaced(app, &listed, key, &crate::stripe::pace::Unpaced).await {
+        tracing::warn!(
+            order_id = %order.order_id, payment_intent = %replaced, cause = %cause_chain(&err),
+            "could not cancel the replaced intent; the reconciler will"
+        );
+    }
+}
+
+/// Money Stripe took on an intent the order no longer uses: a person
+/// decides (refund it, or take it as the payment). An order that was paid
+/// meanwhile keeps its status and is flagged: it was paid twice. Also for
+/// the webhook, when Stripe confirms a success on such an intent.
+pub async fn review_replaced_payment(
+    app: &App,
+    order: &Order,
+    intent: &PaymentIntent,
+) -> Result<(), AppError> {
+    let reason = format!(
+        "Stripe took {} {} on intent {}, which this order no longer uses (replaced by {})",
+        intent.amount,
+        intent.currency,
+        intent.id,
+        order.payment_intent_id.as_deref().unwrap_or("none"),
+    );
+    tracing::error!(order_id = %order.order_id, %reason, "payment on a replaced intent; order needs review");
+    let details = TransitionDetails {
+        review_reason: Some(reason.clone()),
+        ..TransitionDetails::default()
+    };
+    match app
+        .store
+        .transition_order(
+            &order.order_id,
+            OrderStatus::NeedsReview,
+            &details,
+            clock::now(),
+        )
+        .await?
+    {
+        Transition::Applied { .. } => Ok(()),
+        Transition::Refused {
+            current: OrderStatus::NeedsReview,
+        } => Ok(()),
+        Transition::Refused { .. } => {
+            app.store
+                .flag_order(&order.order_id, &reason, clock::now())
+                .await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stripe::pace::Unpaced;
+    use std::time::Duration;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn intent(status: &str) -> serde_json::Value {
+        // Shaped like Stripe's (tests/system/fixtures/stripe), trimmed.
+        serde_json::json!({
+            "id": "pi_1", "object": "payment_intent", "amount": 2999, "currency": "eur",
+            "status": status, "livemode": false, "client_secret": "pi_1_secret_x",
+            "metadata": {"order_id": "o", "store_id": "s"}, "last_payment_error": null
+        })
+    }
+
+    fn refused(status: u16, code: &str) -> ResponseTemplate {
+        ResponseTemplate::new(status).set_body_json(serde_json::json!({"error": {
+            "type": "invalid_request_error", "code": code,
+            "message": "You cannot cancel this PaymentIntent because it has a status of succeeded."
+        }}))
+    }
+
+    async fn cancel_with(
+        cancel: ResponseTemplate,
+        get: Option<ResponseTemplate>,
+    ) -> Result<Cancel, StripeFailure> {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/payment_intents/pi_1/cancel"))
+            .respond_with(cancel)
+            .expect(1)
+            .mount(&server)
+            .await;
+        if let Some(get) = get {
+            Mock::given(method("GET"))
+                .and(path("/v1/payment_intents/pi_1"))
+                .respond_with(get)
+                .expect(1)
+                .mount(&server)
+                .await;
+        }
+        let stripe = StripeApi::new(
+            url::Url::parse(&format!("{}/", server.uri())).unwrap(),
+            Duration::from_secs(2),
+        );
+        let key = SecretKey::parse("sk_test_storeAAAAAAAAAAAA").unwrap();
+        cancel_in_stripe(&stripe, &key, "pi_1", &Unpaced).await
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_intent_is_cancelled() {
+        let got = cancel_with(
+            ResponseTemplate::new(200).set_body_json(intent("canceled")),
+            None,
+        )
+        .await;
+        assert!(matches!(got, Ok(Cancel::Canceled)), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_cancel_reads_the_intent_back_so_a_success_is_never_lost() {
+        let got = cancel_with(
+            refused(400, "payment_intent_unexpected_state"),
+            Some(ResponseTemplate::new(200).set_body_json(intent("succeeded"))),
+        )
+        .await;
+        match got {
+            Ok(Cancel::NotCancelable(intent)) => assert_eq!(intent.status, IntentStatus::Succeeded),
+            other => panic!("{other:?}"),
+        }
+        // Already canceled (by the dashboard, or a cancel whose answer was lost).
+        let got = cancel_with(
+            refused(400, "payment_intent_unexpected_state"),
+            Some(ResponseTemplate::new(200).set_body_json(intent("canceled"))),
+        )
+        .await;
+        assert!(matches!(got, Ok(Cancel::Canceled)), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn an_intent_another_account_holds_is_unknown_and_failures_are_errors() {
+        let got = cancel_with(refused(404, "resource_missing"), None).await;
+        assert!(matches!(got, Ok(Cancel::Unknown)), "{got:?}");
+        let got = cancel_with(refused(401, "api_key_expired"), None).await;
+        assert!(matches!(got, Err(StripeFailure::InvalidKey)), "{got:?}");
+        let got = cancel_with(ResponseTemplate::new(503), None).await;
+        assert!(matches!(got, Err(StripeFailure::Unreachable(_))), "{got:?}");
+    }
+}
