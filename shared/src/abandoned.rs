@@ -140,7 +140,7 @@ pub async fn cancel_replaced(
         match cancel_in_stripe(&app.stripe, key, id, pace).await? {
             Cancel::Canceled | Cancel::Unknown => {}
             Cancel::NotCancelable(intent) if intent.status == IntentStatus::Succeeded => {
-                review_replaced_payment(app, order, &intent).await?;
+                checkout::review_replaced_payment(app, order, &intent).await?;
                 reviewed = true;
             }
             // Processing: Stripe decides soon; look again then.
@@ -171,49 +171,6 @@ pub async fn cancel_replaced_now(
             order_id = %order.order_id, payment_intent = %replaced, cause = %cause_chain(&err),
             "could not cancel the replaced intent; the reconciler will"
         );
-    }
-}
-
-/// Money Stripe took on an intent the order no longer uses: a person
-/// decides (refund it, or take it as the payment). An order that was paid
-/// meanwhile keeps its status and is flagged: it was paid twice. Also for
-/// the webhook, when Stripe confirms a success on such an intent.
-pub async fn review_replaced_payment(
-    app: &App,
-    order: &Order,
-    intent: &PaymentIntent,
-) -> Result<(), AppError> {
-    let reason = format!(
-        "Stripe took {} {} on intent {}, which this order no longer uses (replaced by {})",
-        intent.amount,
-        intent.currency,
-        intent.id,
-        order.payment_intent_id.as_deref().unwrap_or("none"),
-    );
-    tracing::error!(order_id = %order.order_id, %reason, "payment on a replaced intent; order needs review");
-    let details = TransitionDetails {
-        review_reason: Some(reason.clone()),
-        ..TransitionDetails::default()
-    };
-    match app
-        .store
-        .transition_order(
-            &order.order_id,
-            OrderStatus::NeedsReview,
-            &details,
-            clock::now(),
-        )
-        .await?
-    {
-        Transition::Applied { .. } => Ok(()),
-        Transition::Refused {
-            current: OrderStatus::NeedsReview,
-        } => Ok(()),
-        Transition::Refused { .. } => {
-            app.store
-                .flag_order(&order.order_id, &reason, clock::now())
-                .await
-        }
     }
 }
 

@@ -247,17 +247,9 @@ async fn replaced_intent(
     if intent.status != IntentStatus::Succeeded || !ours {
         return record(no_change::INTENT_REPLACED).await;
     }
-    let reason = format!(
-        "Stripe reports {} {} paid on intent {}, which this order replaced (it uses {}): refund that payment or accept it",
-        intent.amount,
-        intent.currency,
-        intent.id,
-        order.payment_intent_id.as_deref().unwrap_or("none"),
-    );
-    tracing::error!(order_id = %order.order_id, %reason, "payment on a replaced intent; flagged for review");
-    app.store
-        .flag_order(&order.order_id, &reason, clock::now())
-        .await?;
+    // One way for the webhook and the reconciler: the order waits for a
+    // person (status `needs_review`), or is flagged if it was paid meanwhile.
+    crate::checkout::review_replaced_payment(app, order, intent).await?;
     record(FLAGGED_REPLACED).await?;
     Ok(Outcome::Flagged {
         order_id: order.order_id.clone(),

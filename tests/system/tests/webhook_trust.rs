@@ -624,8 +624,8 @@ async fn a_payment_on_a_replaced_intent_flags_the_order_and_never_pays_it() {
     let order = get_order(&order_id).await;
     assert_eq!(
         (order["status"].as_str(), order["needs_review"].as_bool()),
-        (Some("pending"), Some(true)),
-        "never paid on it: {order}"
+        (Some("needs_review"), Some(true)),
+        "never paid on it, and waiting for a person as the reconciler leaves it: {order}"
     );
     let reason = order["review_reason"].as_str().unwrap();
     assert!(reason.contains(&old) && reason.contains(&new), "{reason}");
