@@ -202,13 +202,18 @@ impl CartRequest {
             if RESERVED_METADATA.contains(&key.as_str()) {
                 return Err(field(format!("metadata.{key}"), "is reserved"));
             }
-            if key.is_empty() || key.len() > MAX_METADATA_KEY_LEN || key.contains(['[', ']']) {
+            // Characters, as the message (and openapi.yaml, and Stripe) count
+            // them: `len()` counted bytes and refused 40 non-ASCII characters.
+            if key.is_empty()
+                || key.chars().count() > MAX_METADATA_KEY_LEN
+                || key.contains(['[', ']'])
+            {
                 return Err(field(
                     "metadata",
                     format!("keys must be 1 to {MAX_METADATA_KEY_LEN} characters without brackets"),
                 ));
             }
-            if value.len() > MAX_METADATA_VALUE_LEN {
+            if value.chars().count() > MAX_METADATA_VALUE_LEN {
                 return Err(field(
                     format!("metadata.{key}"),
                     format!("must be at most {MAX_METADATA_VALUE_LEN} characters"),
@@ -371,6 +376,18 @@ mod tests {
             "line_items": [{"name": "Mug", "unit_amount": 1250, "quantity": 1}], "expires_in": 600.0});
         let parsed: CartRequest = serde_json::from_value(body).unwrap();
         assert_eq!(parsed.expires_in, Some(600));
+    }
+
+    #[test]
+    fn metadata_limits_count_characters_not_bytes() {
+        let key = "é".repeat(40);
+        let value = "€".repeat(500);
+        let cart = request(json!({"metadata": {key.clone(): value.clone()}})).unwrap();
+        assert_eq!(cart.metadata[&key], value);
+        let err = request(json!({"metadata": {"é".repeat(41): "x"}})).unwrap_err();
+        assert!(err.to_string().contains("keys must be 1 to 40"), "{err}");
+        let err = request(json!({"metadata": {"k": "€".repeat(501)}})).unwrap_err();
+        assert!(err.to_string().contains("at most 500"), "{err}");
     }
 
     #[test]
