@@ -4,7 +4,7 @@
 run:    ## serve everything locally on the emulated stack
 	infra/run.sh
 
-test:   ## every test: lint, unit, handler, system, infra, browser, smoke, log scan
+test:   ## every test: lint, unit, handler, system, infra, browser, smoke, schemathesis, log scan
 	infra/test.sh
 
 # make verify [SCHEMATHESIS_MAX_TIME=600] [SEED=n]: schemathesis against

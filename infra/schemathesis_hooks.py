@@ -51,16 +51,46 @@ class StripeSignature:
         case.headers = {**(case.headers or {}), "Stripe-Signature": f"t={ts},v1={mac}"}
 
 
-# --- connect links: a return URL on an allowed host ---------------------------
+# --- bodies: real data in, and a return URL on an allowed host -------------
+
+# Body fields that take real data (env vars from infra/schemathesis_run.py).
+# Set here rather than as `body.*` parameters in the config: schemathesis
+# re-checks a case against the schema after this hook, so an edited case is
+# judged as what was sent (a `body.*` parameter turned a generated `null`
+# body into a valid object that was still judged as invalid).
+BODY_FIELDS = {
+    "createCheckoutSession": {"store_id": "ST_STORE_A"},
+    "submitConnectForm": {
+        "store_id": "ST_STORE_B", "return_url": "ST_RETURN_URL", "expires": "ST_LINK_POST_EXPIRES",
+        "signature": "ST_LINK_POST_SIGNATURE", "csrf_token": "ST_CSRF_CONNECT",
+        "publishable_key": "ST_PK_B", "secret_key": "ST_SK_B",
+    },
+    "submitWebhookSecretForm": {
+        "store_id": "ST_STORE_B", "return_url": "ST_RETURN_URL", "expires": "ST_OURS_POST_EXPIRES",
+        "signature": "ST_OURS_POST_SIGNATURE", "csrf_token": "ST_CSRF_WEBHOOK",
+    },
+}
+
 
 @schemathesis.hook
 def before_call(context, case, kwargs):
-    """The schema can say a return URL is https without credentials, not which
-    hosts a deployment allows (AllowedReturnHosts is configuration). So a
-    generated https URL keeps its port, path, query and fragment and gets the
-    local stack's allowed host; anything else (negative cases) goes as is."""
-    if _operation_id(case) != "createConnectLink" or not isinstance(case.body, dict):
+    """Fields present in a generated body get the real values (a field left
+    out, or a body that is not an object, stays as generated). For connect
+    links, a generated https return URL keeps its port, path, query and
+    fragment and gets the local stack's allowed host: the schema can say a
+    return URL is https without credentials, not which hosts a deployment
+    allows (AllowedReturnHosts is configuration)."""
+    operation = _operation_id(case)
+    if not isinstance(case.body, dict):
         return
+    fields = BODY_FIELDS.get(operation)
+    if fields:
+        case.body = {**case.body, **{k: os.environ[v] for k, v in fields.items() if k in case.body}}
+    if operation == "createConnectLink":
+        _allowed_return_host(case)
+
+
+def _allowed_return_host(case):
     raw = case.body.get("return_url")
     if not isinstance(raw, str):
         return
