@@ -23,22 +23,42 @@ def _operation_id(case_or_operation) -> str | None:
     return operation.definition.raw.get("operationId")
 
 
-# --- webhooks: signed as Stripe signs them ------------------------------------
+# --- credentials: BMOS's secret, and webhooks signed as Stripe signs them ----
 
-@schemathesis.auth().apply_to(operation_id=list(WEBHOOK_OPERATIONS))
-class StripeSignature:
-    """A random `Stripe-Signature` never verifies, so every generated event
-    would stop at 400 `invalid_signature`. This signs each delivery with store
+INTERNAL_OPERATIONS = (
+    "getInternalStatus", "createConnectLink", "createCheckoutSession", "getOrder",
+    "putWebhookSecret", "disconnectStripe",
+)
+
+
+# No caching: the value depends on the operation.
+@schemathesis.auth(refresh_interval=None).apply_to(operation_id=[*INTERNAL_OPERATIONS, *WEBHOOK_OPERATIONS])
+class Credentials:
+    """One provider for both schemes we can satisfy (with `[auth.openapi]` in
+    the config as well, schemathesis would not call a provider from hooks).
+
+    BMOS's internal API gets the plain `X-Internal-Secret` header: signed
+    POSTs work once each, so schemathesis could not repeat them.
+
+    A random `Stripe-Signature` never verifies, so every generated event would
+    stop at 400 `invalid_signature`. Webhook deliveries are signed with store
     A's webhook secret the way Stripe does (`t=<now>,v1=<HMAC-SHA256(secret,
     "<t>.<raw body>")>`) over the bytes schemathesis sends (`requests`'
-    `json=` is `json.dumps(..., allow_nan=False)`). As an auth provider it is
-    explicit auth to schemathesis, so `ignored_auth` still sends the same
-    request unsigned and with a wrong signature and checks both are refused."""
+    `json=` is `json.dumps(..., allow_nan=False)`).
+
+    Either way it is explicit auth to schemathesis, so `ignored_auth` still
+    sends each request without it and with a wrong value and checks both are
+    refused."""
 
     def get(self, case, ctx):
-        return os.environ["ST_WEBHOOK_SECRET"]
+        if _operation_id(case) in WEBHOOK_OPERATIONS:
+            return os.environ["ST_WEBHOOK_SECRET"]
+        return os.environ["INTERNAL_SECRET"]
 
     def set(self, case, data, ctx):
+        if _operation_id(case) not in WEBHOOK_OPERATIONS:
+            case.headers = {**(case.headers or {}), "X-Internal-Secret": data}
+            return
         if isinstance(case.body, (bytes, bytearray)):
             body = bytes(case.body)
         else:
