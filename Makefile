@@ -1,11 +1,17 @@
 # The verbs people expect; the README explains each.
-.PHONY: run test lint sam build validate smoke bench deploy repeat
+.PHONY: run test verify lint sam build validate smoke bench deploy repeat
 
 run:    ## serve everything locally on the emulated stack
 	infra/run.sh
 
-test:   ## every test: lint, unit, handler, system, infra, browser, smoke, log scan
+test:   ## every test: lint, unit, handler, system, infra, browser, smoke, schemathesis, log scan
 	infra/test.sh
+
+# make verify [SCHEMATHESIS_MAX_TIME=600] [SEED=n]: schemathesis against
+# openapi.yaml on a stack of its own, for longer than `make test` runs it
+# (RELIABILITY.md, Schemathesis). Not in CI.
+verify:
+	infra/verify.sh
 
 # make repeat [RUNS=20]: the cargo suite RUNS times in a row on one stack with
 # both cores kept busy, to catch tests that fail on a slow machine (not in CI).

@@ -2,7 +2,8 @@
 # The one test command (`make test`; .ci/run calls exactly this): installs what
 # is missing, starts a private local stack and the functions, then runs every
 # test: lint, unit and handler tests, system tests over real HTTP, infra checks,
-# browser tests, the deploy smoke test (infra/smoke.py), and finally the scan of
+# browser tests, the deploy smoke test (infra/smoke.py), schemathesis against
+# openapi.yaml (infra/schemathesis_run.py), and finally the scan of
 # every log line for secrets. Each stage prints how long it took; a table of all
 # stage durations ends the output, also when a stage failed.
 # Nothing is skipped for a missing tool: install.sh installs it or fails.
@@ -97,6 +98,12 @@ step "smoke test (infra/smoke.py)"
 # The deploy's first check, here with a store it connects itself with made-up
 # test keys (only the Stripe emulator accepts them), checks out and disconnects.
 .local/venv/bin/python infra/smoke.py "$CHECKOUT_BASE_URL" --connect-with-test-key
+
+step "schemathesis (openapi.yaml, short run)"
+# Generated requests against every operation, with real data (connected
+# stores, a signed link, a checkout token); any failed check fails the run.
+# A fixed seed and a short budget here; `make verify` runs longer.
+.local/venv/bin/python infra/schemathesis_run.py "$CHECKOUT_BASE_URL" --max-time "${SCHEMATHESIS_MAX_TIME:-90}"
 
 step "no secret in any log line"
 .local/venv/bin/pytest -q -c infra/pytest.ini infra/tests/test_logs.py

@@ -78,7 +78,7 @@ ANNOTATIONS = {"description", "title", "examples", "default", "deprecated", "rea
 KEYWORDS = {
     "$ref", "type", "enum", "const", "properties", "required", "additionalProperties", "items",
     "minItems", "maxItems", "minimum", "maximum", "minLength", "maxLength", "pattern", "format",
-    "oneOf", "anyOf", "allOf", "not", "maxProperties", "propertyNames",
+    "oneOf", "anyOf", "allOf", "not", "maxProperties", "propertyNames", "if", "then",
 }
 TYPES = {
     "null": lambda v: v is None,
@@ -130,6 +130,8 @@ def schema_errors(value, schema, where="$"):
                 errors.append(f"{where}: matches none of anyOf: {results}")
             if key == "oneOf" and passed != 1:
                 errors.append(f"{where}: matches {passed} of oneOf (exactly 1 needed): {results}")
+    if "if" in schema and "then" in schema and not schema_errors(value, schema["if"], where):
+        errors += schema_errors(value, schema["then"], f"{where}<then>")
     if "not" in schema and not schema_errors(value, schema["not"], where):
         errors.append(f"{where}: {value!r} must not match {schema['not']}")
     if TYPES["string"](value):
@@ -172,7 +174,7 @@ def subschemas(schema):
         yield from schema.get(key, {}).values()
     for key in ("allOf", "anyOf", "oneOf"):
         yield from schema.get(key, [])
-    for key in ("items", "not", "propertyNames", "additionalProperties"):
+    for key in ("items", "not", "propertyNames", "additionalProperties", "if", "then"):
         if isinstance(schema.get(key), dict):
             yield schema[key]
 
@@ -288,6 +290,11 @@ def test_the_checker_catches_what_it_should():
     amount = {"$ref": "#/components/schemas/Amount"}
     assert schema_errors("100", amount) and schema_errors(1.5, amount) and schema_errors(True, amount)
     assert schema_errors(None, {"type": "string"}) and not schema_errors(None, {"type": ["string", "null"]})
+    cart = {"$ref": "#/components/schemas/CheckoutSessionRequest"}
+    line = {"name": "x", "unit_amount": 50, "quantity": 1}
+    assert not schema_errors({"store_id": str(uuid.uuid4()), "currency": "eur", "line_items": [line]}, cart)
+    assert schema_errors({"store_id": str(uuid.uuid4()), "currency": "huf", "line_items": [line]}, cart), \
+        "if/then: each line at least the currency's minimum charge"
 
 
 # --- live checks against the local stack --------------------------------------

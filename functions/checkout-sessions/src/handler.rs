@@ -205,6 +205,17 @@ mod tests {
                 "{key:?}"
             );
         }
+        // Bytes that are not UTF-8 (the local router answers 500 itself for
+        // these; API Gateway passes them on): still 400, never a 5xx.
+        let mut req =
+            lambda_http::request::from_str(include_str!("../../../events/checkout-sessions.json"))
+                .unwrap();
+        req.headers_mut().insert(
+            "idempotency-key",
+            lambda_http::http::HeaderValue::from_bytes(&[0xd7, 0xf8, 0x9b]).unwrap(),
+        );
+        let err = handle(offline_app(), req).await.unwrap_err();
+        assert_eq!(err.code(), "invalid_idempotency_key");
         let mut req =
             lambda_http::request::from_str(include_str!("../../../events/checkout-sessions.json"))
                 .unwrap();

@@ -7,7 +7,7 @@ use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use shared::auth::connect_link::{self, AccountChange};
 use shared::auth::internal;
-use shared::domain::{ReturnUrl, StoreId};
+use shared::domain::{ReturnUrl, StoreId, whole_number};
 use shared::{App, AppError, clock, http};
 
 pub const DEFAULT_EXPIRES_IN: u64 = 30 * 60;
@@ -17,6 +17,7 @@ const MIN_EXPIRES_IN: u64 = 60;
 #[serde(deny_unknown_fields)]
 struct LinkRequest {
     return_url: String,
+    #[serde(default, deserialize_with = "whole_number::deserialize_optional")]
     expires_in: Option<u64>,
     /// BMOS's consent that keys of another Stripe account may replace the
     /// store's (the merchant chose to change account in its settings).
@@ -168,6 +169,34 @@ mod tests {
             format!("https://{domain}")
         );
         assert_eq!(url.path(), "/stripe/connect");
+    }
+
+    /// Found by schemathesis: `600.0` is the integer 600 in JSON (and to
+    /// openapi.yaml's `type: integer`), and was refused as `invalid_body`.
+    #[tokio::test]
+    async fn a_whole_float_expires_in_is_the_integer() {
+        let req =
+            event_with_body(r#"{"return_url": "https://bmos.example/", "expires_in": 600.0}"#);
+        let response = handle(offline_app(), req).await.expect("link");
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+        let expires_at = body["expires_at"].as_u64().unwrap();
+        assert!(expires_at <= clock::now() + 600 && expires_at + 60 > clock::now() + 600);
+        let req =
+            event_with_body(r#"{"return_url": "https://bmos.example/", "expires_in": 600.5}"#);
+        let err = handle(offline_app(), req).await.unwrap_err();
+        assert_eq!((err.status().as_u16(), err.code()), (400, "invalid_body"));
+    }
+
+    /// A body that is not UTF-8 reaches the function base64-encoded in AWS
+    /// (the local router answers 500 itself instead; RELIABILITY.md): it is
+    /// 400 `invalid_body`, never a 5xx.
+    #[tokio::test]
+    async fn a_body_that_is_not_utf8_is_400() {
+        let mut req = event_with_body("");
+        *req.body_mut() = Body::Binary(vec![0xff, 0xfe, b'{', 0x80]);
+        let err = handle(offline_app(), req).await.unwrap_err();
+        assert_eq!((err.status().as_u16(), err.code()), (400, "invalid_body"));
     }
 
     #[tokio::test]

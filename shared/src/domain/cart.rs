@@ -32,6 +32,10 @@ pub struct CartRequest {
     pub store_name: Option<String>,
     /// Lifetime of the checkout link in seconds (the session's, not the cart's,
     /// but one body with unknown fields refused is worth the mix).
+    #[serde(
+        default,
+        deserialize_with = "super::whole_number::deserialize_optional"
+    )]
     pub expires_in: Option<u64>,
 }
 
@@ -79,8 +83,7 @@ fn field(name: impl Into<String>, message: impl Into<String>) -> AppError {
 }
 
 fn positive_integer(value: &serde_json::Value, name: &str, max: u64) -> Result<u64, AppError> {
-    let n = value
-        .as_u64()
+    let n = super::whole_number::non_negative(value)
         .ok_or_else(|| field(name, "must be a positive integer"))?;
     if n == 0 || n > max {
         return Err(field(name, format!("must be between 1 and {max}")));
@@ -199,13 +202,18 @@ impl CartRequest {
             if RESERVED_METADATA.contains(&key.as_str()) {
                 return Err(field(format!("metadata.{key}"), "is reserved"));
             }
-            if key.is_empty() || key.len() > MAX_METADATA_KEY_LEN || key.contains(['[', ']']) {
+            // Characters, as the message (and openapi.yaml, and Stripe) count
+            // them: `len()` counted bytes and refused 40 non-ASCII characters.
+            if key.is_empty()
+                || key.chars().count() > MAX_METADATA_KEY_LEN
+                || key.contains(['[', ']'])
+            {
                 return Err(field(
                     "metadata",
                     format!("keys must be 1 to {MAX_METADATA_KEY_LEN} characters without brackets"),
                 ));
             }
-            if value.len() > MAX_METADATA_VALUE_LEN {
+            if value.chars().count() > MAX_METADATA_VALUE_LEN {
                 return Err(field(
                     format!("metadata.{key}"),
                     format!("must be at most {MAX_METADATA_VALUE_LEN} characters"),
@@ -350,6 +358,36 @@ mod tests {
             assert_eq!(err.status(), 422, "{overrides}");
             assert!(err.to_string().contains(expected), "{overrides}: {err}");
         }
+    }
+
+    /// Found by schemathesis: JSON Schema's `integer` (openapi.yaml) admits
+    /// `1250.0`, and such a cart was refused (400 for `expires_in`, 422 for
+    /// the line items) though it is the same as `1250`.
+    #[test]
+    fn whole_floats_are_integers() {
+        let cart = request(json!({
+            "line_items": [{"name": "Mug", "unit_amount": 1250.0, "quantity": 2.0}],
+            "expires_in": 600.0
+        }))
+        .unwrap();
+        assert_eq!(cart.amount, 2500);
+        assert_eq!(cart.line_items[0].quantity, 2);
+        let body = json!({"store_id": "0b7c5a4e-3f0e-4a53-9d0a-2f1a3d2b9c11", "currency": "eur",
+            "line_items": [{"name": "Mug", "unit_amount": 1250, "quantity": 1}], "expires_in": 600.0});
+        let parsed: CartRequest = serde_json::from_value(body).unwrap();
+        assert_eq!(parsed.expires_in, Some(600));
+    }
+
+    #[test]
+    fn metadata_limits_count_characters_not_bytes() {
+        let key = "é".repeat(40);
+        let value = "€".repeat(500);
+        let cart = request(json!({"metadata": {key.clone(): value.clone()}})).unwrap();
+        assert_eq!(cart.metadata[&key], value);
+        let err = request(json!({"metadata": {"é".repeat(41): "x"}})).unwrap_err();
+        assert!(err.to_string().contains("keys must be 1 to 40"), "{err}");
+        let err = request(json!({"metadata": {"k": "€".repeat(501)}})).unwrap_err();
+        assert!(err.to_string().contains("at most 500"), "{err}");
     }
 
     #[test]

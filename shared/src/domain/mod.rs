@@ -10,6 +10,7 @@ mod review;
 mod store_id;
 mod stripe_account;
 mod stripe_keys;
+pub mod whole_number;
 
 pub use cart::{Cart, CartRequest, LineItem, redirect_url};
 pub use idempotency_key::IdempotencyKey;

@@ -24,6 +24,13 @@ impl ReturnUrl {
         if raw.len() > MAX_LEN {
             return Err(invalid("return_url is too long"));
         }
+        // On the raw text: the URL parser drops tabs and line breaks and
+        // trims spaces silently, so the URL we would sign is not the one sent.
+        if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(invalid(
+                "return_url must not contain whitespace or control characters",
+            ));
+        }
         let url = Url::parse(raw).map_err(|_| invalid("return_url must be an absolute URL"))?;
         if !url.username().is_empty() || url.password().is_some() {
             return Err(invalid("return_url must not contain credentials"));
@@ -95,6 +102,23 @@ mod tests {
         assert!(ReturnUrl::parse("http://127.0.0.1:3000/back", &policy(true)).is_ok());
         assert!(ReturnUrl::parse("http://localhost:3000/back", &policy(false)).is_err());
         assert!(ReturnUrl::parse("http://bmos.example/back", &policy(true)).is_err());
+    }
+
+    /// Found by schemathesis (a generated return URL the schema refuses was
+    /// accepted): the parser removed the tab and the link carried another URL.
+    #[test]
+    fn rejects_whitespace_and_control_characters() {
+        for raw in [
+            "https://bmos.example/\tadmin",
+            "https://bmos.example/ad\nmin",
+            " https://bmos.example/",
+            "https://bmos.example/a b",
+            "https://bmos.example/\u{85}",
+            "https://bmos.example/\u{a0}",
+        ] {
+            let err = ReturnUrl::parse(raw, &policy(true)).expect_err(raw);
+            assert_eq!(err.code(), "invalid_return_url", "{raw:?}");
+        }
     }
 
     #[test]

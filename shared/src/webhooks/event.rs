@@ -76,7 +76,23 @@ pub struct MalformedEvent {
 
 impl Envelope {
     pub fn parse(payload: &[u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(payload)
+        let value: Value = serde_json::from_slice(payload)?;
+        // serde also reads a struct from a JSON array, field by position;
+        // Stripe sends objects (openapi.yaml says so), so arrays are refused.
+        let data = value.get("data");
+        let object = data.and_then(|d| d.get("object"));
+        for (name, part) in [
+            ("event", Some(&value)),
+            ("data", data),
+            ("data.object", object),
+        ] {
+            if part.is_some_and(|v| !v.is_object()) {
+                return Err(serde::de::Error::custom(format!(
+                    "{name} is not a JSON object"
+                )));
+            }
+        }
+        serde_json::from_value(value)
     }
 
     /// `metadata.store_id` of the object, which our PaymentIntents carry.
@@ -566,5 +582,24 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// Found by schemathesis: `"data": {"object": [null, null]}` (and an
+    /// event or `data` sent as an array) was read field by position and
+    /// acknowledged as an event we do not act on.
+    #[test]
+    fn arrays_are_not_events() {
+        let good = json!({"id": "evt_1", "type": "customer.created", "livemode": false, "data": {"object": {}}});
+        assert!(Envelope::parse(good.to_string().as_bytes()).is_ok());
+        for bad in [
+            json!({"id": "evt_1", "type": "customer.created", "livemode": false, "data": {"object": [null, null]}}),
+            json!({"id": "evt_1", "type": "customer.created", "livemode": false, "data": [{}]}),
+            json!(["evt_1", "customer.created", false, null, {"object": {}}]),
+        ] {
+            assert!(
+                Envelope::parse(bad.to_string().as_bytes()).is_err(),
+                "{bad}"
+            );
+        }
     }
 }
