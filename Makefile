@@ -1,5 +1,5 @@
 # The verbs people expect; the README explains each.
-.PHONY: run test verify lint sam build validate smoke bench deploy repeat
+.PHONY: run test verify lint sam build validate smoke bench deploy repeat fuzz
 
 run:    ## serve everything locally on the emulated stack
 	infra/run.sh
@@ -17,6 +17,12 @@ verify:
 # both cores kept busy, to catch tests that fail on a slow machine (not in CI).
 repeat:
 	infra/repeat-system-tests.sh $(or $(RUNS),20)
+
+# make fuzz [FUZZ_SECONDS=120] [TARGETS="connect_form ..."]: each parser of untrusted
+# bytes under libFuzzer for FUZZ_SECONDS (cargo-fuzz, installed by the script);
+# prints executions and crashes per target. CI replays the kept corpus only.
+fuzz:
+	infra/fuzz.sh $(or $(FUZZ_SECONDS),120) $(TARGETS)
 
 lint:
 	cargo fmt --all -- --check

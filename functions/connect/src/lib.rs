@@ -1,4 +1,5 @@
 mod account;
+pub mod forms;
 mod guard;
 pub mod handler;
 mod submit;

@@ -5,11 +5,11 @@
 //! exactly as it was; the form comes back with a message and the publishable
 //! key, never the secret.
 
+use crate::forms::ConnectFormPost;
 use crate::guard;
 use crate::handler::{FormState, render_form};
 use lambda_http::{Body, Request, Response};
-use serde::Deserialize;
-use shared::auth::connect_link::{ConnectLink, LinkParams, LinkPurpose};
+use shared::auth::connect_link::{ConnectLink, LinkPurpose};
 use shared::domain::{KeyPair, PublishableKey, SecretKey, WebhookSecret};
 use shared::store::{
     AuditEntry, KeyReplacement, StripeConnection, WebhookActivity, WebhookConfig, WebhookSource,
@@ -19,31 +19,9 @@ use shared::vault::{EncryptionContext, Purpose};
 use shared::webhooks::setup;
 use shared::{App, AppError, clock, http};
 
-#[derive(Deserialize)]
-struct ConnectFormPost {
-    #[serde(flatten)]
-    link: LinkParams,
-    #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
-    publishable_key: String,
-    #[serde(default)]
-    secret_key: String,
-    #[serde(default)]
-    webhook_secret: String,
-}
-
-// Deliberately no Debug: the struct holds the secret key as typed.
-
 pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, AppError> {
     guard::origin(app, req)?;
-    let post: ConnectFormPost =
-        serde_urlencoded::from_bytes(http::body_bytes(req)?).map_err(|_| {
-            AppError::bad_request(
-                "malformed_form",
-                "The form could not be read; please start again.",
-            )
-        })?;
+    let post = ConnectFormPost::parse(http::body_bytes(req)?)?;
     let link = guard::posted_link(
         app,
         post.link.clone(),

@@ -3,26 +3,16 @@
 //! own that the key save handed out (never BMOS's connect link), works once,
 //! and has the same CSRF token and Origin check as the connect form.
 
+use crate::forms::SecretPost;
 use crate::guard::{self, link_params};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use serde::Deserialize;
-use shared::auth::connect_link::{ConnectLink, LinkParams, LinkPurpose};
+use shared::auth::connect_link::{ConnectLink, LinkPurpose};
 use shared::auth::csrf;
 use shared::domain::WebhookSecret;
 use shared::pages::{self, WebhookSecretForm};
 use shared::webhooks::setup;
 use shared::{App, AppError, http};
-
-#[derive(Deserialize)]
-struct SecretPost {
-    #[serde(flatten)]
-    link: LinkParams,
-    #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
-    webhook_secret: String,
-}
 
 fn render(
     app: &App,
@@ -61,12 +51,7 @@ pub async fn form(app: &App, req: &Request) -> Result<Response<Body>, AppError> 
 
 pub async fn submit(app: &App, req: &Request) -> Result<Response<Body>, AppError> {
     guard::origin(app, req)?;
-    let post: SecretPost = serde_urlencoded::from_bytes(http::body_bytes(req)?).map_err(|_| {
-        AppError::bad_request(
-            "malformed_form",
-            "The form could not be read; please start again.",
-        )
-    })?;
+    let post = SecretPost::parse(http::body_bytes(req)?)?;
     let link = guard::posted_link(
         app,
         post.link.clone(),
