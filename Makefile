@@ -13,7 +13,7 @@ test:   ## every test: lint, unit, handler, system, infra, browser, smoke, schem
 verify:
 	infra/verify.sh
 
-# make repeat [RUNS=20]: the cargo suite RUNS times in a row on one stack with
+# make repeat [RUNS=20]: the system suite RUNS times in a row on one stack with
 # both cores kept busy, to catch tests that fail on a slow machine (not in CI).
 repeat:
 	infra/repeat-system-tests.sh $(or $(RUNS),20)

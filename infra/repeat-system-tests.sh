@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs the cargo test suite (unit, handler and system tests) RUNS times in a
-# row (default 20) against one local stack while other processes keep both
-# cores busy: a test that can fail on a slow or loaded machine shows up here
-# rather than in CI. Not part of `make test` (it takes RUNS times as long).
+# Runs the system suite (tests/system: every test over real HTTP and the
+# local stack) RUNS times in a row (default 20) against one local stack while
+# other processes keep both cores busy: a test that can fail on a slow or
+# loaded machine shows up here rather than in CI. Not part of `make test`
+# (it takes RUNS times as long).
 #
 #   infra/repeat-system-tests.sh [RUNS]
 #
@@ -15,7 +16,8 @@ RUNS="${1:-20}"
 export STACK_DIR="${STACK_DIR:-$ROOT/.local/repeat-stack}"
 
 infra/install.sh
-cargo build --workspace --tests --bins --quiet
+cargo build --workspace --bins --quiet
+cargo test -p system-tests --no-run --quiet
 
 busy=()
 cleanup() {
@@ -46,7 +48,7 @@ failed=0
 for run in $(seq "$RUNS"); do
   log="$STACK_DIR/repeat-$run.log"
   start=$SECONDS
-  if cargo test --workspace >"$log" 2>&1; then
+  if cargo test -p system-tests >"$log" 2>&1; then
     result=passed
     rm -f "$log"
   else
