@@ -10,7 +10,7 @@ use crate::app::App;
 use crate::clock;
 use crate::domain::{Move, OrderStatus};
 use crate::error::AppError;
-use crate::store::{Order, ParkedEvent, Release};
+use crate::store::{Order, ParkedEvent, Release, TransitionDetails};
 
 /// Applies (or drops, when they can no longer apply) the order's parked
 /// events that it is ready for. Safe to run from several deliveries at
@@ -28,32 +28,14 @@ pub async fn release_parked(app: &App, mut order: Order) -> Result<(), AppError>
             });
         }
         writes_left -= 1;
-        let change = Change {
-            payment_intent: &next.payment_intent,
-            to: next.to,
-            amount: None,
-            amount_refunded: next.amount_refunded,
-            status_as_of: None,
-            prerequisite: Some(next.requires),
-            // Only a dispute's closure waits for `disputed`.
-            why: if next.requires == OrderStatus::Disputed {
-                Move::DisputeClosed
-            } else {
-                Move::Course
-            },
-            refund_failed: None,
-            refunded_was: None,
-            mode: None,
-        }
-        .fitted(&order);
-        let details = change.details(None);
-        let write = match change.judge(&order) {
-            Verdict::Allowed => Some((next.to, &details)),
-            verdict => {
+        let (to, details) = match release_decision(&order, &next) {
+            Ok((to, details)) => (to, Some(details)),
+            Err(verdict) => {
                 tracing::info!(order_id = %order.order_id, event_id = %next.event_id, ?verdict, "parked event no longer applies; dropped");
-                None
+                (next.to, None)
             }
         };
+        let write = details.as_ref().map(|details| (to, details));
         order = match app
             .store
             .release_parked(
@@ -76,8 +58,39 @@ pub async fn release_parked(app: &App, mut order: Order) -> Result<(), AppError>
     Ok(())
 }
 
+/// What releasing `next` from `order` writes: the move and its guarded
+/// write when the event still applies (judged by the same rules as a
+/// delivery), else why it is dropped.
+pub(super) fn release_decision(
+    order: &Order,
+    next: &ParkedEvent,
+) -> Result<(OrderStatus, TransitionDetails), Verdict> {
+    let change = Change {
+        payment_intent: &next.payment_intent,
+        to: next.to,
+        amount: None,
+        amount_refunded: next.amount_refunded,
+        status_as_of: None,
+        prerequisite: Some(next.requires),
+        // Only a dispute's closure waits for `disputed`.
+        why: if next.requires == OrderStatus::Disputed {
+            Move::DisputeClosed
+        } else {
+            Move::Course
+        },
+        refund_failed: None,
+        refunded_was: None,
+        mode: None,
+    }
+    .fitted(order);
+    match change.judge(order) {
+        Verdict::Allowed => Ok((next.to, change.details(None))),
+        verdict => Err(verdict),
+    }
+}
+
 /// The oldest parked event the order has got far enough for.
-fn ready(order: &Order) -> Option<ParkedEvent> {
+pub(super) fn ready(order: &Order) -> Option<ParkedEvent> {
     order
         .parked
         .iter()
