@@ -84,7 +84,9 @@ pub(super) fn release_decision(
     }
     .fitted(order);
     match change.judge(order) {
-        Verdict::Allowed => Ok((next.to, change.details(None))),
+        // The fitted move: a won dispute returns the order to where its
+        // refunds left it, not to the `paid` the event was parked with.
+        Verdict::Allowed => Ok((change.to, change.details(None))),
         verdict => Err(verdict),
     }
 }
@@ -119,6 +121,26 @@ mod tests {
             parked,
             ..Order::sample()
         }
+    }
+
+    #[test]
+    fn a_won_dispute_parked_before_it_was_opened_returns_the_order_to_its_refunds() {
+        use OrderStatus::*;
+        // Parked on a partly refunded order, before `charge.dispute.created`.
+        let won = parked("evt_closed", Paid, Disputed);
+        let mut disputed = order(Disputed, vec![won.clone()]);
+        disputed.amount_refunded = Some(1000);
+        let (to, details) = release_decision(&disputed, &won).expect("applies");
+        assert_eq!(to, PartiallyRefunded);
+        assert_eq!(details.refunded_was, Some(1000));
+        disputed.amount_refunded = Some(disputed.amount);
+        assert_eq!(
+            release_decision(&disputed, &won).expect("applies").0,
+            Refunded
+        );
+        // Lost is lost.
+        let lost = parked("evt_lost", Lost, Disputed);
+        assert_eq!(release_decision(&disputed, &lost).expect("applies").0, Lost);
     }
 
     #[test]
