@@ -52,26 +52,14 @@ pub(super) async fn apply(
             });
         }
     };
-    // Moves computed from the order's refunded total start from a guess
-    // (no refunds before the dispute; the failed refund was the whole
-    // total), written on that condition and fitted to the order if refused.
-    let refunded_was = match why {
-        Move::DisputeClosed if to != OrderStatus::Lost => Some(0),
-        Move::RefundFailed => refund_failed,
-        _ => None,
-    };
-    let change = Change {
-        payment_intent: &payment_intent,
+    let change = event_change(
+        envelope,
+        &payment_intent,
         to,
-        amount: None,
         amount_refunded,
-        status_as_of: envelope.status_as_of(),
-        prerequisite: envelope.prerequisite(),
         why,
         refund_failed,
-        refunded_was,
-        mode: Some(event_mode(envelope)),
-    };
+    );
     let event = Applying {
         app,
         store_id,
@@ -83,6 +71,38 @@ pub(super) async fn apply(
     event
         .to_intents_order(envelope.metadata_order_id(), &payment_intent)
         .await
+}
+
+/// The change an event's `Effect::Transition` asks of its order, as first
+/// written (before any refusal fits it to the order).
+pub(super) fn event_change<'a>(
+    envelope: &Envelope,
+    payment_intent: &'a str,
+    to: OrderStatus,
+    amount_refunded: Option<u64>,
+    why: Move,
+    refund_failed: Option<u64>,
+) -> Change<'a> {
+    // Moves computed from the order's refunded total start from a guess
+    // (no refunds before the dispute; the failed refund was the whole
+    // total), written on that condition and fitted to the order if refused.
+    let refunded_was = match why {
+        Move::DisputeClosed if to != OrderStatus::Lost => Some(0),
+        Move::RefundFailed => refund_failed,
+        _ => None,
+    };
+    Change {
+        payment_intent,
+        to,
+        amount: None,
+        amount_refunded,
+        status_as_of: envelope.status_as_of(),
+        prerequisite: envelope.prerequisite(),
+        why,
+        refund_failed,
+        refunded_was,
+        mode: Some(event_mode(envelope)),
+    }
 }
 
 pub(super) fn event_mode(envelope: &Envelope) -> Mode {

@@ -18,7 +18,7 @@ use super::verdict::Change;
 use crate::app::App;
 use crate::checkout::{StripeView, stripe_view};
 use crate::clock;
-use crate::domain::{Move, OrderStatus, StoreId};
+use crate::domain::{Mode, Move, OrderStatus, StoreId};
 use crate::error::AppError;
 use crate::key_health;
 use crate::store::{Order, StripeConnection};
@@ -118,25 +118,14 @@ pub(super) async fn confirm(
         store_id,
         event_id: &envelope.id,
         created: envelope.created.unwrap_or_default(),
-        change: Change {
+        change: confirmed_change(
+            envelope,
             payment_intent,
             to,
-            amount: Some((intent.amount, intent.currency.as_str())),
-            amount_refunded: None,
-            // Read from Stripe after the event was sent, so at least as new
-            // as the event: dated by it (never later than now, so a forged
-            // date cannot hold back the intent's later news).
-            status_as_of: Some(
-                envelope
-                    .status_as_of()
-                    .map_or(clock::now(), |created| created.min(clock::now())),
-            ),
-            prerequisite: None,
-            why: Move::Course,
-            refund_failed: None,
-            refunded_was: None,
-            mode: Some(order.mode),
-        },
+            &intent,
+            order.mode,
+            clock::now(),
+        ),
         payment_error: intent
             .last_error
             .clone()
@@ -147,6 +136,37 @@ pub(super) async fn confirm(
         Landing::Missed(Miss::NoOrder) => Ok(not_ours()),
         Landing::Missed(Miss::OtherStore) => Ok(other_store()),
         Landing::Missed(Miss::IntentReplaced) => record(no_change::INTENT_REPLACED).await,
+    }
+}
+
+/// The change Stripe's word `to` about the event's intent asks of its
+/// order (of `mode`), read from Stripe at `now`.
+pub(super) fn confirmed_change<'a>(
+    envelope: &Envelope,
+    payment_intent: &'a str,
+    to: OrderStatus,
+    intent: &'a PaymentIntent,
+    mode: Mode,
+    now: u64,
+) -> Change<'a> {
+    Change {
+        payment_intent,
+        to,
+        amount: Some((intent.amount, intent.currency.as_str())),
+        amount_refunded: None,
+        // Read from Stripe after the event was sent, so at least as new
+        // as the event: dated by it (never later than now, so a forged
+        // date cannot hold back the intent's later news).
+        status_as_of: Some(
+            envelope
+                .status_as_of()
+                .map_or(now, |created| created.min(now)),
+        ),
+        prerequisite: None,
+        why: Move::Course,
+        refund_failed: None,
+        refunded_was: None,
+        mode: Some(mode),
     }
 }
 

@@ -11,6 +11,8 @@ pub mod memory;
 pub mod no_change;
 mod parked;
 pub mod process;
+#[cfg(test)]
+mod properties;
 pub mod setup;
 pub mod signature;
 pub mod verdict;

@@ -10,7 +10,7 @@ use crate::app::App;
 use crate::clock;
 use crate::domain::{Move, OrderStatus};
 use crate::error::AppError;
-use crate::store::{Order, ParkedEvent, Release};
+use crate::store::{Order, ParkedEvent, Release, TransitionDetails};
 
 /// Applies (or drops, when they can no longer apply) the order's parked
 /// events that it is ready for. Safe to run from several deliveries at
@@ -28,32 +28,14 @@ pub async fn release_parked(app: &App, mut order: Order) -> Result<(), AppError>
             });
         }
         writes_left -= 1;
-        let change = Change {
-            payment_intent: &next.payment_intent,
-            to: next.to,
-            amount: None,
-            amount_refunded: next.amount_refunded,
-            status_as_of: None,
-            prerequisite: Some(next.requires),
-            // Only a dispute's closure waits for `disputed`.
-            why: if next.requires == OrderStatus::Disputed {
-                Move::DisputeClosed
-            } else {
-                Move::Course
-            },
-            refund_failed: None,
-            refunded_was: None,
-            mode: None,
-        }
-        .fitted(&order);
-        let details = change.details(None);
-        let write = match change.judge(&order) {
-            Verdict::Allowed => Some((next.to, &details)),
-            verdict => {
+        let (to, details) = match release_decision(&order, &next) {
+            Ok((to, details)) => (to, Some(details)),
+            Err(verdict) => {
                 tracing::info!(order_id = %order.order_id, event_id = %next.event_id, ?verdict, "parked event no longer applies; dropped");
-                None
+                (next.to, None)
             }
         };
+        let write = details.as_ref().map(|details| (to, details));
         order = match app
             .store
             .release_parked(
@@ -76,8 +58,41 @@ pub async fn release_parked(app: &App, mut order: Order) -> Result<(), AppError>
     Ok(())
 }
 
+/// What releasing `next` from `order` writes: the move and its guarded
+/// write when the event still applies (judged by the same rules as a
+/// delivery), else why it is dropped.
+pub(super) fn release_decision(
+    order: &Order,
+    next: &ParkedEvent,
+) -> Result<(OrderStatus, TransitionDetails), Verdict> {
+    let change = Change {
+        payment_intent: &next.payment_intent,
+        to: next.to,
+        amount: None,
+        amount_refunded: next.amount_refunded,
+        status_as_of: None,
+        prerequisite: Some(next.requires),
+        // Only a dispute's closure waits for `disputed`.
+        why: if next.requires == OrderStatus::Disputed {
+            Move::DisputeClosed
+        } else {
+            Move::Course
+        },
+        refund_failed: None,
+        refunded_was: None,
+        mode: None,
+    }
+    .fitted(order);
+    match change.judge(order) {
+        // The fitted move: a won dispute returns the order to where its
+        // refunds left it, not to the `paid` the event was parked with.
+        Verdict::Allowed => Ok((change.to, change.details(None))),
+        verdict => Err(verdict),
+    }
+}
+
 /// The oldest parked event the order has got far enough for.
-fn ready(order: &Order) -> Option<ParkedEvent> {
+pub(super) fn ready(order: &Order) -> Option<ParkedEvent> {
     order
         .parked
         .iter()
@@ -106,6 +121,26 @@ mod tests {
             parked,
             ..Order::sample()
         }
+    }
+
+    #[test]
+    fn a_won_dispute_parked_before_it_was_opened_returns_the_order_to_its_refunds() {
+        use OrderStatus::*;
+        // Parked on a partly refunded order, before `charge.dispute.created`.
+        let won = parked("evt_closed", Paid, Disputed);
+        let mut disputed = order(Disputed, vec![won.clone()]);
+        disputed.amount_refunded = Some(1000);
+        let (to, details) = release_decision(&disputed, &won).expect("applies");
+        assert_eq!(to, PartiallyRefunded);
+        assert_eq!(details.refunded_was, Some(1000));
+        disputed.amount_refunded = Some(disputed.amount);
+        assert_eq!(
+            release_decision(&disputed, &won).expect("applies").0,
+            Refunded
+        );
+        // Lost is lost.
+        let lost = parked("evt_lost", Lost, Disputed);
+        assert_eq!(release_decision(&disputed, &lost).expect("applies").0, Lost);
     }
 
     #[test]
