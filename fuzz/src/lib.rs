@@ -208,6 +208,39 @@ fn verify_link(mut params: LinkParams) {
     );
 }
 
+/// Whether an error `message` quotes the `secret` typed into a form. A
+/// "secret" that is only words of the parsers' own fixed texts (`sk_test_`
+/// is a prefix their errors name) is not quoted: the fixed texts are what
+/// the parsers say about inputs that hold no secret at all.
+fn quotes(message: &str, secret: &str) -> bool {
+    static FIXED_TEXTS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        let bad = [
+            "",
+            "x",
+            "sk_test_",
+            "rk_live_",
+            "pk_test_",
+            "whsec_",
+            "sk_prod_x",
+        ];
+        bad.iter()
+            .flat_map(|raw| {
+                [
+                    PublishableKey::parse(raw).err(),
+                    SecretKey::parse(raw).err(),
+                    WebhookSecret::parse(raw).err(),
+                ]
+            })
+            .flatten()
+            .map(|err| err.public_message().into_owned())
+            .collect()
+    });
+    let secret = secret.trim();
+    secret.len() >= 8
+        && message.contains(secret)
+        && !FIXED_TEXTS.iter().any(|text| text.contains(secret))
+}
+
 /// The key form's body. The keys go through the same parsers as a save,
 /// and no error may quote the secret key back.
 pub fn connect_form(data: &[u8]) {
@@ -217,16 +250,14 @@ pub fn connect_form(data: &[u8]) {
     let pair = PublishableKey::parse(&post.publishable_key)
         .and_then(|pk| KeyPair::new(pk, SecretKey::parse(&post.secret_key)?));
     if let Err(err) = pair {
-        let secret = post.secret_key.trim();
         assert!(
-            secret.len() < 8 || !err.public_message().contains(secret),
+            !quotes(&err.public_message(), &post.secret_key),
             "an error quotes the secret key"
         );
     }
     if let Err(err) = WebhookSecret::parse(&post.webhook_secret) {
-        let secret = post.webhook_secret.trim();
         assert!(
-            secret.len() < 8 || !err.public_message().contains(secret),
+            !quotes(&err.public_message(), &post.webhook_secret),
             "an error quotes the webhook secret"
         );
     }
@@ -239,9 +270,8 @@ pub fn webhook_secret_form(data: &[u8]) {
         return;
     };
     if let Err(err) = WebhookSecret::parse(&post.webhook_secret) {
-        let secret = post.webhook_secret.trim();
         assert!(
-            secret.len() < 8 || !err.public_message().contains(secret),
+            !quotes(&err.public_message(), &post.webhook_secret),
             "an error quotes the webhook secret"
         );
     }
@@ -261,8 +291,21 @@ pub fn checkout_session(data: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    use super::TARGETS;
+    use super::{TARGETS, quotes};
     use std::path::Path;
+
+    #[test]
+    fn a_secret_is_quoted_only_when_its_own_characters_come_back() {
+        let secret = "sk_test_51HqLyjWDarjtT1zdp7dcXYZ";
+        assert!(quotes(&format!("The key {secret} is wrong"), secret));
+        assert!(quotes(&format!("bad: {secret}\n"), &format!(" {secret}\n")));
+        // A bare prefix is what the parsers' own texts name.
+        assert!(!quotes(
+            "The secret key must start with sk_test_ or sk_live_",
+            "sk_test_"
+        ));
+        assert!(!quotes("The key is wrong", secret));
+    }
 
     /// What CI runs: every kept input of every target, without libFuzzer.
     #[test]
