@@ -6,18 +6,20 @@
 //! order's status; else an event whose prerequisite the order has not
 //! reached (a refund or dispute before the payment, a dispute's closure
 //! before its creation) is recorded and parked on the order; else it is
-//! recorded, and applied unless the move is not allowed
-//! (`OrderStatus::allows`: only a dispute's closure ends a dispute), it carries a refund total no larger than
-//! the order's, or it moves to `processing`/`failed` and is not newer than
-//! the payment state the order shows. A delivery that moves the order to
-//! `paid` or `disputed`, and a Duplicate or NoChange one, then releases the
-//! parked events the order is ready for, oldest first, each judged by the
-//! same rules (applied, or dropped). Every order then ends where it is at
-//! Stripe, whatever the delivery order.
+//! recorded, and applied or not as the service's own rules say
+//! (`verdict::Change::fitted` and `judge`, called here, not restated). A
+//! delivery that moves the order to `paid` or `disputed`, and a Duplicate
+//! or NoChange one, then releases the parked events the order is ready
+//! for, oldest first, each judged by the same rules (applied, or dropped).
+//! Every order then ends where it is at Stripe, whatever the delivery
+//! order.
 
 use crate::rng::Rng;
-use shared::domain::{Move, OrderStatus};
+use shared::domain::{Currency, Mode, Move, OrderStatus, StoreId};
+use shared::store::Order;
+use shared::webhooks::verdict::{Change, Verdict};
 use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
 
 /// One Stripe event about an order's PaymentIntent (or its charge).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -428,12 +430,11 @@ pub fn record(
     judge(state, events, index, order_amount)
 }
 
-/// A recorded event's change, applied (with the fields the store's update
-/// sets) unless `allows` forbids the move, the order already shows a
-/// refund total at least as large, or the move is to `processing` or
-/// `failed` and the order's `status_as_of` is not older than the event.
-/// The same rules for a delivery and for a released parked event
-/// (`verdict::Change::judge`).
+/// A recorded event's change, judged by the service's own rules
+/// (`verdict::Change::fitted` and `judge`, what its guarded write carries)
+/// on the order the model's state stands for, and applied with the fields
+/// the store's update sets. The same for a delivery and for a released
+/// parked event.
 fn judge(
     state: &mut ModelState,
     events: &[StripeEvent],
@@ -441,37 +442,71 @@ fn judge(
     order_amount: u64,
 ) -> ModelOutcome {
     let event = &events[index];
-    let mut to = event.target(order_amount);
-    if *event == (StripeEvent::DisputeClosed { won: true }) {
-        // Won: back to where the refunds left the order (`Change::fitted`).
-        to = OrderStatus::after_dispute_won(state.amount_refunded, order_amount);
-    }
+    let order = as_order(state, order_amount);
     // The event's `created`, as its place in Stripe's order.
     let created = index as u64;
-    if !state.status.allows(to, event.why()) {
-        return ModelOutcome::Refused(NOT_ALLOWED);
+    let change = Change {
+        payment_intent: INTENT,
+        to: event.target(order_amount),
+        amount: None,
+        amount_refunded: event.amount_refunded(),
+        status_as_of: event
+            .event_type()
+            .starts_with("payment_intent.")
+            .then_some(created),
+        prerequisite: event.prerequisite(),
+        why: event.why(),
+        refund_failed: None,
+        refunded_was: None,
+        mode: None,
     }
-    if let (Some(new), Some(old)) = (event.amount_refunded(), state.amount_refunded)
-        && new <= old
-    {
-        return ModelOutcome::Refused(OLDER_REFUND);
+    // A won dispute goes back to where the refunds left the order: the
+    // service's first write guesses and is fitted when refused, which ends
+    // the same as fitting first.
+    .fitted(&order);
+    match change.judge(&order) {
+        Verdict::Allowed => {}
+        Verdict::NoChange { reason } => return ModelOutcome::Refused(reason),
+        other => unreachable!(
+            "the model's order has the event's intent, mode and money, and got as far as it needs: {other:?}"
+        ),
     }
-    if matches!(to, OrderStatus::Processing | OrderStatus::Failed)
-        && state.status_as_of.is_some_and(|old| old >= created)
-    {
-        return ModelOutcome::Refused(OLDER_STATE);
-    }
-    state.status = to;
-    if let Some(refunded) = event.amount_refunded() {
+    state.status = change.to;
+    if let Some(refunded) = change.amount_refunded {
         state.amount_refunded = Some(refunded);
     }
     if event.payment_error().is_some() {
         state.last_error = Some(index as u8);
     }
-    if event.event_type().starts_with("payment_intent.") {
-        state.status_as_of = Some(created);
+    if let Some(as_of) = change.status_as_of {
+        state.status_as_of = Some(as_of);
     }
-    ModelOutcome::Applied(to)
+    ModelOutcome::Applied(change.to)
+}
+
+/// The one PaymentIntent of a modelled order.
+const INTENT: &str = "pi_model";
+
+/// The order as the service would read it in `state` (what `judge` looks at).
+fn as_order(state: &ModelState, amount: u64) -> Order {
+    static TEMPLATE: LazyLock<Order> = LazyLock::new(|| Order {
+        payment_intent_id: Some(INTENT.to_owned()),
+        ..Order::pending(
+            StoreId::parse("0b7c5a4e-3f0e-4a53-9d0a-2f1a3d2b9c11").expect("a store id"),
+            Mode::Test,
+            Currency::parse("eur").expect("a currency"),
+            1,
+            Vec::new(),
+            0,
+        )
+    });
+    Order {
+        status: state.status,
+        amount,
+        amount_refunded: state.amount_refunded,
+        status_as_of: state.status_as_of,
+        ..TEMPLATE.clone()
+    }
 }
 
 /// The oldest parked event (by `created`, which the index orders) that the
