@@ -219,6 +219,9 @@ async fn accepting_a_flagged_payment_pays_the_order_once_and_audits_it() {
 async fn the_reconciler_leaves_a_flagged_order_to_a_person_and_settled_outside_refunds_it() {
     let (order_id, _) = flagged_order().await;
     let before = order_item(&order_id).await;
+    // Flagging takes it out of the reconciler's index, so no run asks
+    // Stripe about it again (and flags it again).
+    assert!(!before.contains_key("pending_pk"), "{before:?}");
     // A second later any write would show in updated_at.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let limits = Limits {
@@ -226,10 +229,11 @@ async fn the_reconciler_leaves_a_flagged_order_to_a_person_and_settled_outside_r
         ..Limits::default()
     };
     let app = in_process::service_app().await;
-    let run = reconcile::run(app, clock::now() + 600, limits)
+    // What else is due depends on the tests run before this one; only this
+    // order's record is judged.
+    reconcile::run(app, clock::now() + 600, limits)
         .await
         .unwrap();
-    assert!(run.deferred >= 1, "{run:?}");
     assert_eq!(
         order_item(&order_id).await["updated_at"],
         before["updated_at"],
