@@ -3,6 +3,7 @@
 //! `CHECKOUT_BASE_URL`, `INTERNAL_SECRET`, `TABLE_NAME`, `KMS_KEY_ID`,
 //! `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_KMS` and `STRIPE_API_BASE`.
 
+pub mod faults;
 pub mod in_process;
 
 use reqwest::header::HeaderMap;
