@@ -1,5 +1,5 @@
 # The verbs people expect; the README explains each.
-.PHONY: run test verify lint sam build validate smoke bench deploy repeat fuzz
+.PHONY: run test verify lint sam build validate smoke bench deploy repeat fuzz faults
 
 run:    ## serve everything locally on the emulated stack
 	infra/run.sh
@@ -17,6 +17,11 @@ verify:
 # both cores kept busy, to catch tests that fail on a slow machine (not in CI).
 repeat:
 	infra/repeat-system-tests.sh $(or $(RUNS),20)
+
+# make faults [FAULT_OPS=1000] [FAULT_SEED=20261207]: the injected-faults run at
+# full length on a stack of its own (CI runs it with 60 operations).
+faults:
+	infra/faults.sh $(or $(FAULT_OPS),1000) $(or $(FAULT_SEED),20261207)
 
 # make fuzz [FUZZ_SECONDS=120] [TARGETS="connect_form ..."]: each parser of untrusted
 # bytes under libFuzzer for FUZZ_SECONDS (cargo-fuzz, installed by the script);
