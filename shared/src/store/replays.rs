@@ -3,6 +3,10 @@
 //! signature itself; `expires_at` is the table's TTL attribute, set past the
 //! last moment the request's timestamp is accepted, so a record only goes
 //! once its request would be refused as stale anyway.
+//!
+//! Each call writes its own attempt id, and the condition lets that same id
+//! through: when DynamoDB applied the put but its answer was lost (a timeout,
+//! a reset), the SDK's retry finds its own record, not a replay.
 
 use super::item::{n, s};
 use super::{Store, dependency_error};
@@ -17,6 +21,7 @@ impl Store {
         mac_hash: &str,
         expires_at: u64,
     ) -> Result<bool, AppError> {
+        let attempt = uuid::Uuid::new_v4().to_string();
         let result = self
             .client
             .put_item()
@@ -24,7 +29,9 @@ impl Store {
             .item("pk", s(format!("REPLAY#{mac_hash}")))
             .item("sk", s("REPLAY"))
             .item("expires_at", n(expires_at))
-            .condition_expression("attribute_not_exists(pk)")
+            .item("attempt", s(attempt.clone()))
+            .condition_expression("attribute_not_exists(pk) OR attempt = :attempt")
+            .expression_attribute_values(":attempt", s(attempt))
             .send()
             .await;
         match result {

@@ -6,6 +6,9 @@
 //!
 //! - `Reset`: half the request reaches the dependency, then the connection is
 //!   reset (RST), so the service cannot know whether it was applied;
+//! - `LostAnswer`: the whole request reaches the dependency and is answered,
+//!   but the answer is dropped and the connection reset: the write happened,
+//!   and the service's client retries it (the case idempotency is for);
 //! - `Stall`: no answer for longer than the service's timeouts, then a reset;
 //! - `ServerError`: the dependency's own 5xx body;
 //! - `Throttle`: the dependency's own "slow down" answer (Stripe's 429,
@@ -36,14 +39,16 @@ pub enum Dependency {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
     Reset,
+    LostAnswer,
     Stall,
     ServerError,
     Throttle,
     Down,
 }
 
-pub const FAULTS: [Fault; 5] = [
+pub const FAULTS: [Fault; 6] = [
     Fault::Reset,
+    Fault::LostAnswer,
     Fault::Stall,
     Fault::ServerError,
     Fault::Throttle,
@@ -60,7 +65,9 @@ struct State {
     /// (generator state, the fault of the current burst, requests left in it)
     burst: Mutex<(u64, Option<Fault>, u32)>,
     requests: AtomicU64,
-    injected: [AtomicU64; 5],
+    injected: [AtomicU64; 6],
+    /// A fault for the next request, whatever the rate (for targeted tests).
+    next: Mutex<Option<Fault>>,
 }
 
 /// One proxy; it runs until the test process ends.
@@ -87,6 +94,7 @@ impl FaultProxy {
             burst: Mutex::new((seed | 1, None, 0)),
             requests: AtomicU64::new(0),
             injected: Default::default(),
+            next: Mutex::new(None),
         });
         let proxy = FaultProxy {
             addr: listener.local_addr().expect("addr"),
@@ -110,6 +118,11 @@ impl FaultProxy {
         if per_mille == 0 {
             lock(&self.state.burst).1 = None;
         }
+    }
+
+    /// The next request meets `fault`.
+    pub fn fail_next(&self, fault: Fault) {
+        *lock(&self.state.next) = Some(fault);
     }
 
     pub fn set_down(&self, down: bool) {
@@ -145,6 +158,9 @@ impl State {
         if self.down.load(Ordering::SeqCst) {
             return Some(Fault::Down);
         }
+        if let Some(fault) = lock(&self.next).take() {
+            return Some(fault);
+        }
         let per_mille = u64::from(self.per_mille.load(Ordering::SeqCst));
         let mut burst = lock(&self.burst);
         if burst.2 > 0 {
@@ -160,15 +176,16 @@ impl State {
         }
         let fault = [
             Fault::Reset,
+            Fault::LostAnswer,
             Fault::Stall,
             Fault::ServerError,
             Fault::Throttle,
-        ][usize::try_from((roll / 1000) % 4).unwrap_or(0)];
+        ][usize::try_from((roll / 1000) % 5).unwrap_or(0)];
         // Bursts of 1 to 4 requests; stalls alone (each costs a timeout).
         let length = if fault == Fault::Stall {
             1
         } else {
-            1 + u32::try_from((roll / 4000) % 4).unwrap_or(0)
+            1 + u32::try_from((roll / 5000) % 4).unwrap_or(0)
         };
         *burst = (burst.0, Some(fault), length - 1);
         Some(fault)
@@ -233,6 +250,18 @@ async fn serve(client: TcpStream, state: Arc<State>) {
                 // connections are dropped mid-request.
                 if let Ok(mut stream) = TcpStream::connect(state.upstream).await {
                     let _ = stream.write_all(&request[..request.len() / 2]).await;
+                }
+                reset(client_read, &client_write).await;
+                return;
+            }
+            Some(Fault::LostAnswer) => {
+                // The dependency gets all of it and answers; the answer is
+                // dropped.
+                if let Ok(mut stream) = TcpStream::connect(state.upstream).await
+                    && stream.write_all(&request).await.is_ok()
+                {
+                    let mut answer = [0u8; 1];
+                    let _ = tokio::time::timeout(state.stall, stream.read(&mut answer)).await;
                 }
                 reset(client_read, &client_write).await;
                 return;
@@ -366,6 +395,7 @@ mod tests {
                 burst: Mutex::new((seed | 1, None, 0)),
                 requests: AtomicU64::new(0),
                 injected: Default::default(),
+                next: Mutex::new(None),
             };
             (0..500).map(|_| state.next_fault()).collect::<Vec<_>>()
         };
@@ -377,6 +407,7 @@ mod tests {
         assert!((60..=450).contains(&injected), "{injected}");
         for fault in [
             Fault::Reset,
+            Fault::LostAnswer,
             Fault::Stall,
             Fault::ServerError,
             Fault::Throttle,
