@@ -13,6 +13,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export FAULT_OPS="${1:-1000}" FAULT_SEED="${2:-20261207}"
 export STACK_DIR="${STACK_DIR:-$ROOT/.local/faults-stack}"
+export DYNAMODB_HEAP="${DYNAMODB_HEAP:-512m}"
 
 infra/install.sh
 cargo test -p system-tests --test injected_faults --no-run --quiet

@@ -14,6 +14,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 RUNS="${1:-20}"
 export STACK_DIR="${STACK_DIR:-$ROOT/.local/repeat-stack}"
+# Twenty runs keep their data in one DynamoDB Local: its default 64 MB heap ran
+# out at run 12 (java.lang.OutOfMemoryError, answered as a 500).
+export DYNAMODB_HEAP="${DYNAMODB_HEAP:-1g}"
 
 infra/install.sh
 cargo build --workspace --bins --quiet
