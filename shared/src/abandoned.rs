@@ -183,12 +183,11 @@ mod tests {
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     fn intent(status: &str) -> serde_json::Value {
-        // Shaped like Stripe's (tests/system/fixtures/stripe), trimmed.
-        serde_json::json!({
-            "id": "pi_1", "object": "payment_intent", "amount": 2999, "currency": "eur",
-            "status": status, "livemode": false, "client_secret": "pi_1_secret_x",
-            "metadata": {"order_id": "o", "store_id": "s"}, "last_payment_error": null
-        })
+        crate::stripe::samples::object(
+            "payment_intent",
+            serde_json::json!({"id": "pi_1", "amount": 2999, "currency": "eur", "status": status,
+                   "client_secret": "pi_1_secret_x", "metadata": {"order_id": "o", "store_id": "s"}}),
+        )
     }
 
     fn refused(status: u16, code: &str) -> ResponseTemplate {

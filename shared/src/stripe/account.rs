@@ -86,6 +86,7 @@ pub(crate) fn account_named(message: &str) -> Option<StripeAccountId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stripe::samples;
     use std::time::Duration;
     use url::Url;
     use wiremock::matchers::{header, method, path};
@@ -153,10 +154,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_secret_key_reads_its_account_and_a_restricted_key_learns_it_from_the_403() {
-        let account = ResponseTemplate::new(200).set_body_json(serde_json::json!({
-            "id": "acct_1PgafTB7WZ01zgkW", "object": "account", "country": "US",
-            "charges_enabled": false, "settings": {"dashboard": {"display_name": null}}
-        }));
+        let account = ResponseTemplate::new(200).set_body_json(samples::sample("account"));
         let found = lookup(account, "sk_test_51HqLyjWDarjtT1zdp7dcXYZ")
             .await
             .unwrap();
@@ -198,14 +196,15 @@ mod tests {
             lookup(down, key).await,
             Err(StripeFailure::Unreachable(_))
         ));
-        let odd = ResponseTemplate::new(200)
-            .set_body_json(serde_json::json!({"id": "acct_ABC***", "object": "account"}));
+        let odd = ResponseTemplate::new(200).set_body_json(samples::object(
+            "account",
+            serde_json::json!({"id": "acct_ABC***"}),
+        ));
         assert!(matches!(
             lookup(odd, key).await,
             Err(StripeFailure::Unreachable(_))
         ));
-        let not_an_account = ResponseTemplate::new(200)
-            .set_body_json(serde_json::json!({"id": "cus_1", "object": "customer"}));
+        let not_an_account = ResponseTemplate::new(200).set_body_json(samples::sample("customer"));
         assert!(matches!(
             lookup(not_an_account, key).await,
             Err(StripeFailure::Unreachable(_))

@@ -262,8 +262,8 @@ mod tests {
     const STORE_A: &str = "0b7c5a4e-3f0e-4a53-9d0a-2f1a3d2b9c11";
     const STORE_B: &str = "5a0f8d3c-1111-4c2b-8e7e-0a9b8c7d6e5f";
 
-    /// A PaymentIntent as real Stripe returns it (trimmed, but with fields
-    /// we ignore, so parsing must skip them).
+    /// Stripe's sample PaymentIntent as ours: every field Stripe sends, the
+    /// ones we ignore included, so parsing must skip them.
     fn stripe_intent(
         id: &str,
         status: &str,
@@ -271,16 +271,12 @@ mod tests {
         order_id: &str,
         store_id: &str,
     ) -> serde_json::Value {
-        serde_json::json!({
-            "id": id, "object": "payment_intent", "amount": amount, "amount_capturable": 0,
-            "amount_received": 0, "automatic_payment_methods": {"allow_redirects": "always", "enabled": true},
-            "capture_method": "automatic_async", "client_secret": format!("{id}_secret_abc"),
-            "confirmation_method": "automatic", "created": 1_795_845_000, "currency": "eur",
-            "last_payment_error": null, "latest_charge": null, "livemode": false,
-            "metadata": {"order_id": order_id, "store_id": store_id},
-            "next_action": null, "payment_method": null, "payment_method_types": ["card", "link"],
-            "status": status
-        })
+        crate::stripe::samples::object(
+            "payment_intent",
+            serde_json::json!({"id": id, "status": status, "amount": amount, "currency": "eur",
+                   "client_secret": format!("{id}_secret_abc"),
+                   "metadata": {"order_id": order_id, "store_id": store_id}}),
+        )
     }
 
     fn api(server: &MockServer) -> StripeApi {

@@ -10,6 +10,8 @@ mod account;
 mod intents;
 pub mod pace;
 mod publishable;
+#[cfg(test)]
+pub(crate) mod samples;
 pub mod webhook_endpoints;
 
 pub use intents::{ClientSecret, IntentStatus, NewIntent, PaymentIntent};
@@ -342,10 +344,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_read_brings_the_newest_intent_to_prove_the_publishable_key_with() {
-        let intent: serde_json::Value = serde_json::from_str(include_str!(
-            "../../../tests/system/fixtures/stripe/payment_intent.json"
-        ))
-        .unwrap();
+        let intent = samples::sample("payment_intent");
         let server = MockServer::start().await;
         Mock::given(method("GET"))
             .and(path("/v1/payment_intents"))
@@ -387,8 +386,7 @@ mod tests {
         readable(&lenient).await;
         Mock::given(method("POST"))
             .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_json(serde_json::json!({"object": "payment_intent"})),
+                ResponseTemplate::new(200).set_body_json(samples::sample("payment_intent")),
             )
             .mount(&lenient)
             .await;

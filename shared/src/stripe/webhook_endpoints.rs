@@ -121,6 +121,7 @@ impl StripeApi {
 mod tests {
     use super::*;
     use crate::domain::SecretKey;
+    use crate::stripe::samples;
     use std::time::Duration;
     use url::Url;
     use wiremock::matchers::{body_string_contains, header, method, path};
@@ -152,10 +153,13 @@ mod tests {
         for (i, event) in EVENTS.iter().enumerate() {
             mock = mock.and(body_string_contains(format!("enabled_events[{i}]={event}")));
         }
-        mock.respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
-            "id": "we_123", "object": "webhook_endpoint", "api_version": api_version(), "enabled_events": EVENTS,
-            "livemode": false, "metadata": {"store_id": STORE}, "secret": "whsec_generated0123456789", "status": "enabled", "url": url
-        })))
+        // Stripe's sample endpoint, as its creation answers (the one answer
+        // with the secret).
+        mock.respond_with(ResponseTemplate::new(200).set_body_json(samples::object(
+            "webhook_endpoint",
+            serde_json::json!({"id": "we_123", "api_version": api_version(), "enabled_events": EVENTS,
+                   "metadata": {"store_id": STORE}, "secret": "whsec_generated0123456789", "url": url}),
+        )))
         .expect(1)
         .mount(&server)
         .await;
@@ -197,9 +201,10 @@ mod tests {
         Mock::given(method("DELETE"))
             .and(path("/v1/webhook_endpoints/we_123"))
             .and(header("authorization", "Bearer sk_test_storeAAAAAAAAAAAA"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(
-                serde_json::json!({"id": "we_123", "object": "webhook_endpoint", "deleted": true}),
-            ))
+            .respond_with(ResponseTemplate::new(200).set_body_json(samples::object(
+                "deleted_webhook_endpoint",
+                serde_json::json!({"id": "we_123"}),
+            )))
             .expect(1)
             .mount(&server)
             .await;

@@ -268,16 +268,45 @@ impl Envelope {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stripe::samples::{self, object, sample};
     use serde_json::json;
 
+    /// Stripe's sample event carrying `object`, as we read it.
     fn event(kind: &str, object: serde_json::Value) -> Envelope {
-        Envelope::parse(json!({"id": "evt_1", "type": kind, "livemode": false, "api_version": "2017-08-15", "data": {"object": object}}).to_string().as_bytes()).unwrap()
+        Envelope::parse(samples::event(kind, object).to_string().as_bytes()).unwrap()
+    }
+
+    /// Stripe's sample PaymentIntent as an EUR intent of `amount`.
+    fn intent(amount: u64) -> serde_json::Value {
+        object(
+            "payment_intent",
+            json!({"id": "pi_1", "amount": amount, "currency": "eur"}),
+        )
+    }
+
+    /// Stripe's sample charge on intent `pi_1`, of `amount` with
+    /// `amount_refunded` refunded so far.
+    fn charge(amount: u64, amount_refunded: u64) -> serde_json::Value {
+        object(
+            "charge",
+            json!({"id": "ch_1", "payment_intent": "pi_1", "amount": amount,
+                   "amount_refunded": amount_refunded, "refunded": amount_refunded >= amount}),
+        )
+    }
+
+    /// Stripe's sample dispute on intent `pi_1`, in `status`.
+    fn dispute(status: &str) -> serde_json::Value {
+        object(
+            "dispute",
+            json!({"id": "dp_1", "payment_intent": "pi_1", "charge": "ch_1", "status": status, "amount": 2999}),
+        )
     }
 
     #[test]
     fn payment_intent_events_map_to_their_transitions() {
-        let pi = json!({"id": "pi_1", "object": "payment_intent", "amount": 2999, "currency": "eur", "metadata": {"store_id": "s", "order_id": "o"},
-                        "last_payment_error": {"message": "Your card was declined.", "code": "card_declined"}});
+        let mut pi = intent(2999);
+        pi["metadata"] = json!({"store_id": "s", "order_id": "o"});
+        pi["last_payment_error"] = json!({"message": "Your card was declined.", "code": "card_declined", "type": "card_error"});
         let succeeded = event("payment_intent.succeeded", pi.clone());
         assert_eq!(succeeded.metadata_store_id(), Some("s"));
         assert_eq!(succeeded.payment_intent_id(), Some("pi_1"));
@@ -318,8 +347,11 @@ mod tests {
         let with = |order_id: serde_json::Value| {
             event(
                 "charge.refunded",
-                json!({"object": "charge", "payment_intent": "pi_1", "amount": 2999,
-                       "metadata": {"store_id": "s", "order_id": order_id}}),
+                object(
+                    "charge",
+                    json!({"payment_intent": "pi_1", "amount": 2999,
+                           "metadata": {"store_id": "s", "order_id": order_id}}),
+                ),
             )
             .metadata_order_id()
         };
@@ -336,19 +368,13 @@ mod tests {
             "another integration's order number"
         );
         assert_eq!(with(json!(17)), None);
-        let no_metadata = event(
-            "charge.dispute.created",
-            json!({"object": "dispute", "payment_intent": "pi_1", "status": "needs_response"}),
-        );
+        let no_metadata = event("charge.dispute.created", dispute("needs_response"));
         assert_eq!(no_metadata.metadata_order_id(), None);
     }
 
     #[test]
     fn charges_and_disputes_reach_the_intent_without_our_metadata() {
-        let full = event(
-            "charge.refunded",
-            json!({"id": "ch_1", "object": "charge", "payment_intent": "pi_1", "amount": 2999, "amount_refunded": 2999}),
-        );
+        let full = event("charge.refunded", charge(2999, 2999));
         assert_eq!(full.metadata_store_id(), None);
         assert_eq!(full.payment_intent_id(), Some("pi_1"));
         assert!(matches!(
@@ -359,10 +385,7 @@ mod tests {
                 ..
             }
         ));
-        let partial = event(
-            "charge.refunded",
-            json!({"id": "ch_1", "object": "charge", "payment_intent": "pi_1", "amount": 2999, "amount_refunded": 1000}),
-        );
+        let partial = event("charge.refunded", charge(2999, 1000));
         assert!(matches!(
             partial.effect().unwrap(),
             Effect::Transition {
@@ -371,7 +394,6 @@ mod tests {
             }
         ));
 
-        let dispute = |status: &str| json!({"id": "dp_1", "object": "dispute", "payment_intent": "pi_1", "charge": "ch_1", "status": status, "amount": 2999});
         assert!(matches!(
             event("charge.dispute.created", dispute("needs_response"))
                 .effect()
@@ -403,39 +425,44 @@ mod tests {
 
     #[test]
     fn refunds_and_disputes_name_what_they_follow() {
-        let charge = json!({"id": "ch_1", "object": "charge", "payment_intent": "pi_1", "amount": 1, "amount_refunded": 1});
         assert_eq!(
-            event("charge.refunded", charge).prerequisite(),
-            Some(OrderStatus::Paid)
-        );
-        let dispute =
-            json!({"id": "dp_1", "object": "dispute", "payment_intent": "pi_1", "status": "won"});
-        assert_eq!(
-            event("charge.dispute.created", dispute.clone()).prerequisite(),
+            event("charge.refunded", charge(1, 1)).prerequisite(),
             Some(OrderStatus::Paid)
         );
         assert_eq!(
-            event("charge.dispute.closed", dispute).prerequisite(),
+            event("charge.dispute.created", dispute("won")).prerequisite(),
+            Some(OrderStatus::Paid)
+        );
+        assert_eq!(
+            event("charge.dispute.closed", dispute("won")).prerequisite(),
             Some(OrderStatus::Disputed)
         );
-        let pi = json!({"id": "pi_1", "object": "payment_intent", "amount": 1, "currency": "eur"});
-        assert_eq!(event("payment_intent.succeeded", pi).prerequisite(), None);
+        assert_eq!(
+            event("payment_intent.succeeded", intent(1)).prerequisite(),
+            None
+        );
     }
 
     #[test]
     fn only_intent_events_date_the_state_they_report() {
         let dated = |kind: &str, object: serde_json::Value| {
-            Envelope::parse(json!({"id": "evt_1", "type": kind, "livemode": false, "created": 1_700_000_123, "data": {"object": object}}).to_string().as_bytes()).unwrap()
+            let mut event = samples::event(kind, object);
+            event["created"] = json!(1_700_000_123);
+            Envelope::parse(event.to_string().as_bytes()).unwrap()
         };
-        let pi = json!({"id": "pi_1", "object": "payment_intent", "amount": 1, "currency": "eur"});
         assert_eq!(
-            dated("payment_intent.processing", pi.clone()).status_as_of(),
+            dated("payment_intent.processing", intent(1)).status_as_of(),
             Some(1_700_000_123)
         );
-        let charge = json!({"id": "ch_1", "object": "charge", "payment_intent": "pi_1", "amount": 1, "amount_refunded": 1});
-        assert_eq!(dated("charge.refunded", charge).status_as_of(), None);
+        assert_eq!(dated("charge.refunded", charge(1, 1)).status_as_of(), None);
+        // Stripe sends `created` on every event; one without it (not
+        // Stripe's shape) is read, and not dated.
+        let mut undated = samples::event("payment_intent.processing", intent(1));
+        undated.as_object_mut().unwrap().remove("created");
         assert_eq!(
-            event("payment_intent.processing", pi).status_as_of(),
+            Envelope::parse(undated.to_string().as_bytes())
+                .unwrap()
+                .status_as_of(),
             None,
             "an event without `created` is not dated"
         );
@@ -453,12 +480,10 @@ mod tests {
         assert_eq!(odd.metadata_store_id(), None);
         assert_eq!(odd.payment_intent_id(), None);
         // An intent from a newer API version, with fields we have never seen.
-        let newer = event(
-            "payment_intent.succeeded",
-            json!({"id": "pi_1", "object": "payment_intent", "amount": 2999, "currency": "eur",
-                   "amount_details": {"tip": {}}, "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
-                   "last_payment_error": null}),
-        );
+        let mut newer = intent(2999);
+        newer["payment_method_options"] = json!({"card": {"request_three_d_secure": "automatic"}});
+        newer["a_field_from_a_newer_api_version"] = json!({"nested": [1, "two"]});
+        let newer = event("payment_intent.succeeded", newer);
         assert_eq!(
             newer.effect().unwrap(),
             Effect::Succeeded {
@@ -470,29 +495,27 @@ mod tests {
     #[test]
     fn other_events_are_ignored_and_broken_ones_are_errors() {
         assert_eq!(
-            event(
-                "customer.created",
-                json!({"id": "cus_1", "object": "customer"})
-            )
-            .effect()
-            .unwrap(),
+            event("customer.created", sample("customer"))
+                .effect()
+                .unwrap(),
             Effect::Ignore
         );
+        // Stripe always sends an intent's amount and currency.
+        let mut without_amount = intent(2999);
+        let fields = without_amount.as_object_mut().unwrap();
+        fields.remove("amount");
+        fields.remove("currency");
         assert!(
-            event(
-                "payment_intent.succeeded",
-                json!({"id": "pi_1", "object": "payment_intent"})
-            )
-            .effect()
-            .is_err()
+            event("payment_intent.succeeded", without_amount)
+                .effect()
+                .is_err()
         );
+        let mut odd_intent = dispute("x");
+        odd_intent["payment_intent"] = json!(7);
         assert!(
-            event(
-                "charge.dispute.created",
-                json!({"id": "dp_1", "object": "dispute", "status": "x", "payment_intent": 7})
-            )
-            .effect()
-            .is_err()
+            event("charge.dispute.created", odd_intent)
+                .effect()
+                .is_err()
         );
         assert!(Envelope::parse(b"{}").is_err());
     }
@@ -500,23 +523,21 @@ mod tests {
     #[test]
     fn charges_without_an_intent_are_not_ours() {
         // Another integration's charge on the merchant's account (Charges
-        // API, a dashboard payment): acknowledged, never an error.
+        // API, a dashboard payment): acknowledged, never an error. Stripe's
+        // samples are such payments (`payment_intent: null`).
         for (kind, object) in [
             (
                 "charge.refunded",
-                json!({"id": "ch_1", "object": "charge", "payment_intent": null, "amount": 100, "amount_refunded": 100}),
+                object("charge", json!({"amount_refunded": 100, "refunded": true})),
             ),
-            (
-                "charge.dispute.created",
-                json!({"id": "dp_1", "object": "dispute", "status": "needs_response"}),
-            ),
+            ("charge.dispute.created", sample("dispute")),
             (
                 "charge.dispute.closed",
-                json!({"id": "dp_1", "object": "dispute", "payment_intent": null, "status": "lost"}),
+                object("dispute", json!({"status": "lost"})),
             ),
             (
                 "charge.refund.updated",
-                json!({"id": "re_1", "object": "refund", "payment_intent": null, "amount": 100, "status": "failed"}),
+                object("refund", json!({"status": "failed"})),
             ),
         ] {
             assert_eq!(
@@ -530,8 +551,11 @@ mod tests {
     #[test]
     fn a_failed_refund_gives_its_amount_back_and_other_updates_do_nothing() {
         let refund = |status: &str| {
-            json!({"id": "re_1", "object": "refund", "amount": 400, "charge": "ch_1",
-                                            "currency": "eur", "payment_intent": "pi_1", "status": status})
+            object(
+                "refund",
+                json!({"id": "re_1", "amount": 400, "charge": "ch_1", "currency": "eur",
+                       "payment_intent": "pi_1", "status": status}),
+            )
         };
         let failed = event("charge.refund.updated", refund("failed"));
         assert_eq!(failed.payment_intent_id(), Some("pi_1"));
@@ -557,7 +581,6 @@ mod tests {
 
     #[test]
     fn only_a_disputes_closure_is_news_that_ends_it() {
-        let dispute = |status: &str| json!({"id": "dp_1", "object": "dispute", "payment_intent": "pi_1", "status": status});
         for status in ["won", "warning_closed", "lost"] {
             assert!(
                 matches!(
@@ -589,11 +612,15 @@ mod tests {
     /// acknowledged as an event we do not act on.
     #[test]
     fn arrays_are_not_events() {
-        let good = json!({"id": "evt_1", "type": "customer.created", "livemode": false, "data": {"object": {}}});
+        let good = samples::event("customer.created", sample("customer"));
         assert!(Envelope::parse(good.to_string().as_bytes()).is_ok());
+        let mut object_as_array = good.clone();
+        object_as_array["data"]["object"] = json!([null, null]);
+        let mut data_as_array = good.clone();
+        data_as_array["data"] = json!([{}]);
         for bad in [
-            json!({"id": "evt_1", "type": "customer.created", "livemode": false, "data": {"object": [null, null]}}),
-            json!({"id": "evt_1", "type": "customer.created", "livemode": false, "data": [{}]}),
+            object_as_array,
+            data_as_array,
             json!(["evt_1", "customer.created", false, null, {"object": {}}]),
         ] {
             assert!(

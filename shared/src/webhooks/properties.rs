@@ -64,6 +64,19 @@ fn fixture(name: &str) -> Value {
     FIXTURES[name].clone()
 }
 
+/// Stripe's sample event as JSON text without the fields each event sets
+/// (`id`, `type`, `created`, `data`), in test mode: written once, since
+/// every case makes dozens of events.
+static EVENT_REST: LazyLock<String> = LazyLock::new(|| {
+    let mut event = crate::stripe::samples::sample("event");
+    let fields = event.as_object_mut().expect("an object");
+    for set_per_event in ["id", "type", "created", "data"] {
+        fields.remove(set_per_event);
+    }
+    fields.insert("livemode".into(), json!(false));
+    event.to_string()
+});
+
 /// Stripe's sample `name` with `fields` set, as JSON text: written once,
 /// since the objects a case uses repeat across cases.
 fn object(name: &str, fields: &[(&str, Value)]) -> Arc<str> {
@@ -269,8 +282,9 @@ impl Facts {
             let n = events.len() as u64;
             let id = format!("evt_{n}");
             let envelope = format!(
-                r#"{{"id":"{id}","object":"event","type":"{kind}","livemode":false,"api_version":"2024-06-20","created":{},"pending_webhooks":1,"request":{{"id":null,"idempotency_key":null}},"data":{{"object":{object}}}}}"#,
-                T0 + n
+                r#"{{"id":"{id}","type":"{kind}","created":{},"data":{{"object":{object}}},{}"#,
+                T0 + n,
+                &EVENT_REST[1..]
             );
             events.push(Fact {
                 id,

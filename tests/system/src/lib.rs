@@ -468,24 +468,105 @@ pub async fn internal_status(store_id: &str) -> serde_json::Value {
     response.json().await.expect("json")
 }
 
-/// A Stripe event as Stripe sends it, created now.
+/// Stripe's published sample object `name`, unchanged
+/// (`fixtures/stripe/README.md`): what Stripe really sends, fields we ignore
+/// included. Tests set only the fields they are about.
+pub fn stripe_sample(name: &str) -> serde_json::Value {
+    let text = match name {
+        "account" => include_str!("../fixtures/stripe/account.json"),
+        "charge" => include_str!("../fixtures/stripe/charge.json"),
+        "customer" => include_str!("../fixtures/stripe/customer.json"),
+        "dispute" => include_str!("../fixtures/stripe/dispute.json"),
+        "event" => include_str!("../fixtures/stripe/event.json"),
+        "payment_intent" => include_str!("../fixtures/stripe/payment_intent.json"),
+        "refund" => include_str!("../fixtures/stripe/refund.json"),
+        "webhook_endpoint" => include_str!("../fixtures/stripe/webhook_endpoint.json"),
+        other => panic!("no Stripe sample {other}"),
+    };
+    serde_json::from_str(text).expect("a Stripe sample object")
+}
+
+/// Stripe's sample `name` with the top-level `fields` set.
+pub fn stripe_object(name: &str, fields: serde_json::Value) -> serde_json::Value {
+    let mut object = stripe_sample(name);
+    for (field, value) in fields.as_object().expect("fields are an object") {
+        object[field] = value.clone();
+    }
+    object
+}
+
+/// A Stripe event as Stripe sends it, created now: Stripe's sample event
+/// carrying `object`.
 pub fn stripe_event(id: &str, kind: &str, livemode: bool, object: serde_json::Value) -> String {
-    serde_json::json!({"id": id, "object": "event", "api_version": "2026-09-30.endive", "created": shared::clock::now(),
-           "livemode": livemode, "type": kind, "data": {"object": object}})
-    .to_string()
+    stripe_event_at(id, kind, livemode, shared::clock::now(), object)
 }
 
-/// A succeeded PaymentIntent of ours, as events carry it.
+/// A Stripe event Stripe created at `created` (seconds): Stripe's sample
+/// event carrying `object`, which is of the event's mode as Stripe's are.
+pub fn stripe_event_at(
+    id: &str,
+    kind: &str,
+    livemode: bool,
+    created: u64,
+    mut object: serde_json::Value,
+) -> String {
+    if object.get("livemode").is_some() {
+        object["livemode"] = serde_json::json!(livemode);
+    }
+    let mut event = stripe_sample("event");
+    event["id"] = serde_json::json!(id);
+    event["type"] = serde_json::json!(kind);
+    event["livemode"] = serde_json::json!(livemode);
+    event["created"] = serde_json::json!(created);
+    event["data"]["object"] = object;
+    event.to_string()
+}
+
+/// The status Stripe's PaymentIntent has when Stripe sends `kind` about it.
+pub fn intent_status(kind: &str) -> &'static str {
+    match kind {
+        "payment_intent.succeeded" => "succeeded",
+        "payment_intent.processing" => "processing",
+        "payment_intent.payment_failed" => "requires_payment_method",
+        "payment_intent.canceled" => "canceled",
+        other => panic!("no PaymentIntent status for {other}"),
+    }
+}
+
+/// A succeeded EUR PaymentIntent of ours, as events carry it.
 pub fn intent_object(intent: &str, store: &str, order: &str, amount: u64) -> serde_json::Value {
-    serde_json::json!({"id": intent, "object": "payment_intent", "amount": amount, "currency": "eur", "status": "succeeded",
-           "metadata": {"store_id": store, "order_id": order}})
+    stripe_object(
+        "payment_intent",
+        serde_json::json!({"id": intent, "amount": amount, "currency": "eur", "status": "succeeded",
+               "metadata": {"store_id": store, "order_id": order}}),
+    )
 }
 
-/// The charge of our EUR 29.99 intent, as `charge.refunded` carries it:
-/// `amount_refunded` is the running total.
+/// Stripe's sample charge, as our EUR 29.99 intent's charge with
+/// `amount_refunded` refunded so far (`charge.refunded` carries the
+/// running total).
 pub fn charge_object(intent: &str, amount_refunded: u64) -> serde_json::Value {
-    serde_json::json!({"id": "ch_1", "object": "charge", "payment_intent": intent, "amount": 2999,
-           "amount_refunded": amount_refunded})
+    stripe_object(
+        "charge",
+        serde_json::json!({"payment_intent": intent, "amount": 2999, "currency": "eur",
+               "amount_refunded": amount_refunded, "refunded": amount_refunded >= 2999}),
+    )
+}
+
+/// Stripe's sample dispute, on our EUR 29.99 intent, in `status`.
+pub fn dispute_object(intent: &str, status: &str) -> serde_json::Value {
+    stripe_object(
+        "dispute",
+        serde_json::json!({"payment_intent": intent, "amount": 2999, "currency": "eur", "status": status}),
+    )
+}
+
+/// Stripe's sample refund, of `amount` on our intent's charge, in `status`.
+pub fn refund_object(intent: &str, amount: u64, status: &str) -> serde_json::Value {
+    stripe_object(
+        "refund",
+        serde_json::json!({"payment_intent": intent, "amount": amount, "currency": "eur", "status": status}),
+    )
 }
 
 /// `charge.refunded` for our EUR 29.99 intent, refunded `amount_refunded`
@@ -501,12 +582,15 @@ pub fn refund_event(intent: &str, amount_refunded: u64) -> String {
 
 /// `payment_intent.succeeded` for our order's EUR 29.99 intent, created now.
 pub fn succeeded_event(intent: &str, store: &str, order: &str) -> String {
-    stripe_event(
-        &evt_id(),
-        "payment_intent.succeeded",
-        false,
-        intent_object(intent, store, order, 2999),
-    )
+    intent_event("payment_intent.succeeded", intent, store, order, 2999)
+}
+
+/// A test-mode PaymentIntent event `kind` for our order's EUR intent of
+/// `amount`, created now, the intent in the status Stripe sends it with.
+pub fn intent_event(kind: &str, intent: &str, store: &str, order: &str, amount: u64) -> String {
+    let mut object = intent_object(intent, store, order, amount);
+    object["status"] = serde_json::json!(intent_status(kind));
+    stripe_event(&evt_id(), kind, false, object)
 }
 
 /// Delivers a webhook with the given `Stripe-Signature`.

@@ -223,14 +223,14 @@ async fn a_replaced_intent_that_succeeded_puts_the_order_in_review() {
     );
 }
 
-/// A PaymentIntent as Stripe returns it (the fixture's shape, trimmed).
+/// Stripe's sample PaymentIntent as ours: a new EUR intent of `amount`.
 fn stripe_intent(id: &str, order_id: &str, store: &str, amount: u64) -> serde_json::Value {
-    serde_json::json!({
-        "id": id, "object": "payment_intent", "amount": amount, "currency": "eur",
-        "status": "requires_payment_method", "livemode": false,
-        "client_secret": format!("{id}_secret_abc"), "last_payment_error": null,
-        "metadata": {"order_id": order_id, "store_id": store}
-    })
+    stripe_object(
+        "payment_intent",
+        serde_json::json!({"id": id, "amount": amount, "currency": "eur",
+               "client_secret": format!("{id}_secret_abc"),
+               "metadata": {"order_id": order_id, "store_id": store}}),
+    )
 }
 
 /// Stripe answers everything but the cancel of the intent being replaced:

@@ -51,12 +51,7 @@ async fn a_frozen_table_is_a_5xx_and_the_retry_applies_once() {
     let _one_at_a_time = FREEZER.lock().await;
     let (store, secret, whsec) = connected_store_with_webhook().await;
     let (order_id, intent) = paid_in_stripe(&store, &secret).await;
-    let payload = serde_json::json!({
-        "id": format!("evt_{}", key_body()), "object": "event", "livemode": false, "type": "payment_intent.succeeded",
-        "data": {"object": {"id": intent, "object": "payment_intent", "amount": 2999, "currency": "eur",
-                            "metadata": {"store_id": store, "order_id": order_id}}}
-    })
-    .to_string();
+    let payload = succeeded_event(&intent, &store, &order_id);
     let deliver = || async {
         let t = shared::clock::now();
         let mut mac =

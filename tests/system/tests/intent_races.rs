@@ -84,12 +84,14 @@ async fn store_and_order(app: &App) -> (StripeConnection, Order) {
     (connection, order)
 }
 
+/// Stripe's sample PaymentIntent as the order's, in `status`.
 fn intent_json(id: &str, order: &Order, status: &str) -> serde_json::Value {
-    serde_json::json!({
-        "id": id, "object": "payment_intent", "amount": order.amount, "currency": "eur", "status": status,
-        "client_secret": format!("{id}_secret_x"), "livemode": false,
-        "metadata": {"order_id": order.order_id, "store_id": order.store_id.to_string()}
-    })
+    stripe_object(
+        "payment_intent",
+        serde_json::json!({"id": id, "amount": order.amount, "currency": "eur", "status": status,
+               "client_secret": format!("{id}_secret_x"),
+               "metadata": {"order_id": order.order_id, "store_id": order.store_id.to_string()}}),
+    )
 }
 
 #[tokio::test]

@@ -22,10 +22,7 @@ const ACCOUNT_B: &str = "acct_1Nv0FGQ9RKHgCVdK";
 
 /// Stripe's sample account object with another id.
 fn account_object(id: &str) -> serde_json::Value {
-    let mut account: serde_json::Value =
-        serde_json::from_str(include_str!("../fixtures/stripe/account.json")).unwrap();
-    account["id"] = id.into();
-    account
+    stripe_object("account", serde_json::json!({"id": id}))
 }
 
 /// A Stripe whose keys pass the key check and may not create webhook
@@ -426,8 +423,7 @@ async fn a_store_connected_before_accounts_were_recorded_records_it_at_the_next_
 /// the key check lists it; a publishable key retrieving it with its client
 /// secret gets `found`.
 async fn newest_intent_found_with_the_publishable_key(stripe: &MockServer, found: bool) {
-    let intent: serde_json::Value =
-        serde_json::from_str(include_str!("../fixtures/stripe/payment_intent.json")).unwrap();
+    let intent = stripe_sample("payment_intent");
     let id = intent["id"].as_str().unwrap().to_owned();
     Mock::given(method("GET"))
         .and(path("/v1/payment_intents"))

@@ -14,12 +14,7 @@ async fn fifty_concurrent_deliveries_of_one_event_make_one_transition() {
     let (store, secret, whsec) = connected_store_with_webhook().await;
     let (order_id, intent) = paid_in_stripe(&store, &secret).await;
     let app = in_process::service_app().await;
-    let payload = serde_json::json!({
-        "id": format!("evt_{}", key_body()), "object": "event", "livemode": false, "type": "payment_intent.succeeded",
-        "data": {"object": {"id": intent, "object": "payment_intent", "amount": 2999, "currency": "eur",
-                            "metadata": {"store_id": store, "order_id": order_id}}}
-    })
-    .to_string();
+    let payload = succeeded_event(&intent, &store, &order_id);
     let signature = stripe_signature(&whsec, &payload, shared::clock::now());
     let store_id = StoreId::parse(&store).unwrap();
 

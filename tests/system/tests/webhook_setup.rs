@@ -13,17 +13,19 @@ use system_tests::*;
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+/// Stripe's sample endpoint as its creation answers: the only time Stripe
+/// shows the signing secret.
 fn endpoint(id: &str, secret: &str) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(serde_json::json!({
-        "id": id, "object": "webhook_endpoint", "secret": secret, "status": "enabled", "livemode": false
-    }))
+    ResponseTemplate::new(200).set_body_json(stripe_object(
+        "webhook_endpoint",
+        serde_json::json!({"id": id, "secret": secret}),
+    ))
 }
 
 /// Every key here acts on one account (Stripe's sample account): key
 /// changes are rolled keys, which need no consent in the link.
 async fn accept_keys(stripe: &MockServer) {
-    let account: serde_json::Value =
-        serde_json::from_str(include_str!("../fixtures/stripe/account.json")).unwrap();
+    let account = stripe_sample("account");
     Mock::given(method("GET"))
         .and(path("/v1/account"))
         .respond_with(ResponseTemplate::new(200).set_body_json(account))
@@ -135,8 +137,12 @@ async fn endpoints_are_created_on_connect_and_deleted_when_keys_change_or_the_st
     );
 
     // The secret Stripe gave us verifies deliveries for this store.
-    let payload = serde_json::json!({"id": format!("evt_{}", key_body()), "object": "event", "livemode": false,
-        "type": "customer.created", "data": {"object": {"id": "cus_1", "object": "customer"}}}).to_string();
+    let payload = stripe_event(
+        &evt_id(),
+        "customer.created",
+        false,
+        stripe_sample("customer"),
+    );
     let outcome = webhooks::process(
         &app,
         Some(store_id),

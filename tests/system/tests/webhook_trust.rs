@@ -9,46 +9,6 @@
 use serde_json::{Value, json};
 use system_tests::*;
 
-/// Stripe's published sample objects (`fixtures/stripe/README.md`).
-fn sample(name: &str) -> Value {
-    let text = match name {
-        "charge" => include_str!("../fixtures/stripe/charge.json"),
-        "dispute" => include_str!("../fixtures/stripe/dispute.json"),
-        "refund" => include_str!("../fixtures/stripe/refund.json"),
-        other => panic!("no sample {other}"),
-    };
-    serde_json::from_str(text).unwrap()
-}
-
-/// Stripe's sample dispute, on our EUR 29.99 intent.
-fn dispute(intent: &str, status: &str) -> Value {
-    let mut dispute = sample("dispute");
-    dispute["payment_intent"] = json!(intent);
-    dispute["amount"] = json!(2999);
-    dispute["status"] = json!(status);
-    dispute
-}
-
-/// Stripe's sample charge, as our EUR 29.99 intent's charge with
-/// `amount_refunded` refunded so far.
-fn charge(intent: &str, amount_refunded: u64) -> Value {
-    let mut charge = sample("charge");
-    charge["payment_intent"] = json!(intent);
-    charge["amount"] = json!(2999);
-    charge["amount_refunded"] = json!(amount_refunded);
-    charge["refunded"] = json!(amount_refunded >= 2999);
-    charge
-}
-
-/// Stripe's sample refund, of `amount` on our intent's charge, in `status`.
-fn refund(intent: &str, amount: u64, status: &str) -> Value {
-    let mut refund = sample("refund");
-    refund["payment_intent"] = json!(intent);
-    refund["amount"] = json!(amount);
-    refund["status"] = json!(status);
-    refund
-}
-
 fn event(kind: &str, object: Value) -> String {
     stripe_event(&evt_id(), kind, false, object)
 }
@@ -82,7 +42,10 @@ async fn a_late_succeeded_leaves_a_dispute_as_it_is_and_its_loss_lands() {
     assert_webhook_result(
         &path,
         &whsec,
-        &event("charge.dispute.created", dispute(&intent, "needs_response")),
+        &event(
+            "charge.dispute.created",
+            dispute_object(&intent, "needs_response"),
+        ),
         "applied: order is now disputed",
     )
     .await;
@@ -100,7 +63,7 @@ async fn a_late_succeeded_leaves_a_dispute_as_it_is_and_its_loss_lands() {
     assert_webhook_result(
         &path,
         &whsec,
-        &event("charge.dispute.closed", dispute(&intent, "lost")),
+        &event("charge.dispute.closed", dispute_object(&intent, "lost")),
         "applied: order is now lost",
     )
     .await;
@@ -116,17 +79,17 @@ async fn a_dispute_won_on_a_partly_refunded_order_ends_partially_refunded() {
         for (kind, object, result) in [
             (
                 "charge.refunded",
-                charge(&intent, 1000),
+                charge_object(&intent, 1000),
                 "applied: order is now partially_refunded",
             ),
             (
                 "charge.dispute.created",
-                dispute(&intent, "needs_response"),
+                dispute_object(&intent, "needs_response"),
                 "applied: order is now disputed",
             ),
             (
                 "charge.dispute.closed",
-                dispute(&intent, closure),
+                dispute_object(&intent, closure),
                 "applied: order is now partially_refunded",
             ),
         ] {
@@ -147,7 +110,7 @@ async fn a_dispute_won_on_a_partly_refunded_order_ends_partially_refunded() {
         let (status, body) = deliver_signed(
             &path,
             &whsec,
-            &event(kind_status.0, dispute(&intent, kind_status.1)),
+            &event(kind_status.0, dispute_object(&intent, kind_status.1)),
         )
         .await;
         assert_eq!(status, 200, "{body}");
@@ -165,11 +128,14 @@ async fn a_failed_refund_gives_its_amount_back() {
     assert_webhook_result(
         &path,
         &whsec,
-        &event("charge.refunded", charge(&intent, 2999)),
+        &event("charge.refunded", charge_object(&intent, 2999)),
         "applied: order is now refunded",
     )
     .await;
-    let failed = event("charge.refund.updated", refund(&intent, 2999, "failed"));
+    let failed = event(
+        "charge.refund.updated",
+        refund_object(&intent, 2999, "failed"),
+    );
     assert_webhook_result(&path, &whsec, &failed, "applied: order is now paid").await;
     assert_eq!(status_of(&order_id).await, ("paid".to_owned(), Some(0)));
     // Delivered again: given back once.
@@ -182,7 +148,7 @@ async fn a_failed_refund_gives_its_amount_back() {
         let (status, body) = deliver_signed(
             &path,
             &whsec,
-            &event("charge.refunded", charge(&intent, total)),
+            &event("charge.refunded", charge_object(&intent, total)),
         )
         .await;
         assert_eq!(status, 200, "{body}");
@@ -190,7 +156,10 @@ async fn a_failed_refund_gives_its_amount_back() {
     assert_webhook_result(
         &path,
         &whsec,
-        &event("charge.refund.updated", refund(&intent, 1000, "failed")),
+        &event(
+            "charge.refund.updated",
+            refund_object(&intent, 1000, "failed"),
+        ),
         "applied: order is now partially_refunded",
     )
     .await;
@@ -202,7 +171,10 @@ async fn a_failed_refund_gives_its_amount_back() {
     assert_webhook_result(
         &path,
         &whsec,
-        &event("charge.refund.updated", refund(&intent, 1000, "succeeded")),
+        &event(
+            "charge.refund.updated",
+            refund_object(&intent, 1000, "succeeded"),
+        ),
         "no change: event type not acted on",
     )
     .await;
@@ -210,7 +182,10 @@ async fn a_failed_refund_gives_its_amount_back() {
     assert_webhook_result(
         &path,
         &whsec,
-        &event("charge.refund.updated", refund(&intent, 2999, "failed")),
+        &event(
+            "charge.refund.updated",
+            refund_object(&intent, 2999, "failed"),
+        ),
         "no change: refund not recorded on the order",
     )
     .await;
@@ -261,12 +236,12 @@ async fn a_validly_signed_succeeded_that_stripe_does_not_confirm_pays_nothing() 
     let stripe = MockServer::start().await;
     Mock::given(method("GET"))
         .and(at(format!("/v1/payment_intents/{intent}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "id": intent, "object": "payment_intent", "amount": 1, "amount_received": 1,
-            "currency": "eur", "livemode": false, "status": "succeeded", "last_payment_error": null,
-            "client_secret": format!("{intent}_secret_x"), "capture_method": "automatic_async",
-            "metadata": {"store_id": store, "order_id": order_id}
-        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(stripe_object(
+            "payment_intent",
+            json!({"id": intent, "amount": 1, "amount_received": 1, "currency": "eur",
+                   "status": "succeeded", "client_secret": format!("{intent}_secret_x"),
+                   "metadata": {"store_id": store, "order_id": order_id}}),
+        )))
         .expect(1)
         .mount(&stripe)
         .await;
@@ -440,7 +415,7 @@ async fn a_live_order_is_never_settled_in_test_mode() {
     .await;
     // Nor does any other test-mode news move it.
     let mut canceled = intent_object(&intent, &store, &order_id, 2999);
-    canceled["status"] = json!("canceled");
+    canceled["status"] = json!(intent_status("payment_intent.canceled"));
     assert_webhook_result(
         &path,
         &whsec,
@@ -485,13 +460,13 @@ async fn verified_events_that_are_not_ours_are_acknowledged_and_change_nothing()
 
     // Another integration's payment on A's Stripe account, in Stripe's own
     // sample shapes: no PaymentIntent of ours behind them.
-    let mut lost = sample("dispute");
+    let mut lost = stripe_sample("dispute");
     lost["status"] = json!("lost");
-    let mut failed = sample("refund");
+    let mut failed = stripe_sample("refund");
     failed["status"] = json!("failed");
     for (kind, object) in [
-        ("charge.refunded", sample("charge")),
-        ("charge.dispute.created", sample("dispute")),
+        ("charge.refunded", stripe_sample("charge")),
+        ("charge.dispute.created", stripe_sample("dispute")),
         ("charge.dispute.closed", lost),
         ("charge.refund.updated", failed),
     ] {
@@ -516,7 +491,10 @@ async fn verified_events_that_are_not_ours_are_acknowledged_and_change_nothing()
     let path_b = format!("/webhook/stripe/{store_b}");
     for payload in [
         refund_event(&intent, 2999),
-        event("charge.dispute.created", dispute(&intent, "needs_response")),
+        event(
+            "charge.dispute.created",
+            dispute_object(&intent, "needs_response"),
+        ),
         succeeded_event(&intent, &store_a, &order_id),
     ] {
         assert_webhook_result(

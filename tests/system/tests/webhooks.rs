@@ -75,6 +75,7 @@ async fn refunds_and_disputes_move_a_paid_order_and_never_backwards() {
 
     // A late payment_failed never undoes paid.
     let mut failed_object = intent_object(&intent, &store, &order_id, 2999);
+    failed_object["status"] = json!(intent_status("payment_intent.payment_failed"));
     failed_object["last_payment_error"] = json!({"message": "Your card was declined."});
     let failed = stripe_event(
         &evt_id(),
@@ -86,8 +87,8 @@ async fn refunds_and_disputes_move_a_paid_order_and_never_backwards() {
     assert_eq!(status, 200);
     assert_eq!(get_order(&order_id).await["status"], "paid");
 
-    let charge = |refunded: u64| json!({"id": "ch_1", "object": "charge", "payment_intent": intent, "amount": 2999, "amount_refunded": refunded, "currency": "eur"});
-    let dispute = |status: &str| json!({"id": "dp_1", "object": "dispute", "payment_intent": intent, "charge": "ch_1", "status": status, "amount": 2999});
+    let charge = |refunded: u64| charge_object(&intent, refunded);
+    let dispute = |status: &str| dispute_object(&intent, status);
     for (kind, object, expected) in [
         (
             "charge.dispute.created",
@@ -125,12 +126,9 @@ async fn a_lost_dispute_is_lost() {
         ),
         (
             "charge.dispute.created",
-            json!({"id": "dp_2", "object": "dispute", "payment_intent": intent, "status": "needs_response"}),
+            dispute_object(&intent, "needs_response"),
         ),
-        (
-            "charge.dispute.closed",
-            json!({"id": "dp_2", "object": "dispute", "payment_intent": intent, "status": "lost"}),
-        ),
+        ("charge.dispute.closed", dispute_object(&intent, "lost")),
     ] {
         let payload = stripe_event(&evt_id(), kind, false, object);
         assert_eq!(
@@ -157,7 +155,7 @@ async fn forged_misdirected_and_mismatched_events_change_nothing() {
         &evt_id(),
         "charge.dispute.created",
         false,
-        json!({"id": "dp_3", "object": "dispute", "payment_intent": intent, "status": "needs_response"}),
+        dispute_object(&intent, "needs_response"),
     );
 
     let cases = [
@@ -391,12 +389,7 @@ async fn news_of_a_replaced_intent_leaves_the_order_to_its_new_one() {
 
     // The old intent's cancellation, delivered late, names the same order.
     let path = format!("/webhook/stripe/{store}");
-    let late = stripe_event(
-        &evt_id(),
-        "payment_intent.canceled",
-        false,
-        intent_object(&old, &store, &order_id, 2999),
-    );
+    let late = intent_event("payment_intent.canceled", &old, &store, &order_id, 2999);
     assert_webhook_result(
         &path,
         &whsec,
@@ -421,13 +414,7 @@ async fn news_of_a_replaced_intent_leaves_the_order_to_its_new_one() {
 
 /// An event Stripe created at `created` (seconds), to deliver out of order.
 fn event_at(kind: &str, created: u64, object: Value) -> String {
-    json!({"id": evt_id(), "object": "event", "api_version": "2026-09-30.endive", "created": created,
-           "livemode": false, "type": kind, "data": {"object": object}})
-    .to_string()
-}
-
-fn dispute(intent: &str, status: &str) -> Value {
-    json!({"id": "dp_3", "object": "dispute", "payment_intent": intent, "status": status})
+    stripe_event_at(&evt_id(), kind, false, created, object)
 }
 
 #[tokio::test]
@@ -474,12 +461,12 @@ async fn a_whole_dispute_delivered_before_the_payment_plays_out_when_it_lands() 
     let created = event_at(
         "charge.dispute.created",
         1_700_000_100,
-        dispute(&intent, "needs_response"),
+        dispute_object(&intent, "needs_response"),
     );
     let closed = event_at(
         "charge.dispute.closed",
         1_700_000_200,
-        dispute(&intent, "lost"),
+        dispute_object(&intent, "lost"),
     );
     assert_webhook_result(
         &path,
@@ -521,7 +508,7 @@ async fn a_closure_waiting_for_a_dispute_the_order_never_reaches_changes_nothing
         &evt_id(),
         "charge.dispute.closed",
         false,
-        dispute(&intent, "won"),
+        dispute_object(&intent, "won"),
     );
     assert_webhook_result(
         path,
@@ -539,7 +526,7 @@ async fn a_closure_waiting_for_a_dispute_the_order_never_reaches_changes_nothing
         &evt_id(),
         "charge.dispute.created",
         false,
-        dispute(&intent, "needs_response"),
+        dispute_object(&intent, "needs_response"),
     );
     assert_webhook_result(
         path,
@@ -573,7 +560,7 @@ async fn a_partly_refunded_order_can_still_be_disputed_and_its_early_closure_wai
         &evt_id(),
         "charge.dispute.closed",
         false,
-        dispute(&intent, "lost"),
+        dispute_object(&intent, "lost"),
     );
     assert_webhook_result(
         path,
@@ -590,7 +577,7 @@ async fn a_partly_refunded_order_can_still_be_disputed_and_its_early_closure_wai
         &evt_id(),
         "charge.dispute.created",
         false,
-        dispute(&intent, "needs_response"),
+        dispute_object(&intent, "needs_response"),
     );
     assert_webhook_result(path, &whsec, &created, "applied: order is now disputed").await;
     assert_eq!(get_order(&order_id).await["status"], "lost", "as at Stripe");
@@ -601,7 +588,7 @@ async fn a_won_disputes_closure_delivered_again_is_a_duplicate_not_parked() {
     let (store, secret, whsec) = connected_store_with_webhook().await;
     let (order_id, intent) = paid_in_stripe(&store, &secret).await;
     let path = format!("/webhook/stripe/{store}");
-    let dispute = |status: &str| json!({"id": "dp_4", "object": "dispute", "payment_intent": intent, "status": status});
+    let dispute = |status: &str| dispute_object(&intent, status);
     let closed = stripe_event(&evt_id(), "charge.dispute.closed", false, dispute("won"));
     for payload in [
         succeeded_event(&intent, &store, &order_id),
@@ -637,6 +624,7 @@ async fn older_news_delivered_late_does_not_override_newer() {
     let (order_id, intent) = paid_in_stripe(&store, &secret).await;
     let intent_event = |kind: &str, created: u64| {
         let mut object = intent_object(&intent, &store, &order_id, 2999);
+        object["status"] = json!(intent_status(kind));
         object["last_payment_error"] = json!({"message": "Your card was declined."});
         event_at(kind, created, object)
     };
@@ -670,6 +658,7 @@ async fn older_news_delivered_late_does_not_override_newer() {
     let (order_id, intent) = paid_in_stripe(&store, &secret).await;
     let intent_event = |kind: &str, created: u64| {
         let mut object = intent_object(&intent, &store, &order_id, 2999);
+        object["status"] = json!(intent_status(kind));
         object["last_payment_error"] = json!({"message": "The account has insufficient funds."});
         event_at(kind, created, object)
     };
@@ -712,11 +701,12 @@ async fn a_replaced_signing_secret_is_used_at_once_by_a_warm_container() {
     // The container has now verified with the old secret (and remembers
     // the store's connection).
     let (order_id, intent) = paid_in_stripe(&store, &secret).await;
-    let processing = stripe_event(
-        &evt_id(),
+    let processing = intent_event(
         "payment_intent.processing",
-        false,
-        intent_object(&intent, &store, &order_id, 2999),
+        &intent,
+        &store,
+        &order_id,
+        2999,
     );
     let (status, body) = deliver_signed(&path, &old_whsec, &processing).await;
     assert_eq!(status, 200, "{body}");
