@@ -34,7 +34,8 @@ cargo fuzz build -s none --features libfuzzer --codegen-units 16
 results=() crashed=0
 for target in "${targets[@]}"; do
   work="$(mktemp -d)"
-  log="$work/fuzz.log"
+  # Not in $work: libFuzzer reads every file there as an input.
+  log="$(mktemp)"
   echo "fuzz.sh: $target for ${SECONDS_EACH}s" >&2
   status=ok
   if ! "${FUZZ[@]}" "$target" "$work" "fuzz/corpus/$target" -- \
@@ -44,13 +45,13 @@ for target in "${targets[@]}"; do
     crashed=$((crashed + 1))
     tail -n 40 "$log" >&2
   fi
-  execs="$(awk -F: '/stat::number_of_executed_units/ {gsub(/ /, "", $2); print $2}' "$log" | tail -n 1)"
-  rate="$(awk -F: '/stat::average_exec_per_sec/ {gsub(/ /, "", $2); print $2}' "$log" | tail -n 1)"
+  execs="$(awk '/stat::number_of_executed_units/ {print $NF}' "$log" | tail -n 1)"
+  rate="$(awk '/stat::average_exec_per_sec/ {print $NF}' "$log" | tail -n 1)"
   # Keep what reached new code, minimised against what is kept already.
   "${FUZZ[@]}" "$target" "fuzz/corpus/$target" "$work" -- -merge=1 >/dev/null 2>&1 || true
   kept="$(find "fuzz/corpus/$target" -type f | wc -l)"
   results+=("$(printf '%-22s %12s %10s %8s  %s' "$target" "${execs:-?}" "${rate:-?}" "$kept" "$status")")
-  rm -rf "$work"
+  rm -rf "$work" "$log"
 done
 
 printf '\n%-22s %12s %10s %8s  %s\n' target executions "execs/s" corpus result
