@@ -371,6 +371,15 @@ pub fn cart(store: &str) -> serde_json::Value {
     })
 }
 
+/// The PaymentIntent id a client secret belongs to (`pi_..._secret_...`).
+pub fn intent_of(client_secret: &str) -> String {
+    client_secret
+        .split("_secret_")
+        .next()
+        .expect("a client secret")
+        .to_owned()
+}
+
 /// The token part of a checkout URL.
 pub fn token_of(checkout_url: &str) -> String {
     checkout_url.rsplit('/').next().expect("token").to_owned()
@@ -430,13 +439,7 @@ pub async fn paid_in_stripe(store: &str, secret: &str) -> (String, String) {
     let token = token_of(session["checkout_url"].as_str().expect("url"));
     let (status, intent) = create_intent(&token, "{}").await;
     assert_eq!(status, 200, "{intent}");
-    let intent_id = intent["client_secret"]
-        .as_str()
-        .expect("secret")
-        .split("_secret_")
-        .next()
-        .expect("id")
-        .to_owned();
+    let intent_id = intent_of(intent["client_secret"].as_str().expect("client_secret"));
     let (status, paid) = pay_in_emulator(secret, &intent_id, "4242424242424242").await;
     assert_eq!(status, 200, "{paid}");
     (

@@ -42,13 +42,7 @@ async fn session(store: &str, ttl: u64) -> (String, String, u64) {
 async fn page_view(token: &str) -> String {
     let (status, intent) = create_intent(token, "{}").await;
     assert_eq!(status, 200, "{intent}");
-    intent["client_secret"]
-        .as_str()
-        .unwrap()
-        .split("_secret_")
-        .next()
-        .unwrap()
-        .to_owned()
+    intent_of(intent["client_secret"].as_str().expect("client_secret"))
 }
 
 async fn intent_status(secret: &str, intent: &str) -> String {

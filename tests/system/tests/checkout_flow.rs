@@ -63,7 +63,7 @@ async fn a_customer_pays_and_the_order_is_paid_without_any_webhook() {
     let (status, intent) = create_intent(&token, "{}").await;
     assert_eq!(status, 200, "{intent}");
     let client_secret = intent["client_secret"].as_str().unwrap().to_owned();
-    let intent_id = client_secret.split("_secret_").next().unwrap().to_owned();
+    let intent_id = intent_of(&client_secret);
     assert_eq!(intent["amount"], 2999);
 
     let (status, confirmed) = pay_in_emulator(&secret, &intent_id, "4242424242424242").await;
@@ -152,13 +152,7 @@ async fn the_browser_cannot_change_what_is_charged() {
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["amount"], 2999);
-    let intent_id = body["client_secret"]
-        .as_str()
-        .unwrap()
-        .split("_secret_")
-        .next()
-        .unwrap()
-        .to_owned();
+    let intent_id = intent_of(body["client_secret"].as_str().expect("client_secret"));
     let (_, intent) = stripe_call(
         &secret,
         Method::GET,
@@ -179,13 +173,7 @@ async fn a_declined_card_goes_back_to_the_page_with_the_reason() {
     let order_id = session["order_id"].as_str().unwrap().to_owned();
     let token = token_of(session["checkout_url"].as_str().unwrap());
     let (_, intent) = create_intent(&token, "{}").await;
-    let intent_id = intent["client_secret"]
-        .as_str()
-        .unwrap()
-        .split("_secret_")
-        .next()
-        .unwrap()
-        .to_owned();
+    let intent_id = intent_of(intent["client_secret"].as_str().expect("client_secret"));
     // The one card the emulator declines at confirmation.
     let (status, _) = pay_in_emulator(&secret, &intent_id, "4000000000000341").await;
     assert_eq!(status, 402);

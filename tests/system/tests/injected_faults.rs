@@ -285,7 +285,7 @@ async fn create_intent(app: &App, tally: &mut Tally, j: &mut Journey) {
             .as_str()
             .unwrap()
             .to_owned();
-        let intent = secret.split("_secret_").next().unwrap().to_owned();
+        let intent = intent_of(&secret);
         j.intents_answered.insert(intent.clone());
         j.intent = Some(intent);
     }

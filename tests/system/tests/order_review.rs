@@ -22,13 +22,7 @@ async fn flagged_order() -> (String, String) {
     let token = token_of(session["checkout_url"].as_str().unwrap());
     let (code, intent) = create_intent(&token, "{}").await;
     assert_eq!(code, 200, "{intent}");
-    let intent_id = intent["client_secret"]
-        .as_str()
-        .unwrap()
-        .split("_secret_")
-        .next()
-        .unwrap()
-        .to_owned();
+    let intent_id = intent_of(intent["client_secret"].as_str().expect("client_secret"));
     // Someone changed the currency in Stripe; the customer pays that. (The
     // emulator keeps an updated amount as a string, which Stripe never
     // sends, so the mismatch is the currency.)

@@ -205,13 +205,7 @@ async fn a_validly_signed_succeeded_that_stripe_does_not_confirm_pays_nothing() 
     let token = token_of(session["checkout_url"].as_str().unwrap());
     let (status, reply) = create_intent(&token, "{}").await;
     assert_eq!(status, 200, "{reply}");
-    let intent = reply["client_secret"]
-        .as_str()
-        .unwrap()
-        .split("_secret_")
-        .next()
-        .unwrap()
-        .to_owned();
+    let intent = intent_of(reply["client_secret"].as_str().expect("client_secret"));
 
     // Whoever holds the signing secret signs a `succeeded` the customer
     // never paid: Stripe says the intent still waits for a payment method.
@@ -533,13 +527,7 @@ async fn a_payment_on_a_replaced_intent_flags_the_order_and_never_pays_it() {
     let token = token_of(session["checkout_url"].as_str().unwrap());
     let (status, reply) = create_intent(&token, "{}").await;
     assert_eq!(status, 200, "{reply}");
-    let old = reply["client_secret"]
-        .as_str()
-        .unwrap()
-        .split("_secret_")
-        .next()
-        .unwrap()
-        .to_owned();
+    let old = intent_of(reply["client_secret"].as_str().expect("client_secret"));
 
     // The order moves on to a new intent (as create-intent's replacement
     // writes it: the order's intent, and the new intent's link), while the

@@ -361,15 +361,8 @@ async fn news_of_a_replaced_intent_leaves_the_order_to_its_new_one() {
     assert_eq!(status, 201, "{session}");
     let token = token_of(session["checkout_url"].as_str().unwrap());
     let order_id = session["order_id"].as_str().unwrap().to_owned();
-    let intent_of = |reply: &Value| {
-        reply["client_secret"]
-            .as_str()
-            .unwrap()
-            .split("_secret_")
-            .next()
-            .unwrap()
-            .to_owned()
-    };
+    let intent_of =
+        |reply: &Value| intent_of(reply["client_secret"].as_str().expect("client_secret"));
     let (status, first) = create_intent(&token, "{}").await;
     assert_eq!(status, 200, "{first}");
     let old = intent_of(&first);
