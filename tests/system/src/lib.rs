@@ -284,6 +284,29 @@ pub async fn create_session(body: &serde_json::Value) -> (u16, serde_json::Value
 }
 
 /// `GET /api/internal/orders/{id}`, signed.
+/// Runs the reconciler at `now` while `order_id` is `pending`, at most
+/// `MAX_RECONCILER_RUNS` times (none when it is settled already). Which other orders are due depends on what
+/// ran on this stack before (twenty runs of the suite leave thousands), and
+/// one run looks at `limits.max_orders` at most; the reconciler moves past
+/// what it looked at, so a later run reaches this order.
+pub async fn reconcile_until_settled(
+    app: &shared::App,
+    now: u64,
+    limits: shared::reconcile::Limits,
+    order_id: &str,
+) {
+    for _ in 0..MAX_RECONCILER_RUNS {
+        if get_order(order_id).await["status"] != "pending" {
+            return;
+        }
+        shared::reconcile::run(app, now, limits)
+            .await
+            .expect("a reconciler run");
+    }
+}
+
+pub const MAX_RECONCILER_RUNS: usize = 20;
+
 pub async fn get_order(order_id: &str) -> serde_json::Value {
     let path = format!("/api/internal/orders/{order_id}");
     let response = http()
