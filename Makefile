@@ -23,9 +23,10 @@ repeat:
 faults:
 	infra/faults.sh $(or $(FAULT_OPS),1000) $(or $(FAULT_SEED),20261207)
 
-# make fuzz [FUZZ_SECONDS=120] [TARGETS="connect_form ..."]: each parser of untrusted
-# bytes under libFuzzer for FUZZ_SECONDS (cargo-fuzz, installed by the script);
-# prints executions and crashes per target. CI replays the kept corpus only.
+# make fuzz [FUZZ_SECONDS=120 | FUZZ_RUNS=10000000] [TARGETS="connect_form ..."]:
+# each parser of untrusted bytes under libFuzzer for FUZZ_SECONDS, or until it
+# has run FUZZ_RUNS inputs (cargo-fuzz, installed by the script); prints
+# executions and crashes per target. CI replays the kept corpus only.
 fuzz:
 	infra/fuzz.sh $(or $(FUZZ_SECONDS),120) $(TARGETS)
 

@@ -9,6 +9,9 @@
 #
 #   infra/fuzz.sh [SECONDS] [TARGET...]     (make fuzz FUZZ_SECONDS=300)
 #
+# With FUZZ_RUNS=N each target instead runs until it has executed N inputs
+# (make fuzz FUZZ_RUNS=10000000: the issue's goal), however long that takes.
+#
 # Ends with a table: executions and crashes per target.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,10 +39,17 @@ for target in "${targets[@]}"; do
   work="$(mktemp -d)"
   # Not in $work: libFuzzer reads every file there as an input.
   log="$(mktemp)"
-  echo "fuzz.sh: $target for ${SECONDS_EACH}s" >&2
+  if [[ -n "${FUZZ_RUNS:-}" ]]; then
+    budget=(-runs="$FUZZ_RUNS")
+    echo "fuzz.sh: $target for $FUZZ_RUNS executions" >&2
+  else
+    budget=(-max_total_time="$SECONDS_EACH")
+    echo "fuzz.sh: $target for ${SECONDS_EACH}s" >&2
+  fi
   status=ok
+  started=$SECONDS
   if ! "${FUZZ[@]}" "$target" "$work" "fuzz/corpus/$target" -- \
-      -max_total_time="$SECONDS_EACH" -rss_limit_mb=512 -timeout=10 \
+      "${budget[@]}" -rss_limit_mb=512 -timeout=10 \
       -print_final_stats=1 >"$log" 2>&1; then
     status=CRASH
     crashed=$((crashed + 1))
@@ -50,10 +60,10 @@ for target in "${targets[@]}"; do
   # Keep what reached new code, minimised against what is kept already.
   "${FUZZ[@]}" "$target" "fuzz/corpus/$target" "$work" -- -merge=1 >/dev/null 2>&1 || true
   kept="$(find "fuzz/corpus/$target" -type f | wc -l)"
-  results+=("$(printf '%-22s %12s %10s %8s  %s' "$target" "${execs:-?}" "${rate:-?}" "$kept" "$status")")
+  results+=("$(printf '%-22s %12s %10s %8s %8s  %s' "$target" "${execs:-?}" "${rate:-?}" "$((SECONDS - started))" "$kept" "$status")")
   rm -rf "$work" "$log"
 done
 
-printf '\n%-22s %12s %10s %8s  %s\n' target executions "execs/s" corpus result
+printf '\n%-22s %12s %10s %8s %8s  %s\n' target executions "execs/s" seconds corpus result
 printf '%s\n' "${results[@]}"
 [[ $crashed == 0 ]]

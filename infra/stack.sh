@@ -215,15 +215,29 @@ EOF
   # a request caught in the restart is dropped.
   local reload=(--ignore-changes)
   [[ "${RELOAD_ON_CHANGE:-}" == 1 ]] && reload=()
-  launch service "$port" env -C "$ROOT" PATH="$VENV/bin:$PATH" \
-    cargo lambda watch --offline --disable-cors "${reload[@]}" -A 127.0.0.1 -P "$port"
-  READY_TIMEOUT="${SERVE_TIMEOUT:-300}" wait_ready service "$port" /stripe/status/00000000-0000-0000-0000-000000000000
-  # Start every function once so the first real request is warm.
-  http_up "$port" /stripe/connect || true
-  http_up "$port" /api/internal/stores/00000000-0000-0000-0000-000000000000/stripe-status || true
-  (exec 3<>"/dev/tcp/127.0.0.1/$port" &&
+  # With RECORD_RESPONSES=DIR (the test command), clients reach the functions
+  # through infra/recording_proxy.py, which appends every answer to
+  # DIR/http.jsonl for the secret scan (infra/tests/test_responses.py); the
+  # functions listen on a port of their own behind it.
+  local functions_port="$port"
+  if [[ -n "${RECORD_RESPONSES:-}" ]]; then
+    functions_port="$(free_ports 1)"
+    launch recorder "$port" "$VENV/bin/python" "$ROOT/infra/recording_proxy.py" \
+      "$port" "$functions_port" "$RECORD_RESPONSES/http.jsonl"
+  fi
+  launch service "$functions_port" env -C "$ROOT" PATH="$VENV/bin:$PATH" \
+    cargo lambda watch --offline --disable-cors "${reload[@]}" -A 127.0.0.1 -P "$functions_port"
+  READY_TIMEOUT="${SERVE_TIMEOUT:-300}" wait_ready service "$functions_port" /stripe/status/00000000-0000-0000-0000-000000000000
+  # Start every function once so the first real request is warm (directly:
+  # these warm-ups are not the suite's requests).
+  http_up "$functions_port" /stripe/connect || true
+  http_up "$functions_port" /api/internal/stores/00000000-0000-0000-0000-000000000000/stripe-status || true
+  (exec 3<>"/dev/tcp/127.0.0.1/$functions_port" &&
     printf 'POST /api/internal/stores/00000000-0000-0000-0000-000000000000/connect-links HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n\r\n' >&3 &&
     IFS= read -r -t 30 _ <&3) 2>/dev/null || true
+  if [[ -n "${RECORD_RESPONSES:-}" ]]; then
+    wait_ready recorder "$port" /stripe/status/00000000-0000-0000-0000-000000000000
+  fi
   log "functions served on http://127.0.0.1:$port (env in $STACK_DIR/service.env)"
 }
 

@@ -4,7 +4,7 @@
 # test: lint, unit and handler tests, system tests over real HTTP, infra checks,
 # browser tests, the deploy smoke test (infra/smoke.py), schemathesis against
 # openapi.yaml (infra/schemathesis_run.py), and finally the scan of
-# every log line for secrets. Each stage prints how long it took; a table of all
+# every log line, page and API response for secrets. Each stage prints how long it took; a table of all
 # stage durations ends the output, also when a stage failed.
 # Nothing is skipped for a missing tool: install.sh installs it or fails.
 set -euo pipefail
@@ -74,6 +74,11 @@ cargo build --bins "${functions[@]}"
 
 step "local stack"
 infra/stack.sh start
+# Every answer the functions give from here on, over HTTP (through
+# infra/recording_proxy.py) and in-process (the fault run), is recorded here
+# for the last stage's secret scan; a fresh record per run.
+export RECORD_RESPONSES="$STACK_DIR/responses"
+rm -rf "$RECORD_RESPONSES" && mkdir -p "$RECORD_RESPONSES"
 # A fresh secret per run: tests must not depend on a known value.
 INTERNAL_SECRET="$(.local/venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(32))')" \
   PORT="" infra/stack.sh serve >/dev/null
@@ -88,7 +93,8 @@ step "cargo test (unit, handler and system tests)"
 cargo test --workspace
 
 step "infra checks (bootstrap, routes)"
-.local/venv/bin/pytest -q -c infra/pytest.ini infra/tests --ignore=infra/tests/test_logs.py
+.local/venv/bin/pytest -q -c infra/pytest.ini infra/tests --ignore=infra/tests/test_logs.py \
+  --ignore=infra/tests/test_responses.py
 
 step "browser tests"
 mkdir -p artifacts/browser
@@ -105,7 +111,7 @@ step "schemathesis (openapi.yaml, short run)"
 # A fixed seed and a short budget here; `make verify` runs longer.
 .local/venv/bin/python infra/schemathesis_run.py "$CHECKOUT_BASE_URL" --max-time "${SCHEMATHESIS_MAX_TIME:-90}"
 
-step "no secret in any log line"
-.local/venv/bin/pytest -q -c infra/pytest.ini infra/tests/test_logs.py
+step "no secret in any log line, page or API response"
+.local/venv/bin/pytest -q -c infra/pytest.ini infra/tests/test_logs.py infra/tests/test_responses.py
 exit 0
 }

@@ -1,6 +1,6 @@
 """Runs last in the test command: no log line written during the suite, by
 the functions or the emulators, contains a Stripe secret, a webhook secret,
-a bearer token, a checkout token or the internal secret, and the functions
+a bearer token, a checkout token, a data key or the internal secret, and the functions
 do not log a client secret or a connect link's signature; the functions' own
 lines carry the Lambda request id, and their business metrics are there."""
 
@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+import stack_secrets
 
 STACK_DIR = Path(os.environ.get("STACK_DIR", ""))
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,6 +53,17 @@ def test_no_secret_in_any_log_line(logs):
             for pattern in patterns:
                 assert not pattern.search(line), f"{name}:{number}: {pattern.pattern} in {line[:200]}"
             assert internal not in line, f"{name}:{number}: the internal secret"
+
+
+def test_no_data_key_or_checkout_token_in_any_log(logs):
+    # Exact values from the table (a data key has no pattern; a checkout
+    # token is known by its hash, wherever and however it is written).
+    secrets = stack_secrets.load()
+    assert secrets.data_keys and secrets.token_hashes, "the table holds no sealed secret or session"
+    for name, text in logs.items():
+        assert not secrets.holds_a_data_key(text), f"{name}: a data key"
+        tokens = secrets.checkout_tokens_in(text)
+        assert not tokens, f"{name}: {len(tokens)} checkout tokens"
 
 
 def test_the_patterns_catch_what_we_fear():

@@ -5,6 +5,7 @@
 
 pub mod faults;
 pub mod in_process;
+pub mod recorded;
 
 use reqwest::header::HeaderMap;
 use shared::auth::sign_hex;

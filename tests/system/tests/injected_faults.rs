@@ -33,9 +33,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use system_tests::faults::{Dependency, FAULTS, Fault, FaultProxy};
+use system_tests::recorded::{self, Sent};
 use system_tests::*;
 
 const OPS_IN_CI: usize = 60;
+/// Where the answers go for the secret scan (`recorded`).
+const RECORD: &str = "in-process-faults.jsonl";
 const SEED: u64 = 20_261_207;
 /// A request longer than this has hung: the AWS clients give up after 5 s
 /// (three attempts of 2 s at most), Stripe's after `STRIPE_TIMEOUT`, and an
@@ -122,8 +125,15 @@ struct Tally {
 impl Tally {
     /// Runs one operation, bounded by `HUNG`, and counts its answer. A 500
     /// is recorded (with the error's words, which hold no secret) and fails
-    /// the test at the end; so does a hang.
-    async fn run<F>(&mut self, name: &'static str, op: F) -> Option<lambda_http::Response<Body>>
+    /// the test at the end; so does a hang. Every answer to a request
+    /// (`sent`), errors as the function would render them, goes to the
+    /// secret scan's record.
+    async fn run<F>(
+        &mut self,
+        name: &'static str,
+        sent: Option<Sent>,
+        op: F,
+    ) -> Option<lambda_http::Response<Body>>
     where
         F: std::future::Future<Output = Result<lambda_http::Response<Body>, AppError>>,
     {
@@ -138,6 +148,9 @@ impl Tally {
             }
             Ok(Ok(response)) => response,
             Ok(Err(err)) => {
+                if let Some(sent) = &sent {
+                    recorded::record(RECORD, sent, &shared::http::error_json(&err));
+                }
                 let status = err.status().as_u16();
                 *self.by_status.entry((name, status)).or_default() += 1;
                 if status == 500 {
@@ -146,6 +159,9 @@ impl Tally {
                 return None;
             }
         };
+        if let Some(sent) = &sent {
+            recorded::record(RECORD, sent, &response);
+        }
         let status = response.status().as_u16();
         *self.by_status.entry((name, status)).or_default() += 1;
         if status == 500 {
@@ -217,7 +233,7 @@ async fn connect(app: &App, tally: &mut Tally, m: &mut Merchant) {
         ],
     );
     let Some(response) = tally
-        .run("connect", connect::handler::handle(app, post))
+        .run("connect", Some(Sent::of(&post)), connect::handler::handle(app, post))
         .await
     else {
         return;
@@ -245,6 +261,7 @@ async fn create_session(app: &App, tally: &mut Tally, j: &mut Journey) {
     let Some(response) = tally
         .run(
             "checkout session",
+            Some(Sent::of(&request)),
             checkout_sessions::handler::handle(app, request),
         )
         .await
@@ -274,6 +291,7 @@ async fn create_intent(app: &App, tally: &mut Tally, j: &mut Journey) {
     let Some(response) = tally
         .run(
             "create intent",
+            Some(Sent::of(&request)),
             create_intent::handler::handle(app, request),
         )
         .await
@@ -311,7 +329,11 @@ async fn deliver(app: &App, tally: &mut Tally, j: &mut Journey, m: &Merchant) {
         &[("store_id", &m.store)],
     );
     if let Some(response) = tally
-        .run("webhook delivery", webhook::handler::handle(app, request))
+        .run(
+            "webhook delivery",
+            Some(Sent::of(&request)),
+            webhook::handler::handle(app, request),
+        )
         .await
         && response.status() == 200
     {
@@ -330,7 +352,11 @@ async fn return_page(app: &App, tally: &mut Tally, j: &Journey) {
         &[("token", &token)],
     );
     tally
-        .run("return page", checkout::handler::handle(app, request))
+        .run(
+            "return page",
+            Some(Sent::of(&request)),
+            checkout::handler::handle(app, request),
+        )
         .await;
 }
 
@@ -344,7 +370,8 @@ async fn reconcile_run(app: &App, tally: &mut Tally) {
             .await
             .map(|_| lambda_http::Response::new(Body::Empty))
     };
-    tally.run("reconciler run", run).await;
+    // Not an HTTP answer: nothing to record.
+    tally.run("reconciler run", None, run).await;
 }
 
 /// A tiny seeded generator for the run's choices.
