@@ -20,10 +20,10 @@ impl Sent {
     pub fn of(request: &Request) -> Sent {
         Sent {
             method: request.method().to_string(),
-            target: request
-                .uri()
-                .path_and_query()
-                .map_or_else(|| request.uri().path().to_owned(), |pq| pq.as_str().to_owned()),
+            target: request.uri().path_and_query().map_or_else(
+                || request.uri().path().to_owned(),
+                |pq| pq.as_str().to_owned(),
+            ),
             body: String::from_utf8_lossy(request.body().as_ref()).into_owned(),
         }
     }
@@ -54,7 +54,9 @@ pub fn record(file: &str, sent: &Sent, response: &Response<Body>) {
         "headers": headers,
         "body": String::from_utf8_lossy(response.body().as_ref()),
     });
-    let _one_writer = WRITE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _one_writer = WRITE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -233,7 +233,11 @@ async fn connect(app: &App, tally: &mut Tally, m: &mut Merchant) {
         ],
     );
     let Some(response) = tally
-        .run("connect", Some(Sent::of(&post)), connect::handler::handle(app, post))
+        .run(
+            "connect",
+            Some(Sent::of(&post)),
+            connect::handler::handle(app, post),
+        )
         .await
     else {
         return;
