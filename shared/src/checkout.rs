@@ -208,7 +208,7 @@ pub async fn payment_intent_for(
         .await?
     {
         if let Some(replaced) = &replaced_open {
-            crate::abandoned::cancel_replaced_now(app, order, key, replaced, &intent.id).await;
+            crate::replaced::cancel_replaced_now(app, order, key, replaced, &intent.id).await;
         }
         return Ok(intent);
     }
@@ -379,47 +379,4 @@ pub async fn apply_intent(
         },
         _ => PaymentState::Unfinished,
     })
-}
-
-/// Money Stripe took on an intent the order no longer uses: a person
-/// decides (refund it, or take it as the payment). An order that was paid
-/// meanwhile keeps its status and is flagged: it was paid twice. Also for
-/// the webhook, when Stripe confirms a success on such an intent.
-pub async fn review_replaced_payment(
-    app: &App,
-    order: &Order,
-    intent: &PaymentIntent,
-) -> Result<(), AppError> {
-    let reason = format!(
-        "Stripe took {} {} on intent {}, which this order no longer uses (replaced by {})",
-        intent.amount,
-        intent.currency,
-        intent.id,
-        order.payment_intent_id.as_deref().unwrap_or("none"),
-    );
-    tracing::error!(order_id = %order.order_id, %reason, "payment on a replaced intent; order needs review");
-    let details = TransitionDetails {
-        review_reason: Some(reason.clone()),
-        ..TransitionDetails::default()
-    };
-    match app
-        .store
-        .transition_order(
-            &order.order_id,
-            OrderStatus::NeedsReview,
-            &details,
-            clock::now(),
-        )
-        .await?
-    {
-        Transition::Applied { .. } => Ok(()),
-        Transition::Refused {
-            current: OrderStatus::NeedsReview,
-        } => Ok(()),
-        Transition::Refused { .. } => {
-            app.store
-                .flag_order(&order.order_id, &reason, clock::now())
-                .await
-        }
-    }
 }

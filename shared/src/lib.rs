@@ -16,6 +16,7 @@ pub mod key_health;
 pub mod metrics;
 pub mod pages;
 pub mod reconcile;
+pub mod replaced;
 pub mod secrets;
 pub mod store;
 pub mod stripe;

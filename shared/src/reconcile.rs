@@ -23,6 +23,7 @@ use crate::domain::{Mode, OrderStatus, SecretKey, StoreId};
 use crate::error::{AppError, cause_chain};
 use crate::key_health;
 use crate::metrics::{Metric, PaidVia};
+use crate::replaced;
 use crate::store::{
     DueOrder, DuePage, FIRST_CHECK_AFTER_SECS, Order, StripeConnection, pending_partitions,
 };
@@ -500,7 +501,7 @@ async fn settle(app: &App, order: &Order, now: u64, store: &StoreRun) -> Result<
         }));
     };
     if !order.intents_to_cancel.is_empty()
-        && abandoned::cancel_replaced(app, order, &merchant.key, &store.pace).await?
+        && replaced::cancel_replaced(app, order, &merchant.key, &store.pace).await?
     {
         return Ok(Outcome::NeedsReview);
     }

@@ -4,9 +4,8 @@
 //! (`idempotency.rs`).
 
 use crate::idempotency;
-use lambda_http::http::StatusCode;
+use crate::session_response::{SessionResponse, created};
 use lambda_http::{Body, Request, Response};
-use serde::Serialize;
 use shared::auth::{internal, session_token};
 use shared::domain::CartRequest;
 use shared::store::{CheckoutSession, CheckoutWrite, IdempotentCheckout, Order};
@@ -15,31 +14,6 @@ use shared::{App, AppError, clock, http};
 
 const MIN_TTL: u64 = 5 * 60;
 const MAX_TTL: u64 = shared::store::LONGEST_SESSION_SECS;
-
-#[derive(Debug, Serialize)]
-pub struct SessionResponse {
-    pub order_id: String,
-    /// Filled in by `created` from the token.
-    pub checkout_url: String,
-    pub expires_at: u64,
-    pub amount: u64,
-    pub currency: &'static str,
-    pub status: &'static str,
-}
-
-/// 201 with the session, its link built from `token` on this request's origin.
-pub fn created(
-    app: &App,
-    req: &Request,
-    mut response: SessionResponse,
-    token: &str,
-) -> Result<Response<Body>, AppError> {
-    response.checkout_url = http::public_base_url(&app.config, req)?
-        .join(&format!("checkout/{token}"))
-        .map_err(AppError::internal)?
-        .to_string();
-    Ok(http::json(StatusCode::CREATED, &response))
-}
 
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
     internal::authenticate_bmos(app, &req).await?;

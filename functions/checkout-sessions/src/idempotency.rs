@@ -4,7 +4,7 @@
 //! `Idempotent-Replayed: true`), as Stripe does. The same key with another
 //! body is 409 `idempotency_key_reused`. Keys are per store.
 
-use crate::handler::{SessionResponse, created};
+use crate::session_response::{SessionResponse, created};
 use lambda_http::{Body, Request, Response};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};

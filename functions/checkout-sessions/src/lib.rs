@@ -1,2 +1,3 @@
 pub mod handler;
 pub mod idempotency;
+pub mod session_response;

@@ -7,7 +7,7 @@
 
 use crate::forms::ConnectFormPost;
 use crate::guard;
-use crate::handler::{FormState, render_form};
+use crate::key_form::{FormState, render_form};
 use lambda_http::{Body, Request, Response};
 use shared::auth::connect_link::{ConnectLink, LinkPurpose};
 use shared::domain::{KeyPair, PublishableKey, SecretKey, WebhookSecret};

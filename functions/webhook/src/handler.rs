@@ -114,11 +114,11 @@ mod contract {
             Outcome::Duplicate,
             Outcome::Flagged {
                 order_id: order_id.clone(),
-                why: shared::webhooks::process::FLAGGED_AMOUNT,
+                why: shared::webhooks::outcome::FLAGGED_AMOUNT,
             },
             Outcome::Flagged {
                 order_id: order_id.clone(),
-                why: shared::webhooks::process::FLAGGED_REPLACED,
+                why: shared::webhooks::outcome::FLAGGED_REPLACED,
             },
         ];
         // Every status an event can move an order to (all but the first).

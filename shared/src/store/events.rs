@@ -11,7 +11,7 @@
 
 use super::item::{Item, get_opt_s, get_s, n, s};
 use super::orders::Order;
-use super::parked::ParkedEvent;
+use super::parked_event::ParkedEvent;
 use super::transitions::TransitionExpr;
 use super::{Store, dependency_error};
 use crate::domain::{OrderStatus, StoreId};

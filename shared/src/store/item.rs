@@ -26,6 +26,11 @@ fn corrupt(name: &str) -> AppError {
     ))
 }
 
+/// An order item we cannot read (a status, a move, a parked event).
+pub(super) fn corrupt_order(what: &str) -> AppError {
+    AppError::internal(format!("stored order has an invalid {what}"))
+}
+
 pub fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, AppError> {
     item.get(name)
         .and_then(|v| v.as_s().ok())

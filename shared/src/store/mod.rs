@@ -9,6 +9,7 @@ mod item;
 mod link_uses;
 mod orders;
 mod parked;
+mod parked_event;
 mod replays;
 mod reviews;
 mod transitions;
@@ -24,7 +25,8 @@ pub use orders::{
     CheckoutSession, CheckoutWrite, DueOrder, DuePage, FIRST_CHECK_AFTER_SECS,
     LONGEST_SESSION_SECS, Order, PAYING_GRACE_SECS, PENDING_INDEX, pending_partitions,
 };
-pub use parked::{ParkedEvent, Release};
+pub use parked::Release;
+pub use parked_event::ParkedEvent;
 pub use reviews::ReviewNote;
 pub use transitions::{Transition, TransitionDetails};
 

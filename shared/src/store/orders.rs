@@ -11,8 +11,8 @@
 //! the due time it stands for, so they are found (early, if anything).
 
 use super::idempotency::IdempotentCheckout;
-use super::item::{Item, get_n, get_opt_n, get_opt_s, get_s, n, s};
-use super::parked::ParkedEvent;
+use super::item::{Item, corrupt_order, get_n, get_opt_n, get_opt_s, get_s, n, s};
+use super::parked_event::ParkedEvent;
 use super::transitions::status_condition;
 use super::{Store, cancellation_reason, dependency_error, is_condition_failure};
 use crate::domain::{
@@ -125,10 +125,6 @@ pub(super) fn pending_sk(due: u64, order_id: &str) -> String {
 /// The due time of a sort key (also of the old `{attached_at}#{id}` ones).
 fn due_of(sk: &str) -> Option<u64> {
     sk.split_once('#')?.0.parse().ok()
-}
-
-pub(super) fn corrupt(what: &str) -> AppError {
-    AppError::internal(format!("stored order has an invalid {what}"))
 }
 
 impl Order {
@@ -295,10 +291,10 @@ impl Order {
         let line_items = item
             .get("line_items")
             .and_then(|v| v.as_l().ok())
-            .ok_or_else(|| corrupt("line_items"))?
+            .ok_or_else(|| corrupt_order("line_items"))?
             .iter()
             .map(|v| {
-                let m = v.as_m().map_err(|_| corrupt("line item"))?;
+                let m = v.as_m().map_err(|_| corrupt_order("line item"))?;
                 Ok(LineItem {
                     name: get_s(m, "name")?.to_owned(),
                     unit_amount: get_n(m, "unit_amount")?,
@@ -313,7 +309,7 @@ impl Order {
                 .map(|(k, v)| {
                     Ok((
                         k.clone(),
-                        v.as_s().map_err(|_| corrupt("metadata"))?.clone(),
+                        v.as_s().map_err(|_| corrupt_order("metadata"))?.clone(),
                     ))
                 })
                 .collect::<Result<_, AppError>>()?,
@@ -321,15 +317,18 @@ impl Order {
         let opt = |name: &str| get_opt_s(item, name).map(str::to_owned);
         Ok(Order {
             order_id: get_s(item, "order_id")?.to_owned(),
-            store_id: StoreId::parse(get_s(item, "store_id")?).map_err(|_| corrupt("store_id"))?,
-            status: OrderStatus::parse(get_s(item, "status")?).ok_or_else(|| corrupt("status"))?,
-            currency: Currency::parse(get_s(item, "currency")?).map_err(|_| corrupt("currency"))?,
+            store_id: StoreId::parse(get_s(item, "store_id")?)
+                .map_err(|_| corrupt_order("store_id"))?,
+            status: OrderStatus::parse(get_s(item, "status")?)
+                .ok_or_else(|| corrupt_order("status"))?,
+            currency: Currency::parse(get_s(item, "currency")?)
+                .map_err(|_| corrupt_order("currency"))?,
             amount: get_n(item, "amount")?,
             line_items,
-            mode: Mode::parse(get_s(item, "mode")?).ok_or_else(|| corrupt("mode"))?,
+            mode: Mode::parse(get_s(item, "mode")?).ok_or_else(|| corrupt_order("mode"))?,
             payment_intent_id: opt("payment_intent_id"),
             intent_attempt: u32::try_from(get_n(item, "intent_attempt")?)
-                .map_err(|_| corrupt("intent_attempt"))?,
+                .map_err(|_| corrupt_order("intent_attempt"))?,
             customer_email: opt("customer_email"),
             success_url: opt("success_url"),
             cancel_url: opt("cancel_url"),
@@ -343,7 +342,8 @@ impl Order {
             review_resolution: match get_opt_s(item, "review_resolution") {
                 None => None,
                 Some(raw) => Some(ReviewResolution {
-                    resolution: Resolution::parse(raw).map_err(|_| corrupt("review_resolution"))?,
+                    resolution: Resolution::parse(raw)
+                        .map_err(|_| corrupt_order("review_resolution"))?,
                     at: get_n(item, "review_resolved_at")?,
                     by: get_s(item, "review_resolved_by")?.to_owned(),
                 }),
@@ -357,7 +357,7 @@ impl Order {
                 Some(set) => {
                     let mut ids = set
                         .as_ss()
-                        .map_err(|_| corrupt("intents_to_cancel"))?
+                        .map_err(|_| corrupt_order("intents_to_cancel"))?
                         .clone();
                     ids.sort();
                     ids
@@ -365,7 +365,7 @@ impl Order {
             },
             reconcile_checks: get_opt_n(item, "reconcile_checks")?
                 .map_or(Ok(0), u32::try_from)
-                .map_err(|_| corrupt("reconcile_checks"))?,
+                .map_err(|_| corrupt_order("reconcile_checks"))?,
         })
     }
 }
@@ -411,7 +411,7 @@ impl CheckoutSession {
             token_hash: token_hash.to_owned(),
             order_id: get_s(item, "order_id")?.to_owned(),
             store_id: StoreId::parse(get_s(item, "store_id")?)
-                .map_err(|_| corrupt("session store_id"))?,
+                .map_err(|_| corrupt_order("session store_id"))?,
             expires_at: get_n(item, "expires_at")?,
             created_at: get_n(item, "created_at")?,
         })
@@ -706,8 +706,8 @@ impl Store {
                 Ok(DueOrder {
                     order_id: get_s(item, "order_id")?.to_owned(),
                     store_id: StoreId::parse(get_s(item, "store_id")?)
-                        .map_err(|_| corrupt("store_id"))?,
-                    due: due_of(key).ok_or_else(|| corrupt("pending_sk"))?,
+                        .map_err(|_| corrupt_order("store_id"))?,
+                    due: due_of(key).ok_or_else(|| corrupt_order("pending_sk"))?,
                     sort_key: key.to_owned(),
                 })
             })

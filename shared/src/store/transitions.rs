@@ -4,9 +4,8 @@
 //! transition (checkout, reconciler) is here; the webhook's event writes
 //! (`events.rs`, `parked.rs`) build on the same expression.
 
-use super::item::{get_opt_s, get_s, n, s};
-use super::orders::corrupt;
-use super::parked::ParkedEvent;
+use super::item::{corrupt_order, get_opt_s, get_s, n, s};
+use super::parked_event::ParkedEvent;
 use super::{Store, dependency_error};
 use crate::domain::{Mode, Move, OrderStatus};
 use crate::error::AppError;
@@ -221,7 +220,7 @@ impl Store {
                 let old = out.attributes.unwrap_or_default();
                 let from = get_opt_s(&old, "status")
                     .and_then(OrderStatus::parse)
-                    .ok_or_else(|| corrupt("status"))?;
+                    .ok_or_else(|| corrupt_order("status"))?;
                 Ok(Transition::Applied {
                     from,
                     has_parked: ParkedEvent::any_in(&old),
@@ -237,7 +236,7 @@ impl Store {
                 match old {
                     Some(item) => {
                         let current = OrderStatus::parse(get_s(&item, "status")?)
-                            .ok_or_else(|| corrupt("status"))?;
+                            .ok_or_else(|| corrupt_order("status"))?;
                         Ok(Transition::Refused { current })
                     }
                     None if err

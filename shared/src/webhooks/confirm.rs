@@ -9,11 +9,12 @@
 //! GET per paid order, barring first deliveries of its event that overlap
 //! in different containers (within one they take turns: `in_flight.rs`).
 
-use super::apply::{Applying, Landing, Miss, event_mode, not_ours, other_store, record_only};
 use super::event::Envelope;
+use super::landing::{Applying, Landing, Miss, event_mode, record_only};
+use super::lookup::intent_link;
 use super::no_change;
+use super::outcome::{FLAGGED_AMOUNT, FLAGGED_REPLACED, Outcome, not_ours, other_store};
 use super::parked::release_parked;
-use super::process::{FLAGGED_AMOUNT, FLAGGED_REPLACED, Outcome, intent_link};
 use super::verdict::Change;
 use crate::app::App;
 use crate::checkout::{StripeView, stripe_view};
@@ -269,7 +270,7 @@ async fn replaced_intent(
     }
     // One way for the webhook and the reconciler: the order waits for a
     // person (status `needs_review`), or is flagged if it was paid meanwhile.
-    crate::checkout::review_replaced_payment(app, order, intent).await?;
+    crate::replaced::review_replaced_payment(app, order, intent).await?;
     record(FLAGGED_REPLACED).await?;
     Ok(Outcome::Flagged {
         order_id: order.order_id.clone(),

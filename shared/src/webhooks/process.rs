@@ -5,12 +5,14 @@
 
 use super::event::Envelope;
 use super::failures::FailureReport;
+use super::lookup::intent_link;
+use super::outcome::Outcome;
 use super::signature::{self, SignatureError};
 use crate::app::App;
 use crate::clock;
 use crate::domain::{StoreId, WebhookSecret};
 use crate::error::AppError;
-use crate::store::{IntentLink, StripeConnection};
+use crate::store::StripeConnection;
 use crate::vault::{EncryptionContext, Purpose};
 use secrecy::ExposeSecret;
 use std::sync::Arc;
@@ -18,42 +20,6 @@ use std::time::Instant;
 
 /// Stripe's events are small; this bounds what we hash and parse.
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
-
-/// What a delivery did, for the response and the log.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Applied {
-        order_id: String,
-        to: &'static str,
-    },
-    Duplicate,
-    /// Arrived before the event it follows (a refund or dispute before the
-    /// payment, a dispute's closure before its creation): recorded and kept
-    /// on the order, applied once the order is `until`.
-    Parked {
-        order_id: String,
-        until: &'static str,
-    },
-    /// Verified, but nothing to change (an event type we do not act on, an
-    /// intent that is not ours, a move the order does not allow, such as
-    /// `payment_failed` after `succeeded`, or news older than what the
-    /// order already shows). Recorded on its order when it has one.
-    NoChange {
-        reason: &'static str,
-    },
-    /// Money Stripe confirms that the order cannot take as it is: flagged
-    /// for review, not paid. `why` is one of the `FLAGGED_*` texts.
-    Flagged {
-        order_id: String,
-        why: &'static str,
-    },
-}
-
-/// Stripe's amount or currency is not the order's.
-pub const FLAGGED_AMOUNT: &str = "amount does not match the order";
-/// Stripe confirms a payment on an intent the order replaced: the money
-/// was taken, but the order waits on its new intent (refund or accept it).
-pub const FLAGGED_REPLACED: &str = "paid on an intent the order no longer uses";
 
 pub(super) fn unverifiable(
     code: &'static str,
@@ -253,22 +219,6 @@ async fn store_of(app: &App, envelope: &Envelope) -> Result<StoreId, AppError> {
         "unknown_store",
         "Cannot tell which store this event is for; use /webhook/stripe/{store_id}",
     ))
-}
-
-/// Links never change once written, so the container keeps them.
-pub(super) async fn intent_link(
-    app: &App,
-    payment_intent: &str,
-) -> Result<Option<IntentLink>, AppError> {
-    if let Some(link) = app.webhook_memory.intent_link(payment_intent) {
-        return Ok(Some(link));
-    }
-    let link = app.store.intent_link(payment_intent).await?;
-    if let Some(link) = &link {
-        app.webhook_memory
-            .remember_intent_link(payment_intent, link.clone());
-    }
-    Ok(link)
 }
 
 async fn webhook_secret(
