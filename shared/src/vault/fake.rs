@@ -1,6 +1,7 @@
 //! An in-memory stand-in for KMS that authenticates the encryption context
-//! the way KMS does, counts calls, and can be switched off. For tests and
-//! benchmarks; production builds it but never constructs it.
+//! the way KMS does, counts calls, and can be switched off. For tests only:
+//! `vault` compiles this module under `cfg(test)` or the `testing` feature,
+//! which no function enables outside its dev-dependencies.
 
 use super::{BoxFuture, DataKey, DataKeys, EncryptionContext, NewDataKey, VaultError};
 use hmac::{Hmac, KeyInit, Mac};

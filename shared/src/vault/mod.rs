@@ -16,12 +16,15 @@
 //! - `cache`: unwrapped data keys of a warm container;
 //! - `seal`: `Vault`, which seals and opens with the two above.
 //!
-//! `fake` is an in-memory key service for tests and benchmarks.
+//! `fake` is an in-memory key service for tests. It is compiled only into
+//! tests and with the `testing` feature (other crates' tests), never into a
+//! function's binary.
 
 mod cache;
 mod keys;
 mod seal;
 
+#[cfg(any(test, feature = "testing"))]
 pub mod fake;
 
 pub use keys::{DataKey, DataKeys, EncryptionContext, KmsDataKeys, NewDataKey, Purpose};
