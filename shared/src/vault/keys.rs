@@ -2,7 +2,7 @@
 //! and unwraps them only under the same context.
 
 use super::{BoxFuture, VaultError};
-use crate::domain::StoreId;
+use crate::domain::{Secret, StoreId};
 use base64::Engine as _;
 use std::collections::HashMap;
 use zeroize::{Zeroize, Zeroizing};
@@ -47,28 +47,23 @@ impl EncryptionContext {
 }
 
 /// 32 plaintext key bytes, wiped when dropped.
-#[derive(Clone)]
-pub struct DataKey(Zeroizing<[u8; 32]>);
+#[derive(Clone, Debug)]
+pub struct DataKey(Secret<[u8; 32]>);
 
 impl DataKey {
     /// Takes the bytes out of `plaintext` and wipes it.
     pub fn from_vec(mut plaintext: Vec<u8>) -> Result<Self, VaultError> {
         let key = <[u8; 32]>::try_from(plaintext.as_slice()).map_err(|_| VaultError::BadDataKey);
         plaintext.zeroize();
-        key.map(|k| DataKey(Zeroizing::new(k)))
+        key.map(|k| DataKey(Secret::new(k)))
     }
 
     /// The Fernet key these bytes are (first half signs, second encrypts).
     pub(super) fn fernet(&self) -> fernet::Fernet {
-        let encoded = Zeroizing::new(base64::engine::general_purpose::URL_SAFE.encode(*self.0));
+        let encoded =
+            Zeroizing::new(base64::engine::general_purpose::URL_SAFE.encode(self.0.expose()));
         // 32 bytes always make a valid Fernet key.
         fernet::Fernet::new(&encoded).unwrap_or_else(|| unreachable!("32-byte key"))
-    }
-}
-
-impl std::fmt::Debug for DataKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DataKey([redacted])")
     }
 }
 
