@@ -2,8 +2,7 @@
 //! stops the function at init with a message naming it; secrets have no
 //! defaults and are held in redacting types.
 
-use crate::domain::ReturnUrlPolicy;
-use secrecy::{ExposeSecret, SecretString};
+use crate::domain::{ReturnUrlPolicy, Secret};
 use std::time::Duration;
 use url::Url;
 
@@ -21,8 +20,8 @@ pub enum ConfigError {
 /// One value of a secret shared with BMOS (see `secrets`): either the one
 /// that authenticates BMOS's calls, or the one that signs connect links and
 /// CSRF tokens. Redacted in `Debug`, wiped from memory when dropped.
-#[derive(Clone)]
-pub struct InternalSecret(SecretString);
+#[derive(Clone, Debug)]
+pub struct InternalSecret(Secret<String>);
 
 /// Shorter secrets are guessable offline from one signed link.
 pub const MIN_INTERNAL_SECRET_LEN: usize = 32;
@@ -35,24 +34,19 @@ impl InternalSecret {
     /// A value read from `name` (a variable, or the variable naming the
     /// secret it was read from), which errors name.
     pub fn named(name: &'static str, value: String) -> Result<Self, ConfigError> {
-        let value = zeroize::Zeroizing::new(value);
-        if value.len() < MIN_INTERNAL_SECRET_LEN {
+        // Wrapped first, so a value that is refused is wiped too.
+        let value = Secret::new(value);
+        if value.expose().len() < MIN_INTERNAL_SECRET_LEN {
             return Err(ConfigError::Invalid {
                 name,
                 reason: "must be at least 32 characters",
             });
         }
-        Ok(InternalSecret(SecretString::from(value.as_str())))
+        Ok(InternalSecret(value))
     }
 
     pub fn expose(&self) -> &[u8] {
-        self.0.expose_secret().as_bytes()
-    }
-}
-
-impl std::fmt::Debug for InternalSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("InternalSecret([redacted])")
+        self.0.expose().as_bytes()
     }
 }
 

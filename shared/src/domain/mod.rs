@@ -7,6 +7,7 @@ mod money;
 mod order;
 mod return_url;
 mod review;
+mod secret;
 mod store_id;
 mod stripe_account;
 mod stripe_keys;
@@ -18,6 +19,7 @@ pub use money::{Currency, MAX_AMOUNT};
 pub use order::{Move, OrderStatus, status_for_intent};
 pub use return_url::{ReturnUrl, ReturnUrlPolicy};
 pub use review::{Resolution, ReviewResolution};
+pub use secret::{Redact, Secret, Strategy};
 pub use store_id::StoreId;
 pub use stripe_account::StripeAccountId;
 pub use stripe_keys::{

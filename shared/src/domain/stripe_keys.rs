@@ -1,9 +1,9 @@
 //! The Stripe credentials a merchant enters, checked for shape before anything
-//! talks to Stripe. Secret values live in `SecretString`, so `Debug` shows
+//! talks to Stripe. Secret values live in `Secret`, so `Debug` shows
 //! `[redacted]` and nothing else can print them.
 
+use super::Secret;
 use crate::error::AppError;
-use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,9 +113,9 @@ impl fmt::Display for PublishableKey {
 }
 
 /// `sk_test_`, `sk_live_`, `rk_test_` or `rk_live_`. Never printed.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SecretKey {
-    value: SecretString,
+    value: Secret<String>,
     mode: Mode,
     kind: KeyKind,
 }
@@ -139,7 +139,7 @@ impl SecretKey {
             )
         })?;
         Ok(SecretKey {
-            value: SecretString::from(raw),
+            value: Secret::new(raw.to_owned()),
             mode,
             kind,
         })
@@ -156,24 +156,13 @@ impl SecretKey {
     /// The only way to the key's text; call it where the key leaves for
     /// Stripe or for sealing, nowhere else.
     pub fn expose(&self) -> &str {
-        self.value.expose_secret()
-    }
-}
-
-impl fmt::Debug for SecretKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "SecretKey({} {}, [redacted])",
-            self.mode.as_str(),
-            self.kind.as_str()
-        )
+        self.value.expose()
     }
 }
 
 /// A webhook signing secret, `whsec_...`. Never printed.
-#[derive(Clone)]
-pub struct WebhookSecret(SecretString);
+#[derive(Clone, Debug)]
+pub struct WebhookSecret(Secret<String>);
 
 impl WebhookSecret {
     pub fn parse(raw: &str) -> Result<Self, AppError> {
@@ -184,17 +173,11 @@ impl WebhookSecret {
                 "The webhook signing secret must start with whsec_",
             ));
         }
-        Ok(WebhookSecret(SecretString::from(raw)))
+        Ok(WebhookSecret(Secret::new(raw.to_owned())))
     }
 
     pub fn expose(&self) -> &str {
-        self.0.expose_secret()
-    }
-}
-
-impl fmt::Debug for WebhookSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("WebhookSecret([redacted])")
+        self.0.expose()
     }
 }
 

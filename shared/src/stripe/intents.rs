@@ -1,8 +1,7 @@
 //! PaymentIntents on the merchant's account, with the merchant's key.
 
 use super::{StripeApi, StripeFailure};
-use crate::domain::{Currency, SecretKey, StoreId};
-use std::fmt;
+use crate::domain::{Currency, Secret, SecretKey, StoreId};
 use stripe::{IdempotencyKey, RequestStrategy};
 use stripe_client_core::{RequestBuilder, StripeMethod};
 
@@ -58,18 +57,16 @@ impl IntentStatus {
 
 /// The intent's client secret: handed to the customer's browser and to
 /// nobody else (never logged).
-#[derive(Clone)]
-pub struct ClientSecret(pub(super) String);
+#[derive(Clone, Debug)]
+pub struct ClientSecret(Secret<String>);
 
 impl ClientSecret {
-    pub fn expose(&self) -> &str {
-        &self.0
+    pub(super) fn new(value: String) -> Self {
+        ClientSecret(Secret::new(value))
     }
-}
 
-impl fmt::Debug for ClientSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ClientSecret([redacted])")
+    pub fn expose(&self) -> &str {
+        self.0.expose()
     }
 }
 
@@ -129,7 +126,7 @@ impl IntentWire {
             amount: self.amount,
             currency: self.currency,
             livemode: self.livemode,
-            client_secret: self.client_secret.map(ClientSecret),
+            client_secret: self.client_secret.map(ClientSecret::new),
             order_id: metadata.order_id,
             store_id: metadata.store_id,
             last_error: self.last_payment_error.and_then(|e| e.message),

@@ -34,7 +34,7 @@ impl IntentHandle {
     pub fn new(id: String, client_secret: String) -> Option<Self> {
         super::intents::is_intent_id(&id).then_some(IntentHandle {
             id,
-            client_secret: ClientSecret(client_secret),
+            client_secret: ClientSecret::new(client_secret),
         })
     }
 
