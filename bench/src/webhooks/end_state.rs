@@ -132,7 +132,7 @@ pub async fn check(
         end.parked_left += stored.parked.len();
 
         let decided = decided_end(&stored, &workload.bodies[i], plan.paid())?;
-        let show = |o: &Order| format!("{} refunded {:?}", o.status, o.amount_refunded);
+        let show = |o: &Order| format!("{}, amount_refunded {:?}", o.status, o.amount_refunded);
         if (stored.status, stored.amount_refunded) == (decided.status, decided.amount_refunded) {
             end.as_decided += 1;
         } else {

@@ -86,12 +86,12 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "**PASS**" } else { "**FAIL**" }
 }
 
-fn by_operation(counts: &Counts, n: usize) -> String {
+fn by_operation(counts: &Counts, n: usize, per: &str) -> String {
     let ops: Vec<String> = (counts.dynamodb.iter())
         .map(|(op, k)| format!("{op} {k} ({:.2})", *k as f64 / n.max(1) as f64))
         .collect();
     format!(
-        "{} ({:.2} per call: {})",
+        "{} ({:.2} per {per}: {})",
         counts.dynamodb_requests(),
         counts.dynamodb_requests() as f64 / n.max(1) as f64,
         ops.join(", ")
@@ -135,7 +135,7 @@ impl Report<'_> {
                 p.name,
                 p.calls,
                 p.counts.kms,
-                by_operation(&p.counts, p.calls),
+                by_operation(&p.counts, p.calls, "call"),
                 us(p.cpu.user + p.cpu.system, p.calls),
                 us(p.cpu.user, p.calls),
                 us(p.cpu.system, p.calls),
@@ -200,7 +200,10 @@ impl Report<'_> {
                 end.never_acknowledged.to_string(),
             ),
             ("events left parked", end.parked_left.to_string()),
-            ("DynamoDB requests", by_operation(&m.counts, deliveries)),
+            (
+                "DynamoDB requests",
+                by_operation(&m.counts, deliveries, "delivery"),
+            ),
             ("KMS calls", m.counts.kms.to_string()),
             (
                 "Stripe reads per paid order",
