@@ -1,7 +1,7 @@
-//! Unmeasured setup, written straight to the table as the system tests do:
-//! connected stores whose `sk_test_` keys (and, for the webhook benchmark,
-//! `whsec_` signing secrets) are sealed through the real KMS vault, and
-//! pending orders with their checkout sessions, optionally with an intent.
+//! Unmeasured setup, written straight to the table: connected stores whose
+//! `sk_test_` keys and `whsec_` signing secrets are sealed through the real
+//! KMS vault (as the connect form saves a pasted secret), pending orders
+//! with their checkout sessions, and payments made in the Stripe emulator.
 
 use crate::BoxError;
 use shared::auth::session_token;
@@ -15,19 +15,8 @@ use shared::{App, clock};
 /// One customer checkout: the token is what the browser holds.
 #[derive(Clone, Debug)]
 pub struct Checkout {
-    pub store_id: StoreId,
     pub order_id: String,
     pub token: String,
-}
-
-/// A store connected to Stripe (test mode) with a fresh key pair.
-pub async fn connect_store(app: &App) -> Result<StoreId, BoxError> {
-    save_store(app, None, None).await
-}
-
-/// A store connected with exactly this secret key (say, one Stripe refuses).
-pub async fn connect_store_with_key(app: &App, secret_key: &str) -> Result<StoreId, BoxError> {
-    save_store(app, None, Some(secret_key)).await
 }
 
 /// A store connected to Stripe (test mode) with a fresh key pair and a
@@ -36,19 +25,10 @@ pub async fn connect_store_with_key(app: &App, secret_key: &str) -> Result<Store
 /// store and the plain `whsec_` secret, to sign deliveries with.
 pub async fn connect_store_with_webhook(app: &App) -> Result<(StoreId, String), BoxError> {
     let whsec = format!("whsec_{}", uuid::Uuid::new_v4().simple());
-    let store_id = save_store(app, Some(&whsec), None).await?;
-    Ok((store_id, whsec))
-}
-
-async fn save_store(
-    app: &App,
-    whsec: Option<&str>,
-    secret_key: Option<&str>,
-) -> Result<StoreId, BoxError> {
     let store_id = StoreId::parse(&uuid::Uuid::new_v4().to_string())?;
     // localstripe accepts any sk_test_ key with 8+ characters after the prefix.
     let body = uuid::Uuid::new_v4().simple().to_string();
-    let secret_key = secret_key.map_or_else(|| format!("sk_test_{body}"), str::to_owned);
+    let secret_key = format!("sk_test_{body}");
     let sealed = app
         .vault
         .seal(
@@ -56,20 +36,17 @@ async fn save_store(
             &secret_key,
         )
         .await?;
-    let webhook_secret = match whsec {
-        None => None,
-        Some(whsec) => Some(WebhookConfig {
-            secret: app
-                .vault
-                .seal(
-                    EncryptionContext::new(store_id, Purpose::WebhookSecret),
-                    whsec,
-                )
-                .await?,
-            source: WebhookSource::Manual,
-            endpoint_id: None,
-        }),
-    };
+    let webhook_secret = Some(WebhookConfig {
+        secret: app
+            .vault
+            .seal(
+                EncryptionContext::new(store_id, Purpose::WebhookSecret),
+                &whsec,
+            )
+            .await?,
+        source: WebhookSource::Manual,
+        endpoint_id: None,
+    });
     let now = clock::now();
     let connection = StripeConnection {
         store_id,
@@ -93,7 +70,7 @@ async fn save_store(
         replacement: None,
     };
     app.store.save_connection(&connection, &audit, None).await?;
-    Ok(store_id)
+    Ok((store_id, whsec))
 }
 
 /// A pending order of `amount` cents and a session for it, valid for an hour.
@@ -102,195 +79,81 @@ pub async fn create_checkout(
     store_id: StoreId,
     amount: u64,
 ) -> Result<Checkout, BoxError> {
-    let order = pending_order(store_id, amount)?;
-    let token = save_checkout(app, &order).await?;
-    Ok(Checkout {
+    let now = clock::now();
+    let items = vec![LineItem {
+        name: "Blue mug".into(),
+        unit_amount: amount,
+        quantity: 1,
+    }];
+    let order = Order::pending(
         store_id,
-        order_id: order.order_id,
-        token,
-    })
-}
-
-/// A pending order of `amount` cents and a session for it, with
-/// `payment_intent_id` attached as create-intent attaches one (order and
-/// `PI#` link in one transaction), so webhooks about that intent find it.
-/// The intent exists only here: nothing is asked of Stripe.
-pub async fn create_checkout_with_intent(
-    app: &App,
-    store_id: StoreId,
-    amount: u64,
-    payment_intent_id: &str,
-) -> Result<Checkout, BoxError> {
-    let order = pending_order(store_id, amount)?;
-    let token = save_checkout(app, &order).await?;
-    let attached = app
-        .store
-        .attach_intent(
-            &order,
-            payment_intent_id,
-            1,
-            Mode::Test,
-            false,
-            clock::now(),
-        )
-        .await?;
-    if !attached {
-        return Err(format!(
-            "order {}: intent {payment_intent_id} not attached",
-            order.order_id
-        )
-        .into());
-    }
-    Ok(Checkout {
+        Mode::Test,
+        Currency::parse("eur")?,
+        amount,
+        items,
+        now,
+    );
+    let (token, token_hash) = session_token::generate()?;
+    let session = CheckoutSession {
+        token_hash,
+        order_id: order.order_id.clone(),
         store_id,
-        order_id: order.order_id,
-        token,
-    })
-}
-
-/// A pending order of `amount` cents and a session for it, with a
-/// PaymentIntent made for it in the Stripe emulator with the store's own
-/// key (the metadata create-intent sets), attached as create-intent
-/// attaches one. With `paid`, the intent is paid with a test card, so
-/// Stripe confirms the payment a `succeeded` event announces (the webhook
-/// reads it back before it pays the order). Returns the intent's id.
-pub async fn create_checkout_with_stripe_intent(
-    app: &App,
-    store_id: StoreId,
-    amount: u64,
-    paid: bool,
-) -> Result<(Checkout, String), BoxError> {
-    let order = pending_order(store_id, amount)?;
-    let token = save_checkout(app, &order).await?;
-    let payment_intent = stripe_intent(app, &order, paid).await?;
-    let attached = app
-        .store
-        .attach_intent(&order, &payment_intent, 1, Mode::Test, false, clock::now())
-        .await?;
-    if !attached {
-        return Err(format!(
-            "order {}: intent {payment_intent} not attached",
-            order.order_id
-        )
-        .into());
-    }
-    let checkout = Checkout {
-        store_id,
-        order_id: order.order_id,
-        token,
+        expires_at: now + 3600,
+        created_at: now,
     };
-    Ok((checkout, payment_intent))
+    app.store
+        .create_checkout(&order, &session, None, now)
+        .await?;
+    Ok(Checkout {
+        order_id: order.order_id,
+        token,
+    })
 }
 
-/// Makes (and with `paid`, pays) the order's intent in the Stripe emulator,
-/// with the store's key as the service opens it.
-async fn stripe_intent(app: &App, order: &Order, paid: bool) -> Result<String, BoxError> {
+/// The customer pays `payment_intent` with a test card in the Stripe
+/// emulator (what Stripe.js and Stripe do), with the store's key as the
+/// service opens it. The webhook then reads it back `succeeded`.
+pub async fn pay(app: &App, store_id: StoreId, payment_intent: &str) -> Result<(), BoxError> {
     let connection = app
         .store
-        .get_connection(&order.store_id)
+        .get_connection(&store_id)
         .await?
         .ok_or("store not connected")?;
     let key = shared::webhooks::setup::open_secret_key(app, &connection).await?;
     let base = app.config.stripe_api_base.as_str().trim_end_matches('/');
     let http = reqwest::Client::new();
-    let call = |path: &str, form: Vec<(&str, String)>| {
-        http.post(format!("{base}/v1/{path}"))
+    let call = |path: String, form: Vec<(&'static str, String)>| {
+        let request = http
+            .post(format!("{base}/v1/{path}"))
             .bearer_auth(key.expose())
-            .form(&form)
-            .send()
-    };
-    let mut form = vec![
-        ("amount", order.amount.to_string()),
-        ("currency", order.currency.code().to_owned()),
-        ("payment_method_types[]", "card".to_owned()),
-        ("metadata[store_id]", order.store_id.to_string()),
-        ("metadata[order_id]", order.order_id.clone()),
-    ];
-    if paid {
-        let method: serde_json::Value = call(
-            "payment_methods",
-            vec![
-                ("type", "card".to_owned()),
-                ("card[number]", "4242424242424242".to_owned()),
-                ("card[exp_month]", "12".to_owned()),
-                ("card[exp_year]", "2034".to_owned()),
-                ("card[cvc]", "123".to_owned()),
-            ],
-        )
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-        let method = method["id"].as_str().ok_or("payment method without id")?;
-        form.push(("payment_method", method.to_owned()));
-        form.push(("confirm", "true".to_owned()));
-    }
-    let intent: serde_json::Value = call("payment_intents", form)
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let expected = if paid {
-        "succeeded"
-    } else {
-        "requires_payment_method"
-    };
-    if intent["status"] != expected {
-        return Err(format!("emulator intent is {}, not {expected}", intent["status"]).into());
-    }
-    Ok(intent["id"].as_str().ok_or("intent without id")?.to_owned())
-}
-
-fn pending_order(store_id: StoreId, amount: u64) -> Result<Order, BoxError> {
-    Ok(Order::pending(
-        store_id,
-        Mode::Test,
-        Currency::parse("eur")?,
-        amount,
-        vec![LineItem {
-            name: "Blue mug".into(),
-            unit_amount: amount,
-            quantity: 1,
-        }],
-        clock::now(),
-    ))
-}
-
-/// Writes the order with a session valid for an hour; returns the token.
-async fn save_checkout(app: &App, order: &Order) -> Result<String, BoxError> {
-    let now = clock::now();
-    let (token, token_hash) = session_token::generate()?;
-    let session = CheckoutSession {
-        token_hash,
-        order_id: order.order_id.clone(),
-        store_id: order.store_id,
-        expires_at: now + 3600,
-        created_at: now,
-    };
-    app.store
-        .create_checkout(order, &session, None, now)
-        .await?;
-    Ok(token)
-}
-
-/// `stores` connected stores with `per_store` checkouts each, returned
-/// interleaved round-robin (store 0, 1, …, n-1, 0, 1, …).
-pub async fn stores_with_checkouts(
-    app: &App,
-    stores: usize,
-    per_store: usize,
-) -> Result<Vec<Checkout>, BoxError> {
-    let mut ids = Vec::with_capacity(stores);
-    for _ in 0..stores {
-        ids.push(connect_store(app).await?);
-    }
-    let mut checkouts = Vec::with_capacity(stores * per_store);
-    for round in 0..per_store {
-        for store_id in &ids {
-            // Different amounts, so an intent mixed up between orders shows.
-            let amount = 1000 + round as u64;
-            checkouts.push(create_checkout(app, *store_id, amount).await?);
+            .form(&form);
+        async move {
+            let answer: serde_json::Value =
+                request.send().await?.error_for_status()?.json().await?;
+            Ok::<_, BoxError>(answer)
         }
+    };
+    let card = [
+        ("4242424242424242", "card[number]"),
+        ("12", "card[exp_month]"),
+        ("2034", "card[exp_year]"),
+        ("123", "card[cvc]"),
+    ];
+    let mut form = vec![("type", "card".to_owned())];
+    form.extend(
+        card.iter()
+            .map(|(value, field)| (*field, (*value).to_owned())),
+    );
+    let method = call("payment_methods".into(), form).await?;
+    let method = method["id"]
+        .as_str()
+        .ok_or("payment method without id")?
+        .to_owned();
+    let path = format!("payment_intents/{payment_intent}");
+    call(path.clone(), vec![("payment_method", method)]).await?;
+    let paid = call(format!("{path}/confirm"), Vec::new()).await?;
+    if paid["status"] != "succeeded" {
+        return Err(format!("emulator intent is {}, not succeeded", paid["status"]).into());
     }
-    Ok(checkouts)
+    Ok(())
 }

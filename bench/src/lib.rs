@@ -1,12 +1,10 @@
-//! Benchmarks of the checkout functions against the local stack (DynamoDB
-//! Local, moto KMS, localstripe). The binaries in `src/bin/` drive them; see
-//! `bench/README.md`.
+//! Payments under load against the local stack (DynamoDB Local, moto KMS,
+//! localstripe): create-intent, then Stripe's webhooks. `src/bin/webhooks.rs`
+//! drives it; see `bench/README.md`.
 
-pub mod counting;
 pub mod cpu;
 pub mod fixtures;
-pub mod passes;
-pub mod report;
+pub mod intents;
 pub mod rng;
 pub mod webhooks;
 

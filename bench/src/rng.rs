@@ -40,14 +40,6 @@ impl Rng {
             items.swap(i, self.below(i + 1));
         }
     }
-
-    /// `len` characters of `[a-zA-Z0-9]`, like the bodies of Stripe ids.
-    pub fn alphanumeric(&mut self, len: usize) -> String {
-        const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-        (0..len)
-            .map(|_| char::from(CHARS[self.below(CHARS.len())]))
-            .collect()
-    }
 }
 
 #[cfg(test)]

@@ -45,8 +45,8 @@ pub async fn load_aws_config() -> aws_config::SdkConfig {
         .timeout_config(timeouts)
         // It watches streaming bodies for stalls; ours are small JSON
         // documents already bounded by the timeouts above, and the watching
-        // cost 2-3% of the CPU of a DynamoDB request (bench/src/bin/sdk_cpu.rs,
-        // paired A/B medians).
+        // cost 2-3% of the CPU of a DynamoDB request (paired A/B medians;
+        // BENCHMARKS.md, "Webhooks under load").
         .stalled_stream_protection(
             aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled(),
         )

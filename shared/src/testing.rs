@@ -1,6 +1,9 @@
 //! Test support for the functions' handler tests (feature `testing`): an app
 //! whose every dependency is unreachable, to prove a request is rejected
-//! before any I/O, or that a dependency failure becomes a clean 5xx.
+//! before any I/O, or that a dependency failure becomes a clean 5xx; and
+//! (`counting`) an app that counts its KMS calls and DynamoDB requests.
+
+pub mod counting;
 
 use crate::app::App;
 use crate::config::Config;

@@ -1,20 +1,17 @@
-//! The measured part: concurrent senders take deliveries off one shared
-//! queue and hand each to `shared::webhooks::process`, as the webhook
-//! function does with Stripe's POST. An answer Stripe would deliver again
-//! (a 5xx) is scheduled again later, with a growing delay, as Stripe does
-//! (over days; here over seconds). An event that arrives before the one it
-//! follows is parked on its order and answered 200, so it is not.
+//! The measured part: concurrent senders take the next delivery off one
+//! shared counter and hand it to `shared::webhooks::process`, as the webhook
+//! function does with Stripe's POST. A delivery answered 5xx is delivered
+//! again by its sender after a growing delay, as Stripe does (over days;
+//! here over seconds) while the other senders go on. An event that arrives
+//! before the one it follows is parked on its order and answered 200.
 
 use super::workload::Delivery;
 use crate::BoxError;
-use crate::counting::{DynamoCounts, KmsCounts};
 use crate::cpu::{self, CpuTime};
-use crate::passes::CountedApp;
+use shared::testing::counting::{CountedApp, Counts};
 use shared::webhooks::{self, Outcome};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,21 +24,14 @@ pub enum AttemptResult {
         reason: &'static str,
     },
     Flagged,
-    /// 200, parked: the event arrived before the one it follows; recorded
-    /// and kept on its order until the order is `until`.
+    /// 200: the event arrived before the one it follows; recorded and kept
+    /// on its order until the order is `until`.
     Parked {
         until: &'static str,
     },
-    /// A 5xx: delivered again later.
-    Retryable {
-        status: u16,
-        code: String,
-    },
-    /// A 4xx (a 409 `event_too_early` included, which the service no
-    /// longer answers): Stripe would deliver again too, but nothing would
-    /// change; not retried here, and none is expected, so each is reported
-    /// as a delivery never acknowledged.
-    Rejected {
+    /// A 5xx (delivered again later) or a 4xx (none is expected; not
+    /// delivered again, so it counts as never acknowledged).
+    Failed {
         status: u16,
         code: String,
     },
@@ -50,22 +40,18 @@ pub enum AttemptResult {
 impl AttemptResult {
     /// A 2xx answer.
     pub fn succeeded(&self) -> bool {
-        !matches!(
-            self,
-            AttemptResult::Retryable { .. } | AttemptResult::Rejected { .. }
-        )
+        !matches!(self, AttemptResult::Failed { .. })
     }
 
     /// Stripe would deliver it again (and so do the senders).
     pub fn redelivered(&self) -> bool {
-        matches!(self, AttemptResult::Retryable { .. })
+        matches!(self, AttemptResult::Failed { status, .. } if *status >= 500)
     }
 }
 
-/// One call of `process`, timed from the start of the measured phase.
+/// One call of `process`, and when it ended (since the measured phase began).
 #[derive(Clone, Debug)]
 pub struct Attempt {
-    pub start: Duration,
     pub end: Duration,
     pub result: AttemptResult,
 }
@@ -79,25 +65,12 @@ pub struct Measured {
     pub first_pass: Duration,
     pub wall: Duration,
     pub cpu: CpuTime,
-    pub kms: KmsCounts,
-    pub dynamodb: DynamoCounts,
+    pub counts: Counts,
 }
 
 impl Measured {
     pub fn attempt_count(&self) -> usize {
         self.attempts.iter().map(Vec::len).sum()
-    }
-
-    /// Wall time of each attempt, sorted.
-    pub fn latencies(&self) -> Vec<Duration> {
-        let mut out: Vec<Duration> = self
-            .attempts
-            .iter()
-            .flatten()
-            .map(|a| a.end - a.start)
-            .collect();
-        out.sort();
-        out
     }
 }
 
@@ -108,11 +81,7 @@ pub fn result_of(outcome: Result<Outcome, shared::AppError>) -> AttemptResult {
         Ok(Outcome::NoChange { reason }) => AttemptResult::NoChange { reason },
         Ok(Outcome::Flagged { .. }) => AttemptResult::Flagged,
         Ok(Outcome::Parked { until, .. }) => AttemptResult::Parked { until },
-        Err(err) if err.status().is_server_error() => AttemptResult::Retryable {
-            status: err.status().as_u16(),
-            code: err.code().to_owned(),
-        },
-        Err(err) => AttemptResult::Rejected {
+        Err(err) => AttemptResult::Failed {
             status: err.status().as_u16(),
             code: err.code().to_owned(),
         },
@@ -125,65 +94,9 @@ pub fn backoff(next_try: usize) -> Duration {
     Duration::from_millis(50 * 2u64.pow(doublings)).min(Duration::from_secs(4))
 }
 
-/// Work shared by the senders: the first-pass queue (an atomic counter),
-/// redeliveries due at a time, and how many deliveries are not done yet.
-struct Queue {
-    len: usize,
-    next: AtomicUsize,
-    /// (due, delivery, try number).
-    redeliveries: Mutex<BinaryHeap<Reverse<(Duration, usize, usize)>>>,
-    open: AtomicUsize,
-}
-
-enum Work {
-    /// Delivery index, try number (1 = first delivery).
-    Deliver(usize, usize),
-    Wait(Duration),
-    Done,
-}
-
-impl Queue {
-    fn redeliveries(
-        &self,
-    ) -> std::sync::MutexGuard<'_, BinaryHeap<Reverse<(Duration, usize, usize)>>> {
-        self.redeliveries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn take(&self, now: Duration) -> Work {
-        {
-            let mut due = self.redeliveries();
-            if let Some(Reverse((at, i, try_no))) = due.peek().copied()
-                && at <= now
-            {
-                due.pop();
-                return Work::Deliver(i, try_no);
-            }
-        }
-        if self.next.load(Ordering::Relaxed) < self.len {
-            let i = self.next.fetch_add(1, Ordering::Relaxed);
-            if i < self.len {
-                return Work::Deliver(i, 1);
-            }
-        }
-        if self.open.load(Ordering::SeqCst) == 0 {
-            return Work::Done;
-        }
-        // Nothing due yet: wait for it (or for another sender's answer).
-        let soonest = self
-            .redeliveries()
-            .peek()
-            .map(|Reverse((at, _, _))| at.saturating_sub(now))
-            .unwrap_or(Duration::from_millis(5));
-        Work::Wait(soonest.clamp(Duration::from_millis(1), Duration::from_millis(50)))
-    }
-}
-
-/// Sends every delivery (plus redeliveries): `senders` tasks on the current
-/// (multi-thread) runtime take a due redelivery if there is one, else the
-/// next delivery in delivery order. A delivery answered 5xx is delivered
-/// again after `backoff`, up to `max_tries` tries in all.
+/// Sends every delivery from `senders` tasks on the current (multi-thread)
+/// runtime, each taking the next delivery in delivery order; a 5xx is
+/// delivered again after `backoff`, up to `max_tries` tries in all.
 pub async fn run(
     counted: Arc<CountedApp>,
     deliveries: Arc<Vec<Delivery>>,
@@ -191,72 +104,58 @@ pub async fn run(
     max_tries: usize,
     ticks_per_second: u64,
 ) -> Result<Measured, BoxError> {
-    let queue = Arc::new(Queue {
-        len: deliveries.len(),
-        next: AtomicUsize::new(0),
-        redeliveries: Mutex::new(BinaryHeap::new()),
-        open: AtomicUsize::new(deliveries.len()),
-    });
-    let kms_before = counted.kms.counts();
-    let dynamodb_before = counted.dynamodb.counts();
+    let next = Arc::new(AtomicUsize::new(0));
+    let counts_before = counted.counts();
     let cpu_before = cpu::process_cpu(ticks_per_second)?;
     let started = Instant::now();
-
     let mut tasks = Vec::with_capacity(senders);
     for _ in 0..senders {
-        let (counted, deliveries, queue) = (counted.clone(), deliveries.clone(), queue.clone());
+        let (counted, deliveries, next) = (counted.clone(), deliveries.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
-            let mut sent: Vec<(usize, Attempt)> = Vec::new();
+            let mut sent: Vec<(usize, Vec<Attempt>)> = Vec::new();
             loop {
-                let (i, try_no) = match queue.take(started.elapsed()) {
-                    Work::Deliver(i, try_no) => (i, try_no),
-                    Work::Wait(d) => {
-                        tokio::time::sleep(d).await;
-                        continue;
-                    }
-                    Work::Done => break,
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(d) = deliveries.get(i) else {
+                    break;
                 };
-                let delivery = &deliveries[i];
-                let start = started.elapsed();
-                let outcome = webhooks::process(
-                    &counted.app,
-                    Some(delivery.store_id),
-                    Some(&delivery.signature),
-                    &delivery.body,
-                )
-                .await;
-                let end = started.elapsed();
-                let result = result_of(outcome);
-                let again = result.redelivered() && try_no < max_tries;
-                sent.push((i, Attempt { start, end, result }));
-                if again {
-                    queue
-                        .redeliveries()
-                        .push(Reverse((end + backoff(try_no + 1), i, try_no + 1)));
-                } else {
-                    queue.open.fetch_sub(1, Ordering::SeqCst);
+                let mut tries = Vec::new();
+                loop {
+                    let outcome = webhooks::process(
+                        &counted.app,
+                        Some(d.store_id),
+                        Some(&d.signature),
+                        &d.body,
+                    )
+                    .await;
+                    let result = result_of(outcome);
+                    let again = result.redelivered() && tries.len() + 1 < max_tries;
+                    tries.push(Attempt {
+                        end: started.elapsed(),
+                        result,
+                    });
+                    if !again {
+                        break;
+                    }
+                    tokio::time::sleep(backoff(tries.len() + 1)).await;
                 }
+                sent.push((i, tries));
             }
             sent
         }));
     }
     let mut attempts: Vec<Vec<Attempt>> = vec![Vec::new(); deliveries.len()];
     for task in tasks {
-        for (i, attempt) in task.await? {
-            attempts[i].push(attempt);
+        for (i, tries) in task.await? {
+            attempts[i] = tries;
         }
     }
-    for tried in &mut attempts {
-        tried.sort_by_key(|a| a.start);
-    }
-
     let wall = started.elapsed();
     let cpu = cpu::process_cpu(ticks_per_second)?.since(&cpu_before);
-    let first_pass = attempts
+    let first_pass = (attempts
         .iter()
-        .filter_map(|tried| tried.first().map(|a| a.end))
-        .max()
-        .unwrap_or_default();
+        .filter_map(|tries| tries.first().map(|a| a.end)))
+    .max()
+    .unwrap_or_default();
     Ok(Measured {
         attempts,
         senders,
@@ -264,7 +163,6 @@ pub async fn run(
         first_pass,
         wall,
         cpu,
-        kms: counted.kms.counts().since(&kms_before),
-        dynamodb: counted.dynamodb.counts().since(&dynamodb_before),
+        counts: counted.counts().since(&counts_before),
     })
 }

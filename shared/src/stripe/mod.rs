@@ -10,8 +10,8 @@ mod account;
 mod intents;
 pub mod pace;
 mod publishable;
-#[cfg(test)]
-pub(crate) mod samples;
+#[cfg(any(test, feature = "testing"))]
+pub mod samples;
 pub mod webhook_endpoints;
 
 pub use intents::{ClientSecret, IntentStatus, NewIntent, PaymentIntent};

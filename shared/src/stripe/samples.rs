@@ -1,6 +1,7 @@
 //! Stripe's published sample objects (`tests/system/fixtures/stripe`, see
-//! its README), for unit tests: what Stripe really sends, fields we ignore
-//! included, with only the fields a test is about set.
+//! its README), for unit tests, the system tests and the bench (feature
+//! `testing`): what Stripe really sends, fields we ignore included, with
+//! only the fields a test is about set.
 
 use serde_json::Value;
 

@@ -70,8 +70,9 @@ pub(super) async fn apply(
 }
 
 /// The change an event's `Effect::Transition` asks of its order, as first
-/// written (before any refusal fits it to the order).
-pub(super) fn event_change<'a>(
+/// written (before any refusal fits it to the order). Public so the bench
+/// checks its end states with the webhook's own decisions.
+pub fn event_change<'a>(
     envelope: &Envelope,
     payment_intent: &'a str,
     to: OrderStatus,

@@ -141,8 +141,9 @@ pub(super) async fn confirm(
 }
 
 /// The change Stripe's word `to` about the event's intent asks of its
-/// order (of `mode`), read from Stripe at `now`.
-pub(super) fn confirmed_change<'a>(
+/// order (of `mode`), read from Stripe at `now`. Public for the bench, as
+/// `event_change`.
+pub fn confirmed_change<'a>(
     envelope: &Envelope,
     payment_intent: &'a str,
     to: OrderStatus,

@@ -20,6 +20,8 @@ pub mod setup;
 pub mod signature;
 pub mod verdict;
 
+pub use apply::event_change;
+pub use confirm::confirmed_change;
 pub use event::{Effect, Envelope};
 pub use health::{WebhookHealth, webhook_health};
 pub use memory::WebhookMemory;

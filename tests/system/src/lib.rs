@@ -497,30 +497,10 @@ pub async fn internal_status(store_id: &str) -> serde_json::Value {
 
 /// Stripe's published sample object `name`, unchanged
 /// (`fixtures/stripe/README.md`): what Stripe really sends, fields we ignore
-/// included. Tests set only the fields they are about.
-pub fn stripe_sample(name: &str) -> serde_json::Value {
-    let text = match name {
-        "account" => include_str!("../fixtures/stripe/account.json"),
-        "charge" => include_str!("../fixtures/stripe/charge.json"),
-        "customer" => include_str!("../fixtures/stripe/customer.json"),
-        "dispute" => include_str!("../fixtures/stripe/dispute.json"),
-        "event" => include_str!("../fixtures/stripe/event.json"),
-        "payment_intent" => include_str!("../fixtures/stripe/payment_intent.json"),
-        "refund" => include_str!("../fixtures/stripe/refund.json"),
-        "webhook_endpoint" => include_str!("../fixtures/stripe/webhook_endpoint.json"),
-        other => panic!("no Stripe sample {other}"),
-    };
-    serde_json::from_str(text).expect("a Stripe sample object")
-}
-
-/// Stripe's sample `name` with the top-level `fields` set.
-pub fn stripe_object(name: &str, fields: serde_json::Value) -> serde_json::Value {
-    let mut object = stripe_sample(name);
-    for (field, value) in fields.as_object().expect("fields are an object") {
-        object[field] = value.clone();
-    }
-    object
-}
+/// included; and the sample with only the top-level fields a test is about
+/// set. One copy, `shared::stripe::samples`, for the unit tests, these and
+/// the bench.
+pub use shared::stripe::samples::{object as stripe_object, sample as stripe_sample};
 
 /// A Stripe event as Stripe sends it, created now: Stripe's sample event
 /// carrying `object`.

@@ -524,6 +524,31 @@ async fn racing_handlers_with_one_idempotency_key_make_one_order() {
     assert_eq!(created[0]["order_id"], orders[0].as_str());
 }
 
+#[tokio::test]
+async fn a_link_called_in_a_loop_makes_one_intent_and_reads_it_at_most_fifty_times() {
+    // A leaked link driven in a loop (`bench/flood.py` measured it; BENCHMARKS.md,
+    // "Isolation"): one PaymentIntent, read back from Stripe at most the
+    // order's budget of times, then 429 for every later call.
+    let (store, secret) = connected_store().await;
+    let (_, session) = create_session(&cart(&store)).await;
+    let token = token_of(session["checkout_url"].as_str().unwrap());
+    let order_id = session["order_id"].as_str().unwrap().to_owned();
+    // The first call makes the intent; each later one spends a read.
+    for call in 0..=shared::checkout::MAX_INTENT_READS {
+        let (status, body) = create_intent(&token, "{}").await;
+        assert_eq!(status, 200, "call {call}: {body}");
+    }
+    for _ in 0..3 {
+        let (status, body) = create_intent(&token, "{}").await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (429, Some("too_many_attempts")),
+            "{body}"
+        );
+    }
+    assert_eq!(intents_for_order(&secret, &order_id).await.len(), 1);
+}
+
 /// Every PaymentIntent the emulator holds for `order_id` (all pages).
 async fn intents_for_order(secret: &str, order_id: &str) -> Vec<String> {
     let mut ids = Vec::new();
