@@ -16,7 +16,7 @@ import boto3
 from cryptography.fernet import Fernet
 
 # (wrapped data key, Fernet token, encryption context purpose) per kind of
-# sealed secret, as shared/src/vault.rs and the store write them.
+# sealed secret, as shared/src/vault/ and the store write them.
 SEALED = [
     ("secret_key_wrapped", "secret_key_token", "stripe_secret_key"),
     ("webhook_secret_wrapped", "webhook_secret_token", "stripe_webhook_secret"),

@@ -4,7 +4,7 @@ secrets key's policy lets only this stack's function roles use the key.
 
 The table is the contract. It comes from reading the code: the pk prefixes
 are the `format!("...#{}")` keys of shared/src/store/*.rs, the purposes the
-`Purpose` values of shared/src/vault.rs, and each function's entry lists the
+`Purpose` values of shared/src/vault/keys.rs, and each function's entry lists the
 store and vault calls its code paths make. A grant the table does not list
 (an extra action, a wildcard resource, a missing or looser condition), an
 entry the template does not grant, or a function missing from either side
