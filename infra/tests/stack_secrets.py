@@ -1,12 +1,14 @@
-"""The secrets the test run left in its table, recovered the way only the
-service can recover them (KMS, with the store's encryption context), so the
-scans can look for the exact values: a data key has no pattern to search for,
-and a checkout token is only recognisable by its hash.
+"""What the secret scans look for: the shapes of the secrets we must never
+show, and the secrets the test run left in its table, recovered the way only
+the service can recover them (KMS, with the store's encryption context), so
+the scans can look for the exact values: a data key has no pattern to search
+for, and a checkout token is only recognisable by its hash.
 
 Used by test_logs.py and test_responses.py, which run at the end of the test
 command while the stack is still up."""
 
 import base64
+import functools
 import hashlib
 import os
 import re
@@ -14,6 +16,12 @@ from dataclasses import dataclass, field
 
 import boto3
 from cryptography.fernet import Fernet
+
+# A merchant's Stripe secret or restricted key, and a webhook signing secret.
+STRIPE_KEY = re.compile(r"\b[sr]k_(?:test|live)_[A-Za-z0-9]{4,}")
+WEBHOOK_SECRET = re.compile(r"\bwhsec_[A-Za-z0-9]{4,}")
+# A PaymentIntent's (or SetupIntent's) client secret.
+CLIENT_SECRET = re.compile(r"\b(?:pi|seti)_[A-Za-z0-9]+_secret_[A-Za-z0-9]+")
 
 # (wrapped data key, Fernet token, encryption context purpose) per kind of
 # sealed secret, as shared/src/vault/ and the store write them.
@@ -82,7 +90,9 @@ def items(table):
         yield from page["Items"]
 
 
+@functools.cache
 def load():
+    """Read once per test session: both scans use the same table."""
     table = os.environ["TABLE_NAME"]
     kms = boto3.client("kms")
     secrets = StackSecrets()

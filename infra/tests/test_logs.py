@@ -15,8 +15,8 @@ import stack_secrets
 STACK_DIR = Path(os.environ.get("STACK_DIR", ""))
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_PATTERNS = [
-    re.compile(r"\b[sr]k_(test|live)_[A-Za-z0-9]{4,}"),
-    re.compile(r"\bwhsec_[A-Za-z0-9]{4,}"),
+    stack_secrets.STRIPE_KEY,
+    stack_secrets.WEBHOOK_SECRET,
     re.compile(r"Bearer\s+\S+"),
     # A checkout token (43 URL-safe characters) is a customer's only credential.
     re.compile(r"/checkout/[A-Za-z0-9_-]{20,}"),
@@ -26,7 +26,7 @@ SECRET_PATTERNS = [
 # confirms the payment, and a connect link's signature, which with its
 # fields is the link. Scanned in the functions' log only.
 SERVICE_PATTERNS = [
-    re.compile(r"\b(pi|seti)_[A-Za-z0-9]+_secret_[A-Za-z0-9]+"),
+    stack_secrets.CLIENT_SECRET,
     re.compile(r"signature[\"':= ]+[0-9a-f]{64}\b"),
 ]
 

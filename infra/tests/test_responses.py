@@ -32,10 +32,9 @@ import stack_secrets
 STACK_DIR = Path(os.environ.get("STACK_DIR", ""))
 
 NEVER = [
-    ("a Stripe key", re.compile(r"\b[sr]k_(test|live)_[A-Za-z0-9]{4,}")),
-    ("a webhook secret", re.compile(r"\bwhsec_[A-Za-z0-9]{4,}")),
+    ("a Stripe key", stack_secrets.STRIPE_KEY),
+    ("a webhook secret", stack_secrets.WEBHOOK_SECRET),
 ]
-CLIENT_SECRET = re.compile(r"\b(?:pi|seti)_[A-Za-z0-9]+_secret_[A-Za-z0-9]+")
 SIGNATURE = re.compile(r"(?<![0-9a-fA-F])[0-9a-f]{64}(?![0-9a-fA-F])")
 
 # (method, path) of the routes that hand each kind out.
@@ -98,7 +97,7 @@ def issues(record, kind):
 def found_in(text, secrets):
     """(kind, value) of each token, client secret and signature in `text`."""
     yield from (("checkout token", t) for t in secrets.checkout_tokens_in(text))
-    yield from (("client secret", c) for c in CLIENT_SECRET.findall(text))
+    yield from (("client secret", c) for c in stack_secrets.CLIENT_SECRET.findall(text))
     yield from (("signature", s) for s in SIGNATURE.findall(text))
 
 

@@ -285,11 +285,24 @@ pub async fn create_session(body: &serde_json::Value) -> (u16, serde_json::Value
 }
 
 /// `GET /api/internal/orders/{id}`, signed.
+pub async fn get_order(order_id: &str) -> serde_json::Value {
+    let path = format!("/api/internal/orders/{order_id}");
+    let response = http()
+        .get(format!("{}{path}", base_url()))
+        .headers(signed_headers("GET", &path, ""))
+        .send()
+        .await
+        .expect("orders");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("json")
+}
+
 /// Runs the reconciler at `now` while `order_id` is `pending`, at most
-/// `MAX_RECONCILER_RUNS` times (none when it is settled already). Which other orders are due depends on what
-/// ran on this stack before (twenty runs of the suite leave thousands), and
-/// one run looks at `limits.max_orders` at most; the reconciler moves past
-/// what it looked at, so a later run reaches this order.
+/// `MAX_RECONCILER_RUNS` times (none when it is settled already). Which
+/// other orders are due depends on what ran on this stack before (twenty
+/// runs of the suite leave thousands), and one run looks at
+/// `limits.max_orders` at most; the reconciler moves past what it looked
+/// at, so a later run reaches this order.
 pub async fn reconcile_until_settled(
     app: &shared::App,
     now: u64,
@@ -307,18 +320,6 @@ pub async fn reconcile_until_settled(
 }
 
 pub const MAX_RECONCILER_RUNS: usize = 20;
-
-pub async fn get_order(order_id: &str) -> serde_json::Value {
-    let path = format!("/api/internal/orders/{order_id}");
-    let response = http()
-        .get(format!("{}{path}", base_url()))
-        .headers(signed_headers("GET", &path, ""))
-        .send()
-        .await
-        .expect("orders");
-    assert_eq!(response.status(), 200);
-    response.json().await.expect("json")
-}
 
 /// A call to the Stripe emulator with a merchant's secret key, as Stripe's
 /// servers would act on the customer's confirmation.
