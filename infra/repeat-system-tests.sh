@@ -7,6 +7,9 @@
 #
 #   infra/repeat-system-tests.sh [RUNS]
 #
+# REPEAT_BUSY=0 leaves out the busy loops, for when other CPU-bound work
+# (a `make fuzz` campaign, one process per core) is the load instead.
+#
 # Prints one line per run and a summary; exits non-zero if any run failed.
 # The logs of failed runs stay in $STACK_DIR/repeat-<n>.log.
 set -euo pipefail
@@ -42,7 +45,7 @@ source "$STACK_DIR/service.env"
 set +a
 
 # One busy loop per core, at the same priority as the tests.
-for _ in $(seq "$(nproc)"); do
+[[ "${REPEAT_BUSY:-1}" == 0 ]] || for _ in $(seq "$(nproc)"); do
   ( exec yes >/dev/null ) &
   busy+=("$!")
 done
