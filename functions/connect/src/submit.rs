@@ -190,7 +190,7 @@ async fn save(
     };
     if let Err(err) = app
         .store
-        .save_connection(&connection, &audit, Some(link))
+        .save_connection(&connection, &audit, Some(&link.one_time_use()))
         .await
     {
         if let Some(id) = &created_endpoint {

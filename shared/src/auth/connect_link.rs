@@ -28,6 +28,7 @@ use crate::config::InternalSecret;
 use crate::domain::{ReturnUrl, ReturnUrlPolicy, StoreId};
 use crate::error::AppError;
 use crate::secrets::SecretKeys;
+use crate::store::LinkUse;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use url::Url;
@@ -324,6 +325,16 @@ impl ConnectLink {
     /// can sign again without the secret. The signature itself is not kept.
     pub fn use_key(&self) -> String {
         hex::encode(Sha256::digest(self.params.signature.as_bytes()))
+    }
+
+    /// The record its first save writes, so a second save is refused.
+    pub fn one_time_use(&self) -> LinkUse {
+        LinkUse {
+            key: self.use_key(),
+            store_id: self.store_id,
+            purpose: self.purpose.as_str(),
+            expires: self.expires,
+        }
     }
 }
 

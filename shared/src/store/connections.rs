@@ -2,9 +2,8 @@
 //! trail (`STORE#{id}` / `AUDIT#{millis}#{uuid}`).
 
 use super::item::{Item, b, get_b, get_n, get_opt_n, get_opt_s, get_s, n, s};
-use super::link_uses::link_used;
+use super::link_uses::{LinkUse, link_used};
 use super::{Store, condition_failed_at, dependency_error, is_condition_failure};
-use crate::auth::connect_link::ConnectLink;
 use crate::domain::{KeyKind, Mode, PublishableKey, StoreId, StripeAccountId};
 use crate::error::AppError;
 use crate::vault::SealedSecret;
@@ -344,7 +343,7 @@ impl Store {
         &self,
         connection: &StripeConnection,
         audit: &AuditEntry,
-        through: Option<&ConnectLink>,
+        through: Option<&LinkUse>,
     ) -> Result<(), AppError> {
         let mut put = Put::builder()
             .table_name(&self.table)

@@ -5,15 +5,28 @@
 
 use super::item::{Item, n, s};
 use super::{Store, dependency_error};
-use crate::auth::connect_link::ConnectLink;
+use crate::domain::StoreId;
 use crate::error::AppError;
 use aws_sdk_dynamodb::types::Put;
 
 const SK: &str = "LINK";
 const KEEP_AFTER_EXPIRY_SECS: u64 = 24 * 60 * 60;
 
-fn pk(link: &ConnectLink) -> String {
-    format!("LINK#{}", link.use_key())
+/// What the table keeps of a verified one-time link
+/// (`auth::connect_link::ConnectLink::one_time_use`): the store only
+/// records uses, it does not know how links are signed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkUse {
+    /// A hash of the link's signature, never the signature itself.
+    pub key: String,
+    pub store_id: StoreId,
+    pub purpose: &'static str,
+    /// When the link dies (unix seconds).
+    pub expires: u64,
+}
+
+fn pk(link: &LinkUse) -> String {
+    format!("LINK#{}", link.key)
 }
 
 /// What a merchant holding a used link is told.
@@ -26,7 +39,7 @@ pub fn link_used() -> AppError {
 
 impl Store {
     /// Strongly consistent: a use recorded a moment ago counts.
-    pub async fn link_used(&self, link: &ConnectLink) -> Result<bool, AppError> {
+    pub async fn link_used(&self, link: &LinkUse) -> Result<bool, AppError> {
         let out = self
             .client
             .get_item()
@@ -42,12 +55,12 @@ impl Store {
     }
 
     /// The write that consumes `link`: it fails if the link was used.
-    pub(super) fn link_use_put(&self, link: &ConnectLink, now: u64) -> Result<Put, AppError> {
+    pub(super) fn link_use_put(&self, link: &LinkUse, now: u64) -> Result<Put, AppError> {
         let item: Item = [
             ("pk", s(pk(link))),
             ("sk", s(SK)),
             ("store_id", s(link.store_id.to_string())),
-            ("purpose", s(link.purpose.as_str())),
+            ("purpose", s(link.purpose)),
             ("used_at", n(now)),
             ("expires_at", n(link.expires + KEEP_AFTER_EXPIRY_SECS)),
         ]

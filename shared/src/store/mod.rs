@@ -20,7 +20,7 @@ pub use connections::{
 };
 pub use events::{EventWrite, IntentLink};
 pub use idempotency::{IDEMPOTENCY_WINDOW_SECS, IdempotentCheckout};
-pub use link_uses::link_used;
+pub use link_uses::{LinkUse, link_used};
 pub use orders::{
     CheckoutSession, CheckoutWrite, DueOrder, DuePage, FIRST_CHECK_AFTER_SECS,
     LONGEST_SESSION_SECS, Order, PAYING_GRACE_SECS, PENDING_INDEX, pending_partitions,

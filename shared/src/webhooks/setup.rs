@@ -176,7 +176,11 @@ pub async fn save_manual_secret(
         replacement: None,
     };
     app.store
-        .save_connection(&connection, &audit, through)
+        .save_connection(
+            &connection,
+            &audit,
+            through.map(ConnectLink::one_time_use).as_ref(),
+        )
         .await?;
     remove_auto_endpoint(app, &previous).await;
     tracing::info!(store_id = %store_id, version = connection.version, "webhook signing secret saved");
