@@ -12,6 +12,7 @@ pub mod csp;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod internal_api;
 pub mod key_health;
 pub mod metrics;
 pub mod pages;

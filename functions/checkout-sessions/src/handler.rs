@@ -6,8 +6,9 @@
 use crate::idempotency;
 use crate::session_response::{SessionResponse, created};
 use lambda_http::{Body, Request, Response};
-use shared::auth::{internal, session_token};
+use shared::auth::session_token;
 use shared::domain::CartRequest;
+use shared::internal_api;
 use shared::store::{CheckoutSession, CheckoutWrite, IdempotentCheckout, Order};
 use shared::vault::{EncryptionContext, Purpose};
 use shared::{App, AppError, clock, http};
@@ -16,7 +17,7 @@ const MIN_TTL: u64 = 5 * 60;
 const MAX_TTL: u64 = shared::store::LONGEST_SESSION_SECS;
 
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
-    internal::authenticate_bmos(app, &req).await?;
+    internal_api::authenticate_bmos(app, &req).await?;
     let idempotency_key = idempotency::key(&req)?;
     let raw = http::body_bytes(&req)?;
     let body: CartRequest = serde_json::from_slice(raw).map_err(|e| {

@@ -6,8 +6,8 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use shared::auth::connect_link::{self, AccountChange};
-use shared::auth::internal;
 use shared::domain::{ReturnUrl, StoreId, whole_number};
+use shared::internal_api;
 use shared::{App, AppError, clock, http};
 
 pub const DEFAULT_EXPIRES_IN: u64 = 30 * 60;
@@ -34,7 +34,7 @@ pub struct LinkResponse {
 }
 
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
-    internal::authenticate_bmos(app, &req).await?;
+    internal_api::authenticate_bmos(app, &req).await?;
     let store_id = StoreId::parse(&http::path_param(&req, "store_id").unwrap_or_default())?;
     let body: LinkRequest = serde_json::from_slice(http::body_bytes(&req)?).map_err(|e| {
         AppError::bad_request(

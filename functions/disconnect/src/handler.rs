@@ -4,13 +4,13 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use shared::auth::internal;
 use shared::domain::StoreId;
+use shared::internal_api;
 use shared::webhooks::setup;
 use shared::{App, AppError, http};
 
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
-    let caller = internal::authenticate_bmos(app, &req).await?;
+    let caller = internal_api::authenticate_bmos(app, &req).await?;
     let store_id = StoreId::parse(&http::path_param(&req, "store_id").unwrap_or_default())?;
     setup::disconnect(app, &store_id, caller.as_str()).await?;
     Ok(http::json(

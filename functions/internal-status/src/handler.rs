@@ -4,8 +4,8 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
-use shared::auth::internal;
 use shared::domain::StoreId;
+use shared::internal_api;
 use shared::store::KeyReplacement;
 use shared::webhooks::{WebhookHealth, setup, webhook_health};
 use shared::{App, AppError, clock, http, key_health};
@@ -65,7 +65,7 @@ impl From<&KeyReplacement> for KeyReplacementStatus {
 }
 
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
-    internal::authenticate_bmos(app, &req).await?;
+    internal_api::authenticate_bmos(app, &req).await?;
     let store_id = StoreId::parse(&http::path_param(&req, "store_id").unwrap_or_default())?;
     let connection = app.store.get_connection(&store_id).await?;
     let webhook_url = setup::webhook_url(&http::public_base_url(&app.config, &req)?, &store_id)?;

@@ -9,8 +9,9 @@ use crate::request::{self, ReviewRequest};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
-use shared::auth::internal::{self, Caller};
+use shared::auth::internal::Caller;
 use shared::domain::ReviewResolution;
+use shared::internal_api;
 use shared::store::{Order, ReviewNote};
 use shared::{App, AppError, clock, http};
 
@@ -30,7 +31,7 @@ pub struct ReviewView<'a> {
 }
 
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
-    let caller = internal::authenticate_bmos(app, &req).await?;
+    let caller = internal_api::authenticate_bmos(app, &req).await?;
     if caller != Caller::SignedRequest {
         // A decision that can release goods must not be replayable from a
         // captured header: the signed form is accepted once.

@@ -4,7 +4,7 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
-use shared::auth::internal;
+use shared::internal_api;
 use shared::store::Order;
 use shared::{App, AppError, clock, http};
 
@@ -84,7 +84,7 @@ impl<'a> From<&'a Order> for OrderView<'a> {
 }
 
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
-    internal::authenticate_bmos(app, &req).await?;
+    internal_api::authenticate_bmos(app, &req).await?;
     let raw = http::path_param(&req, "order_id").unwrap_or_default();
     let order_id = uuid::Uuid::try_parse(&raw)
         .ok()

@@ -4,8 +4,8 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use shared::auth::internal;
 use shared::domain::{StoreId, WebhookSecret};
+use shared::internal_api;
 use shared::webhooks::setup;
 use shared::{App, AppError, http};
 
@@ -16,7 +16,7 @@ struct SecretBody {
 }
 
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
-    let caller = internal::authenticate_bmos(app, &req).await?;
+    let caller = internal_api::authenticate_bmos(app, &req).await?;
     let store_id = StoreId::parse(&http::path_param(&req, "store_id").unwrap_or_default())?;
     let body: SecretBody = serde_json::from_slice(http::body_bytes(&req)?).map_err(|_| {
         AppError::bad_request(

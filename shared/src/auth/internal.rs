@@ -19,11 +19,8 @@
 //! Either way the path must be in canonical form (`canonical_path.rs`), and
 //! what is signed is the path exactly as sent (`http::path_and_query`).
 
-use super::canonical_path;
-use crate::app::App;
 use crate::error::AppError;
 use crate::secrets::SecretKeys;
-use crate::store::Store;
 use lambda_http::http::{HeaderMap, Method};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -124,50 +121,6 @@ impl PlainHeader {
 /// recorded.
 pub fn is_recorded(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD)
-}
-
-/// `authenticate_request` with the function's BMOS authentication secret
-/// and plain-header setting.
-pub async fn authenticate_bmos(app: &App, req: &lambda_http::Request) -> Result<Caller, AppError> {
-    let keys = app.bmos_keys().await?;
-    let plain = PlainHeader::from_flag(app.config.allow_plain_secret_header);
-    authenticate_request(&keys, plain, &app.store, req).await
-}
-
-/// Authenticates an internal API request as received (method, raw path and
-/// query, raw body), records a signed request that changes something so it
-/// works once, and logs which form the caller used.
-pub async fn authenticate_request(
-    keys: &SecretKeys,
-    plain: PlainHeader,
-    replays: &Store,
-    req: &lambda_http::Request,
-) -> Result<Caller, AppError> {
-    let path_and_query = crate::http::path_and_query(req);
-    let path = path_and_query
-        .split_once('?')
-        .map_or(path_and_query.as_str(), |(path, _)| path);
-    canonical_path::require(path)?;
-    let parts = SignedParts {
-        method: req.method().as_str(),
-        path_and_query: &path_and_query,
-        body: crate::http::body_bytes(req)?,
-    };
-    let verified = authenticate(keys, plain, req.headers(), &parts, crate::clock::now())?;
-    if let Verified::Signed(signed) = &verified
-        && is_recorded(req.method())
-        && !replays
-            .record_signed_request(&signed.mac_hash, signed.record_expires_at)
-            .await?
-    {
-        return Err(AppError::unauthorized(
-            "replayed",
-            "This signed request was already used; sign every request anew, with the current time",
-        ));
-    }
-    let caller = verified.caller();
-    tracing::debug!(caller = caller.as_str(), "internal caller authenticated");
-    Ok(caller)
 }
 
 fn unauthorized(message: &'static str) -> AppError {
