@@ -10,7 +10,6 @@ use crate::store::Store;
 use crate::stripe::StripeApi;
 use crate::telemetry;
 use crate::vault::{DataKeys, KmsDataKeys, Vault};
-use crate::webhooks::WebhookMemory;
 use lambda_http::{Body, Request, Response, service_fn};
 use std::future::Future;
 use std::sync::Arc;
@@ -21,8 +20,6 @@ pub struct App {
     pub store: Store,
     pub vault: Vault,
     pub stripe: StripeApi,
-    /// Kept between deliveries by a warm webhook container.
-    pub webhook_memory: WebhookMemory,
     pub metrics: Metrics,
     /// Only in the functions that verify BMOS's calls.
     pub bmos_auth: Option<RotatingSecret>,
@@ -108,7 +105,6 @@ impl App {
             store: Store::new(dynamodb, config.table_name.clone()),
             vault: Vault::new(keys, config.data_key_cache_ttl),
             stripe: StripeApi::new(config.stripe_api_base.clone(), config.stripe_timeout),
-            webhook_memory: WebhookMemory::default(),
             metrics: Metrics::new(config.metrics_namespace.clone()),
             bmos_auth: fixed("bmos-auth", &config.bmos_auth_secret),
             link_signing: fixed("link-signing", &config.link_signing_secret),

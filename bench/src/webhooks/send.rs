@@ -122,6 +122,7 @@ pub async fn run(
                 loop {
                     let outcome = webhooks::process(
                         &counted.app,
+                        &counted.webhook_memory,
                         Some(d.store_id),
                         Some(&d.signature),
                         &d.body,

@@ -6,16 +6,22 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use shared::domain::StoreId;
 use shared::metrics::Metric;
-use shared::webhooks::{self, Outcome};
+use shared::webhooks::{self, Outcome, WebhookMemory};
 use shared::{App, AppError, http};
 
-pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
+/// `memory`: what this warm container remembers between deliveries.
+pub async fn handle(
+    app: &App,
+    memory: &WebhookMemory,
+    req: Request,
+) -> Result<Response<Body>, AppError> {
     let path_store = http::path_param(&req, "store_id")
         .map(|raw| StoreId::parse(&raw))
         .transpose()?;
     let payload: &[u8] = req.body().as_ref();
     let outcome = webhooks::process(
         app,
+        memory,
         path_store,
         http::header(&req, "stripe-signature"),
         payload,
@@ -59,7 +65,9 @@ mod tests {
         let mut req =
             lambda_http::request::from_str(include_str!("../../../events/webhook.json")).unwrap();
         *req.body_mut() = Body::Text("not json".into());
-        let err = handle(offline_app(), req).await.unwrap_err();
+        let err = handle(offline_app(), &WebhookMemory::default(), req)
+            .await
+            .unwrap_err();
         assert_eq!(
             (err.status().as_u16(), err.code()),
             (400, "malformed_event")
@@ -73,7 +81,10 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(
-            handle(offline_app(), req).await.unwrap_err().code(),
+            handle(offline_app(), &WebhookMemory::default(), req)
+                .await
+                .unwrap_err()
+                .code(),
             "invalid_store_id"
         );
     }
@@ -85,7 +96,13 @@ mod tests {
         let req =
             lambda_http::request::from_str(include_str!("../../../events/webhook-store.json"))
                 .unwrap();
-        assert_eq!(handle(offline_app(), req).await.unwrap_err().status(), 502);
+        assert_eq!(
+            handle(offline_app(), &WebhookMemory::default(), req)
+                .await
+                .unwrap_err()
+                .status(),
+            502
+        );
     }
 }
 

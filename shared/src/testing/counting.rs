@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::vault::{
     BoxFuture, DataKey, DataKeys, EncryptionContext, KmsDataKeys, NewDataKey, VaultError,
 };
+use crate::webhooks::WebhookMemory;
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
@@ -58,6 +59,8 @@ struct Tally {
 /// DynamoDB request counted.
 pub struct CountedApp {
     pub app: App,
+    /// What the webhook container remembers between deliveries.
+    pub webhook_memory: WebhookMemory,
     tally: Arc<Tally>,
 }
 
@@ -74,7 +77,11 @@ impl CountedApp {
             tally: tally.clone(),
         });
         let app = App::with_parts(config, aws_sdk_dynamodb::Client::from_conf(dynamodb), keys);
-        CountedApp { app, tally }
+        CountedApp {
+            app,
+            webhook_memory: WebhookMemory::default(),
+            tally,
+        }
     }
 
     pub fn counts(&self) -> Counts {

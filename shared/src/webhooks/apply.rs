@@ -4,6 +4,7 @@
 
 use super::event::{Effect, Envelope};
 use super::landing::{Applying, event_mode};
+use super::memory::WebhookMemory;
 use super::no_change;
 use super::outcome::{Outcome, not_ours};
 use super::verdict::Change;
@@ -14,6 +15,7 @@ use crate::store::StripeConnection;
 
 pub(super) async fn apply(
     app: &App,
+    memory: &WebhookMemory,
     store_id: &StoreId,
     connection: &StripeConnection,
     envelope: &Envelope,
@@ -36,8 +38,15 @@ pub(super) async fn apply(
             refund_failed,
         ),
         Effect::Succeeded { payment_intent } => {
-            return super::confirm::confirm(app, store_id, connection, envelope, &payment_intent)
-                .await;
+            return super::confirm::confirm(
+                app,
+                memory,
+                store_id,
+                connection,
+                envelope,
+                &payment_intent,
+            )
+            .await;
         }
         // Nothing to change, so nothing to record: a redelivery is
         // answered the same way.
@@ -58,6 +67,7 @@ pub(super) async fn apply(
     );
     let event = Applying {
         app,
+        memory,
         store_id,
         event_id: &envelope.id,
         created: envelope.created.unwrap_or_default(),

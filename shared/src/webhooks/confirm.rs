@@ -12,6 +12,7 @@
 use super::event::Envelope;
 use super::landing::{Applying, Landing, Miss, event_mode, record_only};
 use super::lookup::intent_link;
+use super::memory::WebhookMemory;
 use super::no_change;
 use super::outcome::{FLAGGED_AMOUNT, FLAGGED_REPLACED, Outcome, not_ours, other_store};
 use super::parked::release_parked;
@@ -27,14 +28,15 @@ use crate::stripe::{IntentStatus, PaymentIntent, StripeFailure};
 
 pub(super) async fn confirm(
     app: &App,
+    memory: &WebhookMemory,
     store_id: &StoreId,
     connection: &StripeConnection,
     envelope: &Envelope,
     payment_intent: &str,
 ) -> Result<Outcome, AppError> {
     // An overlapping delivery of this event waits, then finds it recorded.
-    let _turn = app.webhook_memory.confirming.turn(&envelope.id).await;
-    let (order, seen) = match find(app, store_id, envelope, payment_intent).await? {
+    let _turn = memory.confirming.turn(&envelope.id).await;
+    let (order, seen) = match find(app, memory, store_id, envelope, payment_intent).await? {
         Found::Order(order, seen) => (*order, seen),
         Found::NotOurs => return Ok(not_ours()),
         Found::OtherStore => return Ok(other_store()),
@@ -116,6 +118,7 @@ pub(super) async fn confirm(
     // order's state machine (a dispute or a refund is never undone).
     let applying = Applying {
         app,
+        memory,
         store_id,
         event_id: &envelope.id,
         created: envelope.created.unwrap_or_default(),
@@ -184,6 +187,7 @@ enum Found {
 /// an intent it has since replaced).
 async fn find(
     app: &App,
+    memory: &WebhookMemory,
     store_id: &StoreId,
     envelope: &Envelope,
     payment_intent: &str,
@@ -198,7 +202,7 @@ async fn find(
         }
         hinted = Some((order, seen));
     }
-    let Some(link) = intent_link(app, payment_intent).await? else {
+    let Some(link) = intent_link(app, memory, payment_intent).await? else {
         return Ok(Found::NotOurs);
     };
     if link.store_id != *store_id {

@@ -6,6 +6,7 @@
 
 use super::event::Envelope;
 use super::lookup::intent_link;
+use super::memory::WebhookMemory;
 use super::no_change;
 use super::outcome::{FLAGGED_AMOUNT, Outcome, not_ours, other_store};
 use super::parked::release_parked;
@@ -66,6 +67,7 @@ pub(super) enum Miss {
 /// One verified event and the change it asks of its order.
 pub(super) struct Applying<'a> {
     pub app: &'a App,
+    pub memory: &'a WebhookMemory,
     pub store_id: &'a StoreId,
     pub event_id: &'a str,
     /// Stripe's `created`, to release parked events in Stripe's order.
@@ -91,7 +93,10 @@ impl Applying<'_> {
                 Landing::Missed(miss) => hinted = Some((order_id, miss)),
             }
         }
-        let (order_id, miss) = match (intent_link(self.app, payment_intent).await?, hinted) {
+        let (order_id, miss) = match (
+            intent_link(self.app, self.memory, payment_intent).await?,
+            hinted,
+        ) {
             // Every intent we create is linked in the write that attaches it.
             (None, _) => return Ok(not_ours()),
             (Some(link), Some(hinted)) if link.order_id == hinted.0 => hinted,

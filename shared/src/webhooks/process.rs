@@ -6,6 +6,7 @@
 use super::event::Envelope;
 use super::failures::FailureReport;
 use super::lookup::intent_link;
+use super::memory::WebhookMemory;
 use super::outcome::Outcome;
 use super::signature::{self, SignatureError};
 use crate::app::App;
@@ -30,8 +31,11 @@ pub(super) fn unverifiable(
 
 /// `path_store`: the store named in the URL (`/webhook/stripe/{store_id}`),
 /// if any; otherwise the event itself says (metadata, or our intent link).
+/// `memory`: what this container remembers between deliveries (one per
+/// container, like `app`).
 pub async fn process(
     app: &App,
+    memory: &WebhookMemory,
     path_store: Option<StoreId>,
     signature_header: Option<&str>,
     payload: &[u8],
@@ -46,13 +50,13 @@ pub async fn process(
         .map_err(|_| unverifiable("malformed_event", "Body is not a Stripe event"))?;
     let store_id = match path_store {
         Some(id) => id,
-        None => store_of(app, &envelope).await?,
+        None => store_of(app, memory, &envelope).await?,
     };
     let delivery = Delivery {
         signature_header,
         payload,
     };
-    let connection = verify_for_store(app, &store_id, &delivery).await?;
+    let connection = verify_for_store(app, memory, &store_id, &delivery).await?;
 
     // Verified: the event comes from this store's Stripe account (which
     // other stores may share: their payments are not this store's).
@@ -68,10 +72,10 @@ pub async fn process(
             tracing::warn!(store_id = %store_id, event_id = %envelope.id, error = %e, "verified event we cannot read");
             unverifiable("malformed_event", "Event lacks fields we need")
         })?;
-        super::apply::apply(app, &store_id, &connection, &envelope, effect).await?
+        super::apply::apply(app, memory, &store_id, &connection, &envelope, effect).await?
     };
     let now = Instant::now();
-    if app.webhook_memory.due_for_touch(&store_id, now)
+    if memory.due_for_touch(&store_id, now)
         && let Err(err) = app.store.touch_last_webhook(&store_id, clock::now()).await
     {
         // Health bookkeeping only: the event itself is safely recorded.
@@ -79,8 +83,8 @@ pub async fn process(
     }
     // Failures counted since the store's last write, if its turn has come
     // and no failing delivery took it: at most one write a minute.
-    if let Some(report) = app.webhook_memory.failures.due(&store_id, now) {
-        write_failures(app, &store_id, report).await;
+    if let Some(report) = memory.failures.due(&store_id, now) {
+        write_failures(app, memory, &store_id, report).await;
     }
     Ok(outcome)
 }
@@ -106,11 +110,11 @@ enum Rejection {
 /// payments with Stripe).
 async fn verify_for_store(
     app: &App,
+    memory: &WebhookMemory,
     store_id: &StoreId,
     delivery: &Delivery<'_>,
 ) -> Result<Arc<StripeConnection>, AppError> {
     let now = Instant::now();
-    let memory = &app.webhook_memory;
     if let Some(remembered) = memory.connection(store_id, now) {
         match check(app, remembered.connection.as_deref(), delivery).await? {
             Ok(()) => {
@@ -119,7 +123,7 @@ async fn verify_for_store(
                 }
             }
             Err(rejection) if !memory.may_reread(store_id, now) => {
-                return Err(reject(app, store_id, rejection).await);
+                return Err(reject(app, memory, store_id, rejection).await);
             }
             Err(_) => {}
         }
@@ -129,8 +133,8 @@ async fn verify_for_store(
     memory.remember_connection(*store_id, connection.clone(), verdict.is_err(), now);
     match (verdict, connection) {
         (Ok(()), Some(connection)) => Ok(connection),
-        (Ok(()), None) => Err(reject(app, store_id, Rejection::UnknownStore).await),
-        (Err(rejection), _) => Err(reject(app, store_id, rejection).await),
+        (Ok(()), None) => Err(reject(app, memory, store_id, Rejection::UnknownStore).await),
+        (Err(rejection), _) => Err(reject(app, memory, store_id, rejection).await),
     }
 }
 
@@ -159,19 +163,23 @@ async fn check(
 
 /// The delivery's answer (400). A store with a connection counts the
 /// failure; the count reaches its record at most once a minute.
-async fn reject(app: &App, store_id: &StoreId, rejection: Rejection) -> AppError {
+async fn reject(
+    app: &App,
+    memory: &WebhookMemory,
+    store_id: &StoreId,
+    rejection: Rejection,
+) -> AppError {
     let counted = match &rejection {
         Rejection::NoSecret => Some("no signing secret".to_owned()),
         Rejection::Signature(reason) => Some(reason.to_string()),
         _ => None,
     };
     if let Some(reason) = counted
-        && let Some(report) =
-            app.webhook_memory
-                .failures
-                .count(store_id, &reason, clock::now(), Instant::now())
+        && let Some(report) = memory
+            .failures
+            .count(store_id, &reason, clock::now(), Instant::now())
     {
-        write_failures(app, store_id, report).await;
+        write_failures(app, memory, store_id, report).await;
     }
     match rejection {
         Rejection::UnknownStore => {
@@ -191,7 +199,12 @@ async fn reject(app: &App, store_id: &StoreId, rejection: Rejection) -> AppError
 /// Writes counted failures to the store's record. Bookkeeping only: when
 /// the write fails the count waits for the store's next turn, and the
 /// delivery keeps its own answer.
-async fn write_failures(app: &App, store_id: &StoreId, report: FailureReport) {
+async fn write_failures(
+    app: &App,
+    memory: &WebhookMemory,
+    store_id: &StoreId,
+    report: FailureReport,
+) {
     // One line per write, not per delivery: a flood stays quiet in the log too.
     tracing::warn!(store_id = %store_id, failures = report.count, reason = %report.reason,
         metric = "webhook_signature_failure", "webhook deliveries failed verification");
@@ -201,17 +214,21 @@ async fn write_failures(app: &App, store_id: &StoreId, report: FailureReport) {
         .await
     {
         tracing::warn!(store_id = %store_id, cause = %crate::error::cause_chain(&err), "could not note webhook failures");
-        app.webhook_memory.failures.restore(store_id, report);
+        memory.failures.restore(store_id, report);
     }
 }
 
-async fn store_of(app: &App, envelope: &Envelope) -> Result<StoreId, AppError> {
+async fn store_of(
+    app: &App,
+    memory: &WebhookMemory,
+    envelope: &Envelope,
+) -> Result<StoreId, AppError> {
     if let Some(id) = envelope.metadata_store_id() {
         return StoreId::parse(id)
             .map_err(|_| unverifiable("unknown_store", "Event metadata has an invalid store_id"));
     }
     if let Some(pi) = envelope.payment_intent_id()
-        && let Some(link) = intent_link(app, pi).await?
+        && let Some(link) = intent_link(app, memory, pi).await?
     {
         return Ok(link.store_id);
     }

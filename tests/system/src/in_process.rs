@@ -11,6 +11,7 @@ use shared::auth::csrf;
 use shared::config::Config;
 use shared::domain::StoreId;
 use shared::vault::KmsDataKeys;
+use shared::webhooks::WebhookMemory;
 use shared::{App, clock};
 use std::sync::Arc;
 
@@ -18,6 +19,12 @@ use std::sync::Arc;
 /// the test process (spawned deliveries share it).
 pub async fn service_app() -> &'static App {
     Box::leak(Box::new(app_with_dynamodb(dynamodb().await).await))
+}
+
+/// A warm webhook container's memory, fresh, for the life of the test
+/// process (spawned deliveries share it, as they share `service_app`).
+pub fn webhook_memory() -> &'static WebhookMemory {
+    Box::leak(Box::default())
 }
 
 /// The service's app with its DynamoDB requests going through `dynamodb`

@@ -57,6 +57,13 @@ fn setting(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// The run's one webhook container: what it remembers between deliveries.
+fn webhook_container() -> &'static shared::webhooks::WebhookMemory {
+    static MEMORY: std::sync::OnceLock<shared::webhooks::WebhookMemory> =
+        std::sync::OnceLock::new();
+    MEMORY.get_or_init(Default::default)
+}
+
 fn addr_of(url: &str) -> std::net::SocketAddr {
     let url = url::Url::parse(url).unwrap();
     format!("{}:{}", url.host_str().unwrap(), url.port().unwrap())
@@ -336,7 +343,7 @@ async fn deliver(app: &App, tally: &mut Tally, j: &mut Journey, m: &Merchant) {
         .run(
             "webhook delivery",
             Some(Sent::of(&request)),
-            webhook::handler::handle(app, request),
+            webhook::handler::handle(app, webhook_container(), request),
         )
         .await
         && response.status() == 200

@@ -157,6 +157,7 @@ async fn a_payment_makes_exactly_the_documented_kms_calls_and_dynamodb_requests(
         let deliver = || {
             webhooks::process(
                 &webhook.app,
+                &webhook.webhook_memory,
                 Some(store_id),
                 Some(&signature),
                 payload.as_bytes(),

@@ -14,6 +14,7 @@ async fn fifty_concurrent_deliveries_of_one_event_make_one_transition() {
     let (store, secret, whsec) = connected_store_with_webhook().await;
     let (order_id, intent) = paid_in_stripe(&store, &secret).await;
     let app = in_process::service_app().await;
+    let memory = in_process::webhook_memory();
     let payload = succeeded_event(&intent, &store, &order_id);
     let signature = stripe_signature(&whsec, &payload, shared::clock::now());
     let store_id = StoreId::parse(&store).unwrap();
@@ -22,7 +23,14 @@ async fn fifty_concurrent_deliveries_of_one_event_make_one_transition() {
         .map(|_| {
             let (payload, signature) = (payload.clone(), signature.clone());
             tokio::spawn(async move {
-                webhooks::process(app, Some(store_id), Some(&signature), payload.as_bytes()).await
+                webhooks::process(
+                    app,
+                    memory,
+                    Some(store_id),
+                    Some(&signature),
+                    payload.as_bytes(),
+                )
+                .await
             })
         })
         .collect();
@@ -46,9 +54,15 @@ async fn fifty_concurrent_deliveries_of_one_event_make_one_transition() {
 
     // Stripe retries the ones that got a 5xx: they are duplicates now.
     for _ in 0..retryable {
-        let outcome = webhooks::process(app, Some(store_id), Some(&signature), payload.as_bytes())
-            .await
-            .unwrap();
+        let outcome = webhooks::process(
+            app,
+            memory,
+            Some(store_id),
+            Some(&signature),
+            payload.as_bytes(),
+        )
+        .await
+        .unwrap();
         assert_eq!(outcome, Outcome::Duplicate);
     }
 }
@@ -57,6 +71,7 @@ async fn fifty_concurrent_deliveries_of_one_event_make_one_transition() {
 async fn a_payment_racing_its_early_refund_ends_refunded_whichever_lands_first() {
     let (store, secret, whsec) = connected_store_with_webhook().await;
     let app = in_process::service_app().await;
+    let memory = in_process::webhook_memory();
     let store_id = StoreId::parse(&store).unwrap();
     for round in 0..8 {
         let (order_id, intent) = paid_in_stripe(&store, &secret).await;
@@ -73,6 +88,7 @@ async fn a_payment_racing_its_early_refund_ends_refunded_whichever_lands_first()
                     loop {
                         match webhooks::process(
                             app,
+                            memory,
                             Some(store_id),
                             Some(&signature),
                             payload.as_bytes(),
@@ -115,13 +131,20 @@ async fn a_payment_racing_its_early_refund_ends_refunded_whichever_lands_first()
 async fn an_event_is_never_parked_on_an_order_already_past_what_it_waits_for() {
     let (store, secret, whsec) = connected_store_with_webhook().await;
     let app = in_process::service_app().await;
+    let memory = in_process::webhook_memory();
     let store_id = StoreId::parse(&store).unwrap();
     let (order_id, intent) = paid_in_stripe(&store, &secret).await;
     let succeeded = succeeded_event(&intent, &store, &order_id);
     let signature = stripe_signature(&whsec, &succeeded, shared::clock::now());
-    let paid = webhooks::process(app, Some(store_id), Some(&signature), succeeded.as_bytes())
-        .await
-        .unwrap();
+    let paid = webhooks::process(
+        app,
+        memory,
+        Some(store_id),
+        Some(&signature),
+        succeeded.as_bytes(),
+    )
+    .await
+    .unwrap();
     assert!(matches!(paid, Outcome::Applied { .. }), "{paid:?}");
 
     // The write a delivery makes when it judged the order short of `paid`,

@@ -7,7 +7,7 @@
 
 use shared::domain::StoreId;
 use shared::store::WebhookSource;
-use shared::webhooks::{self, Outcome};
+use shared::webhooks::{self, Outcome, WebhookMemory};
 use system_tests::in_process::{self, app_with_stripe_at};
 use system_tests::*;
 use wiremock::matchers::{body_string_contains, header, method, path};
@@ -145,6 +145,7 @@ async fn endpoints_are_created_on_connect_and_deleted_when_keys_change_or_the_st
     );
     let outcome = webhooks::process(
         &app,
+        &WebhookMemory::default(),
         Some(store_id),
         Some(&stripe_signature(
             &first_secret,

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 use serde_json::{Value, json};
+use shared::webhooks::WebhookMemory;
 use system_tests::*;
 
 fn event(kind: &str, object: Value) -> String {
@@ -243,6 +244,7 @@ async fn a_validly_signed_succeeded_that_stripe_does_not_confirm_pays_nothing() 
     let claims_right_money = succeeded_event(&intent, &store, &order_id);
     let outcome = shared::webhooks::process(
         &app,
+        &WebhookMemory::default(),
         Some(shared::domain::StoreId::parse(&store).unwrap()),
         Some(&stripe_signature(
             &whsec,
@@ -313,10 +315,15 @@ async fn a_stripe_that_cannot_be_asked_gets_a_503_and_nothing_is_recorded() {
         ),
     ] {
         let (_stripe, app) = stripe_says(status, body).await;
-        let err =
-            shared::webhooks::process(&app, Some(store_id), Some(&signature), succeeded.as_bytes())
-                .await
-                .unwrap_err();
+        let err = shared::webhooks::process(
+            &app,
+            &WebhookMemory::default(),
+            Some(store_id),
+            Some(&signature),
+            succeeded.as_bytes(),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(
             (err.status().as_u16(), err.code()),
             (503, "dependency_throttled"),
@@ -351,10 +358,15 @@ async fn a_stripe_that_cannot_be_asked_gets_a_503_and_nothing_is_recorded() {
         json!({"error": {"type": "invalid_request_error", "message": "Invalid API Key provided: sk_test_****abcd"}}),
     )
     .await;
-    let err =
-        shared::webhooks::process(&app, Some(store_id), Some(&signature), succeeded.as_bytes())
-            .await
-            .unwrap_err();
+    let err = shared::webhooks::process(
+        &app,
+        &WebhookMemory::default(),
+        Some(store_id),
+        Some(&signature),
+        succeeded.as_bytes(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(
         (err.status().as_u16(), err.code()),
         (503, "dependency_throttled")
