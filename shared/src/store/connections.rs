@@ -2,6 +2,7 @@
 //! trail (`STORE#{id}` / `AUDIT#{millis}#{uuid}`).
 
 use super::item::{Item, b, get_b, get_n, get_opt_n, get_opt_s, get_s, n, s};
+use super::keys;
 use super::link_uses::{LinkUse, link_used};
 use super::{Store, condition_failed_at, dependency_error, is_condition_failure};
 use crate::domain::{KeyKind, Mode, PublishableKey, StoreId, StripeAccountId};
@@ -126,17 +127,11 @@ pub struct AuditEntry {
     pub replacement: Option<KeyReplacement>,
 }
 
-fn pk(store_id: &StoreId) -> String {
-    format!("STORE#{store_id}")
-}
-
-const CONNECTION_SK: &str = "STRIPE";
-
 impl StripeConnection {
     fn to_item(&self) -> Item {
         let mut item = Item::from([
-            ("pk".into(), s(pk(&self.store_id))),
-            ("sk".into(), s(CONNECTION_SK)),
+            ("pk".into(), s(keys::store(&self.store_id))),
+            ("sk".into(), s(keys::CONNECTION)),
             ("store_id".into(), s(self.store_id.to_string())),
             ("publishable_key".into(), s(self.publishable_key.as_str())),
             ("mode".into(), s(self.mode().as_str())),
@@ -273,15 +268,8 @@ impl StripeConnection {
 impl AuditEntry {
     fn to_item(&self, connection: &StripeConnection) -> Item {
         let mut item = Item::from([
-            ("pk".into(), s(pk(&connection.store_id))),
-            (
-                "sk".into(),
-                s(format!(
-                    "AUDIT#{:013}#{}",
-                    self.at_millis,
-                    uuid::Uuid::new_v4()
-                )),
-            ),
+            ("pk".into(), s(keys::store(&connection.store_id))),
+            ("sk".into(), s(keys::audit(self.at_millis))),
             ("action".into(), s(self.action)),
             ("actor".into(), s(&self.actor)),
             ("mode".into(), s(connection.mode().as_str())),
@@ -322,8 +310,8 @@ impl Store {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(pk(store_id)))
-            .key("sk", s(CONNECTION_SK))
+            .key("pk", s(keys::store(store_id)))
+            .key("sk", s(keys::CONNECTION))
             .consistent_read(true)
             .send()
             .await
@@ -402,8 +390,8 @@ impl Store {
     ) -> Result<(), AppError> {
         let delete = aws_sdk_dynamodb::types::Delete::builder()
             .table_name(&self.table)
-            .key("pk", s(pk(&connection.store_id)))
-            .key("sk", s(CONNECTION_SK))
+            .key("pk", s(keys::store(&connection.store_id)))
+            .key("sk", s(keys::CONNECTION))
             .condition_expression("version = :expected")
             .expression_attribute_values(":expected", n(connection.version))
             .build()

@@ -10,6 +10,7 @@
 //! refusal returns both answers in one item.
 
 use super::item::{Item, get_opt_s, get_s, n, s};
+use super::keys;
 use super::orders::Order;
 use super::parked_event::ParkedEvent;
 use super::transitions::TransitionExpr;
@@ -57,8 +58,8 @@ impl Store {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(format!("PI#{payment_intent_id}")))
-            .key("sk", s("PI"))
+            .key("pk", s(keys::intent(payment_intent_id)))
+            .key("sk", s(keys::INTENT))
             // Written moments before the first event about it can arrive.
             .consistent_read(true)
             .send()
@@ -231,8 +232,8 @@ impl Store {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(format!("STORE#{store_id}")))
-            .key("sk", s("STRIPE"))
+            .key("pk", s(keys::store(store_id)))
+            .key("sk", s(keys::CONNECTION))
             .update_expression(update)
             .condition_expression(condition);
         for (name, value) in values {

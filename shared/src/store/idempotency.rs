@@ -10,6 +10,7 @@
 //! customer's checkout.
 
 use super::item::{Item, b, get_b, get_n, get_s, n, s};
+use super::keys;
 use super::{Store, dependency_error};
 use crate::domain::{Currency, IdempotencyKey, OrderStatus, StoreId};
 use crate::error::AppError;
@@ -38,10 +39,6 @@ pub struct IdempotentCheckout {
     pub created_at: u64,
 }
 
-fn item_pk(store_id: &StoreId, key_hash: &str) -> String {
-    format!("IDEMPOTENCY#{store_id}#{key_hash}")
-}
-
 fn corrupt(what: &str) -> AppError {
     AppError::internal(format!("stored idempotency record has an invalid {what}"))
 }
@@ -54,8 +51,11 @@ impl IdempotentCheckout {
 
     fn to_item(&self) -> Item {
         Item::from([
-            ("pk".into(), s(item_pk(&self.store_id, &self.key_hash))),
-            ("sk".into(), s("CHECKOUT")),
+            (
+                "pk".into(),
+                s(keys::checkout_request(&self.store_id, &self.key_hash)),
+            ),
+            ("sk".into(), s(keys::CHECKOUT_REQUEST)),
             ("store_id".into(), s(self.store_id.to_string())),
             ("request_hash".into(), s(&self.request_hash)),
             ("order_id".into(), s(&self.order_id)),
@@ -116,8 +116,8 @@ impl Store {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(item_pk(store_id, &key_hash)))
-            .key("sk", s("CHECKOUT"))
+            .key("pk", s(keys::checkout_request(store_id, &key_hash)))
+            .key("sk", s(keys::CHECKOUT_REQUEST))
             .consistent_read(true)
             .send()
             .await

@@ -4,12 +4,12 @@
 //! The item expires (TTL) a day after the link does, when the link is dead anyway.
 
 use super::item::{Item, n, s};
+use super::keys;
 use super::{Store, dependency_error};
 use crate::domain::StoreId;
 use crate::error::AppError;
 use aws_sdk_dynamodb::types::Put;
 
-const SK: &str = "LINK";
 const KEEP_AFTER_EXPIRY_SECS: u64 = 24 * 60 * 60;
 
 /// What the table keeps of a verified one-time link
@@ -23,10 +23,6 @@ pub struct LinkUse {
     pub purpose: &'static str,
     /// When the link dies (unix seconds).
     pub expires: u64,
-}
-
-fn pk(link: &LinkUse) -> String {
-    format!("LINK#{}", link.key)
 }
 
 /// What a merchant holding a used link is told.
@@ -44,8 +40,8 @@ impl Store {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(pk(link)))
-            .key("sk", s(SK))
+            .key("pk", s(keys::link_use(&link.key)))
+            .key("sk", s(keys::LINK_USE))
             .consistent_read(true)
             .projection_expression("pk")
             .send()
@@ -57,8 +53,8 @@ impl Store {
     /// The write that consumes `link`: it fails if the link was used.
     pub(super) fn link_use_put(&self, link: &LinkUse, now: u64) -> Result<Put, AppError> {
         let item: Item = [
-            ("pk", s(pk(link))),
-            ("sk", s(SK)),
+            ("pk", s(keys::link_use(&link.key))),
+            ("sk", s(keys::LINK_USE)),
             ("store_id", s(link.store_id.to_string())),
             ("purpose", s(link.purpose)),
             ("used_at", n(now)),

@@ -6,6 +6,7 @@ mod connections;
 mod events;
 mod idempotency;
 mod item;
+pub mod keys;
 mod link_uses;
 mod orders;
 mod parked;
@@ -20,10 +21,11 @@ pub use connections::{
 };
 pub use events::{EventWrite, IntentLink};
 pub use idempotency::{IDEMPOTENCY_WINDOW_SECS, IdempotentCheckout};
+pub use keys::pending_partitions;
 pub use link_uses::{LinkUse, link_used};
 pub use orders::{
     CheckoutSession, CheckoutWrite, DueOrder, DuePage, FIRST_CHECK_AFTER_SECS,
-    LONGEST_SESSION_SECS, Order, PAYING_GRACE_SECS, PENDING_INDEX, pending_partitions,
+    LONGEST_SESSION_SECS, Order, PAYING_GRACE_SECS, PENDING_INDEX,
 };
 pub use parked::Release;
 pub use parked_event::ParkedEvent;

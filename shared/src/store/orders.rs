@@ -12,6 +12,7 @@
 
 use super::idempotency::IdempotentCheckout;
 use super::item::{Item, corrupt_order, get_n, get_opt_n, get_opt_s, get_s, n, s};
+use super::keys;
 use super::parked_event::ParkedEvent;
 use super::transitions::status_condition;
 use super::{Store, cancellation_reason, dependency_error, is_condition_failure};
@@ -86,12 +87,6 @@ pub struct CheckoutSession {
     pub created_at: u64,
 }
 
-const PENDING_SHARDS: u32 = 8;
-
-pub(super) fn order_pk(order_id: &str) -> String {
-    format!("ORDER#{order_id}")
-}
-
 /// A new intent is left to the webhook (and the customer's return) this
 /// long before the reconciler first asks Stripe about it.
 pub const FIRST_CHECK_AFTER_SECS: u64 = 5 * 60;
@@ -103,24 +98,6 @@ pub const LONGEST_SESSION_SECS: u64 = 24 * 60 * 60;
 /// can still pay with its intent for a while; the checkout counts as
 /// abandoned this long after the session's end.
 pub const PAYING_GRACE_SECS: u64 = 15 * 60;
-
-pub(super) fn pending_pk(order_id: &str) -> String {
-    // Spread over a few partitions so one hot key does not carry every write.
-    let shard = order_id.bytes().fold(0u32, |acc, b| {
-        acc.wrapping_mul(31).wrapping_add(u32::from(b))
-    }) % PENDING_SHARDS;
-    format!("PENDING#{shard}")
-}
-
-pub fn pending_partitions() -> impl Iterator<Item = String> {
-    (0..PENDING_SHARDS).map(|shard| format!("PENDING#{shard}"))
-}
-
-/// The index's sort key: due time first, so each shard reads oldest-due
-/// first; the order id keeps keys unique.
-pub(super) fn pending_sk(due: u64, order_id: &str) -> String {
-    format!("{due:010}#{order_id}")
-}
 
 /// The due time of a sort key (also of the old `{attached_at}#{id}` ones).
 fn due_of(sk: &str) -> Option<u64> {
@@ -222,8 +199,8 @@ impl Order {
             })
             .collect();
         let mut item = Item::from([
-            ("pk".into(), s(order_pk(&self.order_id))),
-            ("sk".into(), s("ORDER")),
+            ("pk".into(), s(keys::order(&self.order_id))),
+            ("sk".into(), s(keys::ORDER)),
             ("order_id".into(), s(&self.order_id)),
             ("store_id".into(), s(self.store_id.to_string())),
             ("status".into(), s(self.status.as_str())),
@@ -395,8 +372,8 @@ impl Order {
 impl CheckoutSession {
     pub(super) fn to_item(&self) -> Item {
         Item::from([
-            ("pk".into(), s(format!("SESSION#{}", self.token_hash))),
-            ("sk".into(), s("SESSION")),
+            ("pk".into(), s(keys::session(&self.token_hash))),
+            ("sk".into(), s(keys::SESSION)),
             ("order_id".into(), s(&self.order_id)),
             ("store_id".into(), s(self.store_id.to_string())),
             // The table's TTL attribute: DynamoDB deletes the item some time
@@ -441,10 +418,13 @@ impl Store {
         // Indexed from the start, due when the checkout is abandoned: an
         // order nobody started paying for then ends `expired` too.
         let mut order_item = order.to_item();
-        order_item.insert("pending_pk".into(), s(pending_pk(&order.order_id)));
+        order_item.insert(
+            "pending_pk".into(),
+            s(keys::pending_partition(&order.order_id)),
+        );
         order_item.insert(
             "pending_sk".into(),
-            s(pending_sk(order.abandoned_at(), &order.order_id)),
+            s(keys::pending_sort(order.abandoned_at(), &order.order_id)),
         );
         let mut transaction = self
             .client
@@ -482,8 +462,8 @@ impl Store {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(format!("SESSION#{token_hash}")))
-            .key("sk", s("SESSION"))
+            .key("pk", s(keys::session(token_hash)))
+            .key("sk", s(keys::SESSION))
             .send()
             .await
             .map_err(dependency_error)?;
@@ -499,8 +479,8 @@ impl Store {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(order_pk(order_id)))
-            .key("sk", s("ORDER"))
+            .key("pk", s(keys::order(order_id)))
+            .key("sk", s(keys::ORDER))
             .consistent_read(true)
             .send()
             .await
@@ -530,10 +510,16 @@ impl Store {
             (":attempt".to_string(), n(u64::from(attempt))),
             (":mode".to_string(), s(mode.as_str())),
             (":now".to_string(), n(now)),
-            (":ppk".to_string(), s(pending_pk(&order.order_id))),
+            (
+                ":ppk".to_string(),
+                s(keys::pending_partition(&order.order_id)),
+            ),
             (
                 ":psk".to_string(),
-                s(pending_sk(now + FIRST_CHECK_AFTER_SECS, &order.order_id)),
+                s(keys::pending_sort(
+                    now + FIRST_CHECK_AFTER_SECS,
+                    &order.order_id,
+                )),
             ),
         ]);
         let mut expression = "SET payment_intent_id = :pi, intent_attempt = :attempt, \
@@ -557,8 +543,8 @@ impl Store {
         }
         let update = Update::builder()
             .table_name(&self.table)
-            .key("pk", s(order_pk(&order.order_id)))
-            .key("sk", s("ORDER"))
+            .key("pk", s(keys::order(&order.order_id)))
+            .key("sk", s(keys::ORDER))
             .update_expression(expression)
             // The order's mode is fixed by its session: only a key of that
             // mode may attach an intent (checkout answers 409 before this).
@@ -570,8 +556,8 @@ impl Store {
             .map_err(AppError::internal)?;
         let link = Put::builder()
             .table_name(&self.table)
-            .item("pk", s(format!("PI#{payment_intent_id}")))
-            .item("sk", s("PI"))
+            .item("pk", s(keys::intent(payment_intent_id)))
+            .item("sk", s(keys::INTENT))
             .item("order_id", s(&order.order_id))
             .item("store_id", s(order.store_id.to_string()))
             .condition_expression("attribute_not_exists(pk)")
@@ -599,8 +585,8 @@ impl Store {
         self.client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(order_pk(order_id)))
-            .key("sk", s("ORDER"))
+            .key("pk", s(keys::order(order_id)))
+            .key("sk", s(keys::ORDER))
             .consistent_read(true)
     }
 
@@ -612,8 +598,8 @@ impl Store {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(order_pk(order_id)))
-            .key("sk", s("ORDER"))
+            .key("pk", s(keys::order(order_id)))
+            .key("sk", s(keys::ORDER))
     }
 
     /// Marks an order for a person to look at (money that does not match it),
@@ -693,8 +679,8 @@ impl Store {
             // the sort key holds the order id.
             let order_id = after.split_once('#').map(|(_, id)| id).unwrap_or_default();
             query = query
-                .exclusive_start_key("pk", s(order_pk(order_id)))
-                .exclusive_start_key("sk", s("ORDER"));
+                .exclusive_start_key("pk", s(keys::order(order_id)))
+                .exclusive_start_key("sk", s(keys::ORDER));
         }
         let out = query.send().await.map_err(dependency_error)?;
         let orders = out
@@ -726,7 +712,7 @@ impl Store {
             .update_order(order_id)
             .update_expression("SET pending_sk = :psk ADD reconcile_checks :one")
             .condition_expression("attribute_exists(pending_pk)")
-            .expression_attribute_values(":psk", s(pending_sk(due, order_id)))
+            .expression_attribute_values(":psk", s(keys::pending_sort(due, order_id)))
             .expression_attribute_values(":one", n(1))
             .send()
             .await;
@@ -849,7 +835,10 @@ mod tests {
     #[test]
     fn due_times_read_from_new_and_old_sort_keys() {
         let id = "5d9e7c1a-0000-4000-8000-000000000001";
-        assert_eq!(due_of(&pending_sk(1_795_845_000, id)), Some(1_795_845_000));
+        assert_eq!(
+            due_of(&keys::pending_sort(1_795_845_000, id)),
+            Some(1_795_845_000)
+        );
         // Before due times, the key held the intent's attach time in the
         // same shape: read as due then, which is never later than meant.
         assert_eq!(
@@ -857,18 +846,9 @@ mod tests {
             Some(1_700_000_000)
         );
         assert!(
-            pending_sk(999, id) < pending_sk(1_000, id),
+            keys::pending_sort(999, id) < keys::pending_sort(1_000, id),
             "zero-padded: sorts by time"
         );
         assert_eq!(due_of("garbage"), None);
-    }
-
-    #[test]
-    fn pending_keys_spread_over_every_shard() {
-        let shards: std::collections::HashSet<String> = (0..200)
-            .map(|i| pending_pk(&format!("5d9e7c1a-0000-4000-8000-{i:012}")))
-            .collect();
-        assert_eq!(shards.len(), PENDING_SHARDS as usize);
-        assert!(shards.iter().all(|s| pending_partitions().any(|p| &p == s)));
     }
 }

@@ -9,6 +9,7 @@
 //! a reset), the SDK's retry finds its own record, not a replay.
 
 use super::item::{n, s};
+use super::keys;
 use super::{Store, dependency_error};
 use crate::error::AppError;
 
@@ -26,8 +27,8 @@ impl Store {
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(format!("REPLAY#{mac_hash}")))
-            .item("sk", s("REPLAY"))
+            .item("pk", s(keys::replay(mac_hash)))
+            .item("sk", s(keys::REPLAY))
             .item("expires_at", n(expires_at))
             .item("attempt", s(attempt.clone()))
             .condition_expression("attribute_not_exists(pk) OR attempt = :attempt")

@@ -6,7 +6,8 @@
 //! items only.
 
 use super::item::{Item, n, s};
-use super::orders::{Order, order_pk};
+use super::keys;
+use super::orders::Order;
 use super::{Store, dependency_error, is_condition_failure};
 use crate::domain::{OrderStatus, ReviewResolution};
 use crate::error::AppError;
@@ -45,8 +46,8 @@ impl Store {
         }
         let update = Update::builder()
             .table_name(&self.table)
-            .key("pk", s(order_pk(&order.order_id)))
-            .key("sk", s("ORDER"))
+            .key("pk", s(keys::order(&order.order_id)))
+            .key("sk", s(keys::ORDER))
             .update_expression(format!(
                 "SET {} REMOVE pending_pk, pending_sk",
                 set.join(", ")
@@ -91,15 +92,8 @@ fn audit_item(
     note: &ReviewNote,
 ) -> Item {
     let mut item = Item::from([
-        ("pk".into(), s(order_pk(&order.order_id))),
-        (
-            "sk".into(),
-            s(format!(
-                "AUDIT#{:013}#{}",
-                crate::clock::now_millis(),
-                uuid::Uuid::new_v4()
-            )),
-        ),
+        ("pk".into(), s(keys::order(&order.order_id))),
+        ("sk".into(), s(keys::audit(crate::clock::now_millis()))),
         ("action".into(), s("order_review_resolved")),
         ("actor".into(), s(note.caller)),
         ("resolved_by".into(), s(&resolved.by)),
