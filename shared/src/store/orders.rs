@@ -624,14 +624,24 @@ impl Store {
     /// Counts one Stripe read of the order's PaymentIntent against the
     /// order's budget of `max` (one conditional write: concurrent callers
     /// cannot overspend it). False, changing nothing, once it is spent.
+    ///
+    /// The reads are a set of attempt ids, not a counter: when DynamoDB
+    /// applied the write but its answer was lost (a timeout, a reset), the
+    /// SDK's retry adds the same id again, which changes nothing, so one read
+    /// is never counted twice. `make repeat` saw a plain counter spend two.
     pub async fn spend_intent_read(&self, order_id: &str, max: u32) -> Result<bool, AppError> {
+        // 62 random bits (a v4 uuid's second half): the ids only need to
+        // differ among one order's 50, and each one stays on the order.
+        let attempt = format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().1);
         let result = self
             .update_order(order_id)
-            .update_expression("ADD intent_reads :one")
+            .update_expression("ADD intent_reads :attempt")
             .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(intent_reads) OR intent_reads < :max)",
+                "attribute_exists(pk) AND (attribute_not_exists(intent_reads) \
+                 OR size(intent_reads) < :max OR contains(intent_reads, :id))",
             )
-            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":attempt", AttributeValue::Ss(vec![attempt.clone()]))
+            .expression_attribute_values(":id", s(attempt))
             .expression_attribute_values(":max", n(u64::from(max)))
             .send()
             .await;

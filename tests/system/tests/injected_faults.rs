@@ -731,19 +731,24 @@ async fn scan_all() -> Vec<HashMap<String, AttributeValue>> {
     }
 }
 
+/// Proxies that inject only the faults a test asks for (`fail_next`).
+async fn proxies_for_one_fault() -> Proxies {
+    let start = |dependency, url: String| async move {
+        FaultProxy::start(dependency, addr_of(&url), 1, STALL).await
+    };
+    Proxies {
+        dynamodb: start(Dependency::DynamoDb, env("AWS_ENDPOINT_URL_DYNAMODB")).await,
+        kms: start(Dependency::Kms, env("AWS_ENDPOINT_URL_KMS")).await,
+        stripe: start(Dependency::Stripe, env("STRIPE_API_BASE")).await,
+    }
+}
+
 /// Found by `make repeat` (a slow DynamoDB Local, an attempt timed out after
 /// its write landed): the SDK's retry of the replay guard's put found its own
 /// record and BMOS got 401 `replayed` for a request it sent once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_request_whose_first_record_lost_its_answer_is_not_a_replay() {
-    let start = |dependency, url: String| async move {
-        FaultProxy::start(dependency, addr_of(&url), 1, STALL).await
-    };
-    let proxies = Proxies {
-        dynamodb: start(Dependency::DynamoDb, env("AWS_ENDPOINT_URL_DYNAMODB")).await,
-        kms: start(Dependency::Kms, env("AWS_ENDPOINT_URL_KMS")).await,
-        stripe: start(Dependency::Stripe, env("STRIPE_API_BASE")).await,
-    };
+    let proxies = proxies_for_one_fault().await;
     let app = app_behind(&proxies).await;
     let mac_hash = format!("lost-answer-{}", key_body());
     proxies.dynamodb.fail_next(Fault::LostAnswer);
@@ -762,4 +767,53 @@ async fn a_signed_request_whose_first_record_lost_its_answer_is_not_a_replay() {
             .await
             .unwrap()
     );
+}
+
+/// Found by `make repeat` run 18 (try 8): a link called in a loop got 429 one
+/// read early. The read budget's write landed, its answer was late, and the
+/// SDK's retry counted the same read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_whose_budget_write_lost_its_answer_is_counted_once() {
+    use shared::domain::{Currency, LineItem, Mode, StoreId};
+    use shared::store::{CheckoutSession, Order};
+    let proxies = proxies_for_one_fault().await;
+    let app = app_behind(&proxies).await;
+    let now = clock::now();
+    let order = Order::pending(
+        StoreId::parse(&uuid::Uuid::new_v4().to_string()).unwrap(),
+        Mode::Test,
+        Currency::parse("eur").unwrap(),
+        500,
+        vec![LineItem {
+            name: "Tea".into(),
+            unit_amount: 500,
+            quantity: 1,
+        }],
+        now,
+    );
+    let (_, token_hash) = shared::auth::session_token::generate().unwrap();
+    let session = CheckoutSession {
+        token_hash,
+        order_id: order.order_id.clone(),
+        store_id: order.store_id,
+        expires_at: now + 3600,
+        created_at: now,
+    };
+    app.store
+        .create_checkout(&order, &session, None, now)
+        .await
+        .unwrap();
+    let spend = || app.store.spend_intent_read(&order.order_id, 2);
+
+    let before = proxies.dynamodb.requests();
+    proxies.dynamodb.fail_next(Fault::LostAnswer);
+    assert!(spend().await.unwrap());
+    assert_eq!(proxies.dynamodb.injected(Fault::LostAnswer), 1);
+    assert_eq!(
+        proxies.dynamodb.requests() - before,
+        2,
+        "the SDK sent the write again"
+    );
+    assert!(spend().await.unwrap(), "one read of two is left");
+    assert!(!spend().await.unwrap(), "and then none");
 }
