@@ -176,21 +176,7 @@ fn decided_end(stored: &Order, bodies: &[Vec<u8>], paid: bool) -> Result<Order, 
         let envelope = Envelope::parse(body)?;
         let effect = envelope.effect()?;
         let mut change = match &effect {
-            Effect::Transition {
-                payment_intent,
-                status,
-                amount_refunded,
-                why,
-                refund_failed,
-                ..
-            } => event_change(
-                &envelope,
-                payment_intent,
-                *status,
-                *amount_refunded,
-                *why,
-                *refund_failed,
-            ),
+            Effect::Transition(transition) => event_change(&envelope, transition),
             Effect::Succeeded { payment_intent } => match stripe_view(&order, &intent) {
                 StripeView::Status(to) => confirmed_change(
                     &envelope,

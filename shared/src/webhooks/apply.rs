@@ -2,7 +2,7 @@
 //! confirmed with Stripe first (`confirm.rs`); every other change is landed
 //! as it comes (`landing.rs`).
 
-use super::event::{Effect, Envelope};
+use super::event::{Effect, Envelope, EventTransition};
 use super::landing::{Applying, event_mode};
 use super::memory::WebhookMemory;
 use super::no_change;
@@ -21,22 +21,8 @@ pub(super) async fn apply(
     envelope: &Envelope,
     effect: Effect,
 ) -> Result<Outcome, AppError> {
-    let (payment_intent, to, payment_error, amount_refunded, why, refund_failed) = match effect {
-        Effect::Transition {
-            payment_intent,
-            status,
-            payment_error,
-            amount_refunded,
-            why,
-            refund_failed,
-        } => (
-            payment_intent,
-            status,
-            payment_error,
-            amount_refunded,
-            why,
-            refund_failed,
-        ),
+    let transition = match effect {
+        Effect::Transition(transition) => transition,
         Effect::Succeeded { payment_intent } => {
             return super::confirm::confirm(
                 app,
@@ -57,14 +43,7 @@ pub(super) async fn apply(
             });
         }
     };
-    let change = event_change(
-        envelope,
-        &payment_intent,
-        to,
-        amount_refunded,
-        why,
-        refund_failed,
-    );
+    let change = event_change(envelope, &transition);
     let event = Applying {
         app,
         memory,
@@ -72,41 +51,43 @@ pub(super) async fn apply(
         event_id: &envelope.id,
         created: envelope.created.unwrap_or_default(),
         change,
-        payment_error,
+        payment_error: transition.payment_error.clone(),
     };
     event
-        .to_intents_order(envelope.metadata_order_id(), &payment_intent)
+        .to_intents_order(envelope.metadata_order_id(), &transition.payment_intent)
         .await
 }
 
-/// The change an event's `Effect::Transition` asks of its order, as first
-/// written (before any refusal fits it to the order). Public so the bench
-/// checks its end states with the webhook's own decisions.
-pub fn event_change<'a>(
-    envelope: &Envelope,
-    payment_intent: &'a str,
-    to: OrderStatus,
-    amount_refunded: Option<u64>,
-    why: Move,
-    refund_failed: Option<u64>,
-) -> Change<'a> {
+/// The change an event's transition asks of its order, as first written
+/// (before any refusal fits it to the order). Public so the bench and the
+/// property tests check end states with the webhook's own decisions.
+pub fn event_change<'a>(envelope: &Envelope, transition: &'a EventTransition) -> Change<'a> {
+    let EventTransition {
+        payment_intent,
+        status: to,
+        amount_refunded,
+        why,
+        refund_failed,
+        ..
+    } = transition;
+    let (to, why) = (*to, *why);
     // Moves computed from the order's refunded total start from a guess
     // (no refunds before the dispute; the failed refund was the whole
     // total), written on that condition and fitted to the order if refused.
     let refunded_was = match why {
         Move::DisputeClosed if to != OrderStatus::Lost => Some(0),
-        Move::RefundFailed => refund_failed,
+        Move::RefundFailed => *refund_failed,
         _ => None,
     };
     Change {
         payment_intent,
         to,
         amount: None,
-        amount_refunded,
+        amount_refunded: *amount_refunded,
         status_as_of: envelope.status_as_of(),
         prerequisite: envelope.prerequisite(),
         why,
-        refund_failed,
+        refund_failed: *refund_failed,
         refunded_was,
         mode: Some(event_mode(envelope)),
     }

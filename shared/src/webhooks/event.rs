@@ -41,22 +41,26 @@ pub struct Object {
     metadata: Value,
 }
 
+/// A move an event asks of its order, trusting the verified event (nothing
+/// here releases goods). `apply::event_change` turns it into the write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventTransition {
+    pub payment_intent: String,
+    pub status: OrderStatus,
+    pub payment_error: Option<String>,
+    pub amount_refunded: Option<u64>,
+    /// What kind of news: only a dispute's closure ends a dispute, only a
+    /// failed refund gives an amount back.
+    pub why: Move,
+    /// For a failed refund: the amount that came back.
+    pub refund_failed: Option<u64>,
+}
+
 /// What an event asks of its order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
-    /// Move the order of `payment_intent` to `status`, trusting the
-    /// verified event (nothing here releases goods).
-    Transition {
-        payment_intent: String,
-        status: OrderStatus,
-        payment_error: Option<String>,
-        amount_refunded: Option<u64>,
-        /// What kind of news: only a dispute's closure ends a dispute,
-        /// only a failed refund gives an amount back.
-        why: Move,
-        /// For a failed refund: the amount that came back.
-        refund_failed: Option<u64>,
-    },
+    /// Move the order of the transition's intent.
+    Transition(EventTransition),
     /// `payment_intent.succeeded`: only a notification. The order is paid
     /// on what Stripe's API says of the intent, not on the event's word.
     Succeeded { payment_intent: String },
@@ -154,17 +158,19 @@ impl Envelope {
                 .ok_or_else(|| missing(field))
         };
         let number = |value: &Value, field: &str| value.as_u64().ok_or_else(|| missing(field));
-        let move_to = |payment_intent, status, why| Effect::Transition {
-            payment_intent,
-            status,
-            payment_error: None,
-            amount_refunded: None,
-            why,
-            refund_failed: None,
+        let move_to = |payment_intent, status, why| {
+            Effect::Transition(EventTransition {
+                payment_intent,
+                status,
+                payment_error: None,
+                amount_refunded: None,
+                why,
+                refund_failed: None,
+            })
         };
         let intent = |status| -> Result<Effect, MalformedEvent> {
             let id = text(&object.id, "id")?;
-            Ok(Effect::Transition {
+            Ok(Effect::Transition(EventTransition {
                 payment_intent: id,
                 status,
                 payment_error: match status {
@@ -176,7 +182,7 @@ impl Envelope {
                 amount_refunded: None,
                 why: Move::Course,
                 refund_failed: None,
-            })
+            }))
         };
         // A charge's, dispute's or refund's intent: null for a payment made
         // without one, which is never ours (we only take payments through
@@ -212,14 +218,14 @@ impl Envelope {
                 } else {
                     OrderStatus::PartiallyRefunded
                 };
-                Effect::Transition {
+                Effect::Transition(EventTransition {
                     payment_intent: charge_intent,
                     status,
                     payment_error: None,
                     amount_refunded: Some(refunded),
                     why: Move::Course,
                     refund_failed: None,
-                }
+                })
             }
             // A refund Stripe could not pay out (`status: failed`): the money
             // is the merchant's again. Other updates change nothing of ours.
@@ -229,7 +235,7 @@ impl Envelope {
                         return Ok(Effect::NotOurs);
                     };
                     let amount = number(&object.amount, "amount")?;
-                    Effect::Transition {
+                    Effect::Transition(EventTransition {
                         payment_intent: charge_intent,
                         // A first guess (the failed refund was the whole
                         // refunded total), fitted to the order as it is
@@ -239,7 +245,7 @@ impl Envelope {
                         amount_refunded: Some(0),
                         why: Move::RefundFailed,
                         refund_failed: Some(amount),
-                    }
+                    })
                 }
                 _ => Effect::Ignore,
             },
@@ -321,11 +327,11 @@ mod tests {
             .effect()
             .unwrap()
         {
-            Effect::Transition {
+            Effect::Transition(EventTransition {
                 status,
                 payment_error,
                 ..
-            } => {
+            }) => {
                 assert_eq!(status, OrderStatus::Failed);
                 assert_eq!(payment_error.as_deref(), Some("Your card was declined."));
             }
@@ -336,7 +342,7 @@ mod tests {
             ("payment_intent.canceled", OrderStatus::Canceled),
         ] {
             assert!(
-                matches!(event(kind, pi.clone()).effect().unwrap(), Effect::Transition { status: s, .. } if s == status),
+                matches!(event(kind, pi.clone()).effect().unwrap(), Effect::Transition(EventTransition { status: s, .. }) if s == status),
                 "{kind}"
             );
         }
@@ -379,47 +385,47 @@ mod tests {
         assert_eq!(full.payment_intent_id(), Some("pi_1"));
         assert!(matches!(
             full.effect().unwrap(),
-            Effect::Transition {
+            Effect::Transition(EventTransition {
                 status: OrderStatus::Refunded,
                 amount_refunded: Some(2999),
                 ..
-            }
+            })
         ));
         let partial = event("charge.refunded", charge(2999, 1000));
         assert!(matches!(
             partial.effect().unwrap(),
-            Effect::Transition {
+            Effect::Transition(EventTransition {
                 status: OrderStatus::PartiallyRefunded,
                 ..
-            }
+            })
         ));
 
         assert!(matches!(
             event("charge.dispute.created", dispute("needs_response"))
                 .effect()
                 .unwrap(),
-            Effect::Transition {
+            Effect::Transition(EventTransition {
                 status: OrderStatus::Disputed,
                 ..
-            }
+            })
         ));
         assert!(matches!(
             event("charge.dispute.closed", dispute("won"))
                 .effect()
                 .unwrap(),
-            Effect::Transition {
+            Effect::Transition(EventTransition {
                 status: OrderStatus::Paid,
                 ..
-            }
+            })
         ));
         assert!(matches!(
             event("charge.dispute.closed", dispute("lost"))
                 .effect()
                 .unwrap(),
-            Effect::Transition {
+            Effect::Transition(EventTransition {
                 status: OrderStatus::Lost,
                 ..
-            }
+            })
         ));
     }
 
@@ -562,11 +568,11 @@ mod tests {
         assert_eq!(failed.prerequisite(), None);
         assert!(matches!(
             failed.effect().unwrap(),
-            Effect::Transition {
+            Effect::Transition(EventTransition {
                 why: Move::RefundFailed,
                 refund_failed: Some(400),
                 ..
-            }
+            })
         ));
         for status in ["succeeded", "pending", "canceled"] {
             assert_eq!(
@@ -587,10 +593,10 @@ mod tests {
                     event("charge.dispute.closed", dispute(status))
                         .effect()
                         .unwrap(),
-                    Effect::Transition {
+                    Effect::Transition(EventTransition {
                         why: Move::DisputeClosed,
                         ..
-                    }
+                    })
                 ),
                 "{status}"
             );
@@ -599,11 +605,11 @@ mod tests {
             event("charge.dispute.created", dispute("needs_response"))
                 .effect()
                 .unwrap(),
-            Effect::Transition {
+            Effect::Transition(EventTransition {
                 why: Move::Course,
                 status: OrderStatus::Disputed,
                 ..
-            }
+            })
         ));
     }
 

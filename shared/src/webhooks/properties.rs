@@ -457,22 +457,8 @@ impl Sim {
         assert_eq!(envelope.id, fact.id);
         self.kinds.insert(fact.id.clone(), fact.kind);
         match envelope.effect().expect("an event we read") {
-            Effect::Transition {
-                payment_intent,
-                status,
-                amount_refunded,
-                why,
-                refund_failed,
-                ..
-            } => {
-                let change = event_change(
-                    envelope,
-                    &payment_intent,
-                    status,
-                    amount_refunded,
-                    why,
-                    refund_failed,
-                );
+            Effect::Transition(transition) => {
+                let change = event_change(envelope, &transition);
                 self.apply(envelope, change);
             }
             Effect::Succeeded { payment_intent } => {
