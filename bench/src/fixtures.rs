@@ -69,7 +69,7 @@ pub async fn connect_store_with_webhook(app: &App) -> Result<(StoreId, String), 
         source_ip: None,
         replacement: None,
     };
-    app.store.save_connection(&connection, &audit, None).await?;
+    app.table.save_connection(&connection, &audit, None).await?;
     Ok((store_id, whsec))
 }
 
@@ -101,7 +101,7 @@ pub async fn create_checkout(
         expires_at: now + 3600,
         created_at: now,
     };
-    app.store
+    app.table
         .create_checkout(&order, &session, None, now)
         .await?;
     Ok(Checkout {
@@ -115,7 +115,7 @@ pub async fn create_checkout(
 /// service opens it. The webhook then reads it back `succeeded`.
 pub async fn pay(app: &App, store_id: StoreId, payment_intent: &str) -> Result<(), BoxError> {
     let connection = app
-        .store
+        .table
         .get_connection(&store_id)
         .await?
         .ok_or("store not connected")?;

@@ -70,7 +70,7 @@ async fn end_as(app: &App, order: &Order, status: OrderStatus) -> Result<Ended, 
         ..TransitionDetails::default()
     };
     let now = match app
-        .store
+        .table
         .transition_order(&order.order_id, status, &details, clock::now())
         .await?
     {

@@ -6,7 +6,7 @@ use crate::error::{AppError, BoxError};
 use crate::http;
 use crate::metrics::Metrics;
 use crate::secrets::{RotatingSecret, SecretKeys, SecretsManagerSource};
-use crate::store::Store;
+use crate::store::Table;
 use crate::stripe::StripeApi;
 use crate::telemetry;
 use crate::vault::{DataKeys, KmsDataKeys, Vault};
@@ -17,7 +17,8 @@ use std::time::Instant;
 
 pub struct App {
     pub config: Config,
-    pub store: Store,
+    /// The one DynamoDB table holding all state.
+    pub table: Table,
     pub vault: Vault,
     pub stripe: StripeApi,
     pub metrics: Metrics,
@@ -102,7 +103,7 @@ impl App {
             _ => None,
         };
         App {
-            store: Store::new(dynamodb, config.table_name.clone()),
+            table: Table::new(dynamodb, config.table_name.clone()),
             vault: Vault::new(keys, config.data_key_cache_ttl),
             stripe: StripeApi::new(config.stripe_api_base.clone(), config.stripe_timeout),
             metrics: Metrics::new(config.metrics_namespace.clone()),

@@ -24,9 +24,9 @@ impl Checkout {
         let unknown =
             || AppError::not_found("unknown_checkout", "This checkout link is not valid.");
         let hash = session_token::parse_and_hash(token).ok_or_else(unknown)?;
-        let session = app.store.get_session(&hash).await?.ok_or_else(unknown)?;
+        let session = app.table.get_session(&hash).await?.ok_or_else(unknown)?;
         let order = app
-            .store
+            .table
             .get_order(&session.order_id)
             .await?
             .ok_or_else(|| {
@@ -58,7 +58,7 @@ pub async fn merchant_key(
     app: &App,
     store_id: &StoreId,
 ) -> Result<(StripeConnection, SecretKey), AppError> {
-    let connection = app.store.get_connection(store_id).await?.ok_or_else(|| {
+    let connection = app.table.get_connection(store_id).await?.ok_or_else(|| {
         AppError::conflict("store_not_connected", "Store not connected to Stripe")
     })?;
     key_health::require_usable_key(&connection)?;
@@ -94,7 +94,7 @@ fn too_many_attempts() -> AppError {
 /// they are used up.
 pub async fn spend_intent_read(app: &App, order: &Order) -> Result<(), AppError> {
     if app
-        .store
+        .table
         .spend_intent_read(&order.order_id, MAX_INTENT_READS)
         .await?
     {
@@ -196,7 +196,7 @@ pub async fn payment_intent_for(
     let created = app.stripe.create_intent(key, &new).await;
     let intent = key_health::watch(app, connection, "create PaymentIntent", created).await?;
     if app
-        .store
+        .table
         .attach_intent(
             order,
             &intent.id,
@@ -216,7 +216,7 @@ pub async fn payment_intent_for(
     // the same one when Stripe honoured the idempotency key, and otherwise
     // is cancelled so it can never be charged.
     let current = app
-        .store
+        .table
         .get_order(&order.order_id)
         .await?
         .ok_or_else(|| AppError::internal("order vanished"))?;
@@ -263,7 +263,7 @@ pub enum PaymentState {
 /// Stripe's delivery of `succeeded` (answered "no change" on a paid order
 /// that holds parked events) or of any parked event again releases them.
 async fn release_after_payment(app: &App, order_id: &str) {
-    let released = match app.store.get_order(order_id).await {
+    let released = match app.table.get_order(order_id).await {
         Ok(Some(order)) => crate::webhooks::release_parked(app, order).await,
         Ok(None) => Err(AppError::internal("paid order vanished")),
         Err(err) => Err(err),
@@ -321,7 +321,7 @@ pub async fn apply_intent(
         StripeView::NotTheOrders => return Ok(PaymentState::Unfinished),
         StripeView::Mismatch { reason } => {
             tracing::error!(order_id = %order.order_id, %reason, "payment does not match its order; flagged for review");
-            app.store
+            app.table
                 .flag_order(&order.order_id, &reason, clock::now())
                 .await?;
             return Ok(PaymentState::Flagged);
@@ -346,7 +346,7 @@ pub async fn apply_intent(
         ..TransitionDetails::default()
     };
     let now_status = match app
-        .store
+        .table
         .transition_order(&order.order_id, target, &details, clock::now())
         .await?
     {
@@ -360,7 +360,7 @@ pub async fn apply_intent(
             }
             if target == OrderStatus::Paid
                 && let Err(err) = app
-                    .store
+                    .table
                     .note_api_payment(&order.store_id, clock::now())
                     .await
             {

@@ -33,7 +33,7 @@ pub async fn authenticate_bmos(app: &App, req: &lambda_http::Request) -> Result<
     if let Verified::Signed(signed) = &verified
         && is_recorded(req.method())
         && !app
-            .store
+            .table
             .record_signed_request(&signed.mac_hash, signed.record_expires_at)
             .await?
     {

@@ -57,7 +57,7 @@ pub async fn note_rejected(app: &App, connection: &StripeConnection, call: &'sta
     );
     let reason = format!("Stripe answered 401 (invalid API key) to {call}");
     if let Err(err) = app
-        .store
+        .table
         .note_key_rejected(
             &connection.store_id,
             connection.version,

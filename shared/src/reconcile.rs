@@ -226,7 +226,7 @@ async fn run_inner(app: &App, now: u64, limits: Limits) -> Result<Report, AppErr
     let max = limits.max_orders.max(1);
     // One more than the budget: whether (and since when) more are due.
     let mut due = due_orders(max + 1, |partition, after, page| async move {
-        app.store
+        app.table
             .due_pending_orders(&partition, now, after.as_deref(), page)
             .await
     })
@@ -420,7 +420,7 @@ struct StoreRun {
 
 /// Looks at one order; one that cannot be settled now is moved back.
 async fn examine(app: &App, due: &DueOrder, now: u64, limits: Limits, store: &StoreRun) -> Outcome {
-    let order = match app.store.get_order(&due.order_id).await {
+    let order = match app.table.get_order(&due.order_id).await {
         Ok(Some(order)) => order,
         Ok(None) => return Outcome::Dropped(Dropped::Settled),
         Err(err) => {
@@ -450,13 +450,13 @@ async fn examine(app: &App, due: &DueOrder, now: u64, limits: Limits, store: &St
     let result = if why != Deferral::Error
         && now.saturating_sub(order.updated_at) > limits.give_up_after_secs
     {
-        app.store
+        app.table
             .forget_pending(&order.order_id)
             .await
             .map(|()| Outcome::Dropped(Dropped::GivenUp))
     } else {
         let next = next_look(now, order.reconcile_checks, order.abandoned_at());
-        app.store
+        app.table
             .defer_pending(&order.order_id, next)
             .await
             .map(|()| outcome)
@@ -475,7 +475,7 @@ async fn settle(app: &App, order: &Order, now: u64, store: &StoreRun) -> Result<
     }
     if order.review_reason.is_some() {
         // Flagged before flags took orders out of the index.
-        app.store.forget_pending(&order.order_id).await?;
+        app.table.forget_pending(&order.order_id).await?;
         return Ok(Outcome::Dropped(Dropped::Flagged));
     }
     let abandoned = now >= order.abandoned_at();

@@ -75,7 +75,7 @@ pub async fn cancel_replaced(
             // Processing: Stripe decides soon; look again then.
             Cancel::NotCancelable(_) => continue,
         }
-        app.store.intent_cancelled(&order.order_id, id).await?;
+        app.table.intent_cancelled(&order.order_id, id).await?;
     }
     Ok(reviewed)
 }
@@ -125,7 +125,7 @@ pub async fn review_replaced_payment(
         ..TransitionDetails::default()
     };
     match app
-        .store
+        .table
         .transition_order(
             &order.order_id,
             OrderStatus::NeedsReview,
@@ -139,7 +139,7 @@ pub async fn review_replaced_payment(
             current: OrderStatus::NeedsReview,
         } => Ok(()),
         Transition::Refused { .. } => {
-            app.store
+            app.table
                 .flag_order(&order.order_id, &reason, clock::now())
                 .await
         }

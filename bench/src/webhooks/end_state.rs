@@ -106,7 +106,7 @@ pub async fn check(
     let table = &app.config.table_name;
     for (i, plan) in workload.orders.iter().enumerate() {
         let stored = app
-            .store
+            .table
             .get_order(&plan.order_id)
             .await?
             .ok_or_else(|| format!("order {} is gone", plan.order_id))?;

@@ -44,7 +44,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
         Some(key) => {
             let request_hash = idempotency::request_hash(raw)?;
             if let Some(record) = app
-                .store
+                .table
                 .get_idempotent_checkout(&cart.store_id, &key, now)
                 .await?
             {
@@ -54,7 +54,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
         }
     };
     let connection = app
-        .store
+        .table
         .get_connection(&cart.store_id)
         .await?
         .ok_or_else(|| {
@@ -104,7 +104,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
         }),
     };
     match (
-        app.store
+        app.table
             .create_checkout(&order, &session, record.as_ref(), now)
             .await?,
         &idempotent,

@@ -137,7 +137,7 @@ pub async fn answer_after_losing_the_race(
     tracing::info!(%store_id, "a concurrent request with the same idempotency key wrote first");
     for attempt in 0..5u64 {
         if let Some(record) = app
-            .store
+            .table
             .get_idempotent_checkout(store_id, key, clock::now())
             .await?
         {

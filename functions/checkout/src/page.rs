@@ -21,7 +21,7 @@ pub async fn handle(app: &App, req: &Request, token: &str) -> Result<Response<Bo
         ));
     }
     let connection = app
-        .store
+        .table
         .get_connection(&order.store_id)
         .await?
         .ok_or_else(|| {

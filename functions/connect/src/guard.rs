@@ -58,7 +58,7 @@ pub(crate) async fn posted_link(
 }
 
 async fn ensure_unused(app: &App, link: &ConnectLink) -> Result<(), AppError> {
-    if app.store.link_used(&link.one_time_use()).await? {
+    if app.table.link_used(&link.one_time_use()).await? {
         return Err(shared::store::link_used());
     }
     Ok(())

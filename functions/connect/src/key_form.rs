@@ -12,7 +12,7 @@ use shared::{App, AppError, http};
 /// `GET /stripe/connect`: the form for a live, unused connect link.
 pub(crate) async fn show(app: &App, req: &Request) -> Result<Response<Body>, AppError> {
     let link = guard::unused_link(app, link_params(req)?, LinkPurpose::Connect).await?;
-    let current = app.store.get_connection(&link.store_id).await?;
+    let current = app.table.get_connection(&link.store_id).await?;
     render_form(
         app,
         &link,

@@ -72,7 +72,7 @@ async fn save(
         "" => None,
         raw => Some(WebhookSecret::parse(raw)?),
     };
-    let previous = app.store.get_connection(&link.store_id).await?;
+    let previous = app.table.get_connection(&link.store_id).await?;
     let newest_intent = app
         .stripe
         .check_key(&keys.secret)
@@ -189,7 +189,7 @@ async fn save(
         replacement: replacement.clone(),
     };
     if let Err(err) = app
-        .store
+        .table
         .save_connection(&connection, &audit, Some(&link.one_time_use()))
         .await
     {

@@ -30,7 +30,7 @@ pub async fn handle(app: &App, req: &Request) -> Result<Response<Body>, AppError
         ));
     }
     let connection = app
-        .store
+        .table
         .get_connection(&path_store)
         .await?
         .ok_or_else(shared::webhooks::setup::not_connected)?;

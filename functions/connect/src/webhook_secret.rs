@@ -43,7 +43,7 @@ fn render(
 pub async fn form(app: &App, req: &Request) -> Result<Response<Body>, AppError> {
     let link = guard::unused_link(app, link_params(req)?, LinkPurpose::WebhookSecret).await?;
     // Saving would be refused: say so now, not after the merchant pastes.
-    if app.store.get_connection(&link.store_id).await?.is_none() {
+    if app.table.get_connection(&link.store_id).await?.is_none() {
         return Err(setup::not_connected());
     }
     render(app, req, &link, None, StatusCode::OK)

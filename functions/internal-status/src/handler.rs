@@ -67,7 +67,7 @@ impl From<&KeyReplacement> for KeyReplacementStatus {
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
     internal_api::authenticate_bmos(app, &req).await?;
     let store_id = StoreId::parse(&http::path_param(&req, "store_id").unwrap_or_default())?;
-    let connection = app.store.get_connection(&store_id).await?;
+    let connection = app.table.get_connection(&store_id).await?;
     let webhook_url = setup::webhook_url(&http::public_base_url(&app.config, &req)?, &store_id)?;
     let status = match connection {
         None => InternalStatus {

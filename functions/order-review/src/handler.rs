@@ -54,7 +54,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
     };
     for _ in 0..ATTEMPTS {
         let order = app
-            .store
+            .table
             .get_order(&order_id)
             .await?
             .ok_or_else(|| AppError::not_found("unknown_order", "No such order"))?;
@@ -71,7 +71,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
         };
         let to = wanted.resolution.status_from(order.status);
         if app
-            .store
+            .table
             .resolve_review(&order, &resolved, to, &note)
             .await?
         {

@@ -92,7 +92,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
         .ok_or_else(|| AppError::bad_request("invalid_order_id", "order_id must be a UUID"))?
         .to_string();
     let order = app
-        .store
+        .table
         .get_order(&order_id)
         .await?
         .ok_or_else(|| AppError::not_found("unknown_order", "No such order"))?;

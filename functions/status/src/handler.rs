@@ -21,7 +21,7 @@ pub struct Status {
 
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
     let store_id = StoreId::parse(&http::path_param(&req, "store_id").unwrap_or_default())?;
-    let connection = app.store.get_connection(&store_id).await?;
+    let connection = app.table.get_connection(&store_id).await?;
     let status = Status {
         store_id: store_id.to_string(),
         has_stripe: connection.is_some(),

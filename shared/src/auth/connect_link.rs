@@ -1,7 +1,7 @@
 //! Signed connect links. Whoever opens the connect form can replace a store's
 //! Stripe keys and divert its money, so the form only opens from a link BMOS
 //! signed, for one store and one return URL, for a short time, and a link
-//! works once: the first save consumes it (`Store::save_connection`).
+//! works once: the first save consumes it (`Table::save_connection`).
 //!
 //! Wire format (a contract with BMOS): query `store_id`, `return_url`,
 //! `expires` (unix seconds) and `signature` = hex HMAC-SHA256(secret,

@@ -4,7 +4,7 @@
 use super::item::{Item, b, get_b, get_n, get_opt_n, get_opt_s, get_s, n, s};
 use super::keys;
 use super::link_uses::{LinkUse, link_used};
-use super::{Store, condition_failed_at, dependency_error, is_condition_failure};
+use super::{Table, condition_failed_at, dependency_error, is_condition_failure};
 use crate::domain::{KeyKind, Mode, PublishableKey, StoreId, StripeAccountId};
 use crate::error::AppError;
 use crate::vault::SealedSecret;
@@ -300,7 +300,7 @@ impl AuditEntry {
     }
 }
 
-impl Store {
+impl Table {
     /// Strongly consistent: a save right after must see the version it replaces.
     pub async fn get_connection(
         &self,
@@ -380,7 +380,7 @@ impl Store {
     }
 }
 
-impl Store {
+impl Table {
     /// Removes the store's connection (still at the version it was read)
     /// and records who did it, in one transaction.
     pub async fn delete_connection(

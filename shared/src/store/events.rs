@@ -14,7 +14,7 @@ use super::keys;
 use super::orders::Order;
 use super::parked_event::ParkedEvent;
 use super::transitions::TransitionExpr;
-use super::{Store, dependency_error};
+use super::{Table, dependency_error};
 use crate::domain::{OrderStatus, StoreId};
 use crate::error::AppError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -49,7 +49,7 @@ pub struct IntentLink {
     pub store_id: StoreId,
 }
 
-impl Store {
+impl Table {
     pub async fn intent_link(
         &self,
         payment_intent_id: &str,

@@ -11,7 +11,7 @@
 
 use super::item::{Item, b, get_b, get_n, get_s, n, s};
 use super::keys;
-use super::{Store, dependency_error};
+use super::{Table, dependency_error};
 use crate::domain::{Currency, IdempotencyKey, OrderStatus, StoreId};
 use crate::error::AppError;
 use crate::vault::SealedSecret;
@@ -102,7 +102,7 @@ impl IdempotentCheckout {
     }
 }
 
-impl Store {
+impl Table {
     /// The live record for this store's key, read consistently (a retry
     /// right after the first request must see it).
     pub async fn get_idempotent_checkout(

@@ -5,7 +5,7 @@
 
 use super::item::{Item, n, s};
 use super::keys;
-use super::{Store, dependency_error};
+use super::{Table, dependency_error};
 use crate::domain::StoreId;
 use crate::error::AppError;
 use aws_sdk_dynamodb::types::Put;
@@ -33,7 +33,7 @@ pub fn link_used() -> AppError {
     }
 }
 
-impl Store {
+impl Table {
     /// Strongly consistent: a use recorded a moment ago counts.
     pub async fn link_used(&self, link: &LinkUse) -> Result<bool, AppError> {
         let out = self

@@ -36,14 +36,14 @@ use crate::error::{AppError, BoxError};
 use aws_sdk_dynamodb::error::SdkError;
 
 #[derive(Clone)]
-pub struct Store {
+pub struct Table {
     client: aws_sdk_dynamodb::Client,
     table: String,
 }
 
-impl Store {
+impl Table {
     pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
-        Store { client, table }
+        Table { client, table }
     }
 }
 

@@ -15,7 +15,7 @@ use super::item::{Item, corrupt_order, get_n, get_opt_n, get_opt_s, get_s, n, s}
 use super::keys;
 use super::parked_event::ParkedEvent;
 use super::transitions::status_condition;
-use super::{Store, cancellation_reason, dependency_error, is_condition_failure};
+use super::{Table, cancellation_reason, dependency_error, is_condition_failure};
 use crate::domain::{
     Cart, Currency, LineItem, Mode, OrderStatus, Resolution, ReviewResolution, StoreId,
 };
@@ -395,7 +395,7 @@ impl CheckoutSession {
     }
 }
 
-impl Store {
+impl Table {
     /// Creates the order and its session together, or neither; with an
     /// idempotency record, the record too, unless a live one already holds
     /// its key (then nothing is written and the caller reads that one).
@@ -620,7 +620,7 @@ impl Store {
     }
 }
 
-impl Store {
+impl Table {
     /// Counts one Stripe read of the order's PaymentIntent against the
     /// order's budget of `max` (one conditional write: concurrent callers
     /// cannot overspend it). False, changing nothing, once it is spent.

@@ -15,7 +15,7 @@ use super::item::{Item, s};
 use super::orders::Order;
 use super::parked_event::ParkedEvent;
 use super::transitions::{TransitionExpr, status_condition, update_expression};
-use super::{Store, TransitionDetails, dependency_error};
+use super::{Table, TransitionDetails, dependency_error};
 use crate::domain::{OrderStatus, StoreId};
 use crate::error::AppError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -37,7 +37,7 @@ pub enum Release {
     NoOrder,
 }
 
-impl Store {
+impl Table {
     /// Records an early event on its order and keeps its change there, if
     /// the order (this store's, with this intent) has not yet got as far as
     /// the event requires. A refusal returns the order as it was: it may

@@ -10,10 +10,10 @@
 
 use super::item::{n, s};
 use super::keys;
-use super::{Store, dependency_error};
+use super::{Table, dependency_error};
 use crate::error::AppError;
 
-impl Store {
+impl Table {
     /// Records a signed request; `false` when it was recorded before (a
     /// replay). A DynamoDB failure is an error: a request we could not
     /// record is never accepted.

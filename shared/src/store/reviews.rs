@@ -8,7 +8,7 @@
 use super::item::{Item, n, s};
 use super::keys;
 use super::orders::Order;
-use super::{Store, dependency_error, is_condition_failure};
+use super::{Table, dependency_error, is_condition_failure};
 use crate::domain::{OrderStatus, ReviewResolution};
 use crate::error::AppError;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
@@ -22,7 +22,7 @@ pub struct ReviewNote {
     pub source_ip: Option<String>,
 }
 
-impl Store {
+impl Table {
     /// Records `resolved` on `order` (as read) and moves it to `to`, taking
     /// it out of the reconciler's index. Only while the order is still as
     /// read: flagged, unresolved, in the same status. False, writing

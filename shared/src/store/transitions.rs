@@ -6,7 +6,7 @@
 
 use super::item::{corrupt_order, get_opt_s, get_s, n, s};
 use super::parked_event::ParkedEvent;
-use super::{Store, dependency_error};
+use super::{Table, dependency_error};
 use crate::domain::{Mode, Move, OrderStatus};
 use crate::error::AppError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
@@ -190,7 +190,7 @@ pub(super) fn statuses_in_condition(values: &HashMap<String, AttributeValue>) ->
     statuses
 }
 
-impl Store {
+impl Table {
     /// Moves the order to `to` if, and only if, its current status allows it
     /// (`OrderStatus::can_become`). Written with a condition on the status,
     /// so concurrent or repeated callers apply it at most once.

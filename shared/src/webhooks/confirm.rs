@@ -100,7 +100,7 @@ pub(super) async fn confirm(
         StripeView::Status(to) => to,
         StripeView::Mismatch { reason } => {
             tracing::error!(%order_id, %reason, "payment does not match its order; flagged for review");
-            app.store
+            app.table
                 .flag_order(&order_id, &reason, clock::now())
                 .await?;
             record("amount mismatch").await?;
@@ -194,7 +194,7 @@ async fn find(
 ) -> Result<Found, AppError> {
     let mut hinted = None;
     if let Some(hint) = envelope.metadata_order_id()
-        && let Some((order, seen)) = app.store.order_for_event(&hint, &envelope.id).await?
+        && let Some((order, seen)) = app.table.order_for_event(&hint, &envelope.id).await?
     {
         if order.store_id == *store_id && order.payment_intent_id.as_deref() == Some(payment_intent)
         {
@@ -211,7 +211,7 @@ async fn find(
     let found = match hinted {
         Some((order, seen)) if order.order_id == link.order_id => Some((order, seen)),
         _ => {
-            app.store
+            app.table
                 .order_for_event(&link.order_id, &envelope.id)
                 .await?
         }

@@ -38,7 +38,7 @@ pub(super) async fn record_only(
     reason: &'static str,
 ) -> Result<Outcome, AppError> {
     match app
-        .store
+        .table
         .record_event(store_id, order_id, event_id, None, clock::now())
         .await?
     {
@@ -157,7 +157,7 @@ impl Applying<'_> {
                 Verdict::IntentReplaced => return Ok(Landing::Missed(Miss::IntentReplaced)),
                 Verdict::AmountMismatch { reason } => {
                     tracing::error!(order_id, %reason, "payment does not match its order; flagged for review");
-                    app.store
+                    app.table
                         .flag_order(order_id, &reason, clock::now())
                         .await?;
                     self.record_only(order_id, "amount mismatch").await?;
@@ -203,7 +203,7 @@ impl Applying<'_> {
         change: Option<(OrderStatus, &TransitionDetails)>,
     ) -> Result<EventWrite, AppError> {
         self.app
-            .store
+            .table
             .record_event(self.store_id, order_id, self.event_id, change, clock::now())
             .await
     }
@@ -238,7 +238,7 @@ impl Applying<'_> {
         Ok(
             match self
                 .app
-                .store
+                .table
                 .park_event(self.store_id, order_id, &event)
                 .await?
             {

@@ -15,7 +15,7 @@ pub(super) async fn intent_link(
     if let Some(link) = memory.intent_link(payment_intent) {
         return Ok(Some(link));
     }
-    let link = app.store.intent_link(payment_intent).await?;
+    let link = app.table.intent_link(payment_intent).await?;
     if let Some(link) = &link {
         memory.remember_intent_link(payment_intent, link.clone());
     }

@@ -37,7 +37,7 @@ pub async fn release_parked(app: &App, mut order: Order) -> Result<(), AppError>
         };
         let write = details.as_ref().map(|details| (to, details));
         order = match app
-            .store
+            .table
             .release_parked(
                 &order.order_id,
                 &next.event_id,

@@ -76,7 +76,7 @@ pub async fn process(
     };
     let now = Instant::now();
     if memory.due_for_touch(&store_id, now)
-        && let Err(err) = app.store.touch_last_webhook(&store_id, clock::now()).await
+        && let Err(err) = app.table.touch_last_webhook(&store_id, clock::now()).await
     {
         // Health bookkeeping only: the event itself is safely recorded.
         tracing::warn!(store_id = %store_id, cause = %crate::error::cause_chain(&err), "could not note the webhook time");
@@ -128,7 +128,7 @@ async fn verify_for_store(
             Err(_) => {}
         }
     }
-    let connection = app.store.get_connection(store_id).await?.map(Arc::new);
+    let connection = app.table.get_connection(store_id).await?.map(Arc::new);
     let verdict = check(app, connection.as_deref(), delivery).await?;
     memory.remember_connection(*store_id, connection.clone(), verdict.is_err(), now);
     match (verdict, connection) {
@@ -209,7 +209,7 @@ async fn write_failures(
     tracing::warn!(store_id = %store_id, failures = report.count, reason = %report.reason,
         metric = "webhook_signature_failure", "webhook deliveries failed verification");
     if let Err(err) = app
-        .store
+        .table
         .note_webhook_failures(store_id, report.count, &report.reason, report.last_at)
         .await
     {

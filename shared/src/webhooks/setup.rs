@@ -140,7 +140,7 @@ pub async fn save_manual_secret(
     through: Option<&ConnectLink>,
 ) -> Result<StripeConnection, AppError> {
     let previous = app
-        .store
+        .table
         .get_connection(store_id)
         .await?
         .ok_or_else(not_connected)?;
@@ -175,7 +175,7 @@ pub async fn save_manual_secret(
         source_ip,
         replacement: None,
     };
-    app.store
+    app.table
         .save_connection(
             &connection,
             &audit,
@@ -191,7 +191,7 @@ pub async fn save_manual_secret(
 /// entry saying who), then our webhook endpoint in their account.
 pub async fn disconnect(app: &App, store_id: &StoreId, actor: &str) -> Result<(), AppError> {
     let connection = app
-        .store
+        .table
         .get_connection(store_id)
         .await?
         .ok_or_else(not_connected)?;
@@ -202,7 +202,7 @@ pub async fn disconnect(app: &App, store_id: &StoreId, actor: &str) -> Result<()
         source_ip: None,
         replacement: None,
     };
-    app.store.delete_connection(&connection, &audit).await?;
+    app.table.delete_connection(&connection, &audit).await?;
     remove_auto_endpoint(app, &connection).await;
     tracing::info!(store_id = %store_id, "stripe disconnected");
     Ok(())

@@ -744,7 +744,7 @@ pub async fn abandoned_checkout(
         expires_at: now + 3600,
         created_at: now,
     };
-    app.store
+    app.table
         .create_checkout(&order, &session, None, now)
         .await
         .expect("checkout");

@@ -672,7 +672,7 @@ async fn check_invariants(direct: &App, merchants: &[Merchant], journeys: &[Jour
         let Some(order_id) = &j.order else {
             panic!("a journey never got its session after the faults")
         };
-        let order = direct.store.get_order(order_id).await.unwrap().unwrap();
+        let order = direct.table.get_order(order_id).await.unwrap().unwrap();
         assert!(ours.contains(order.store_id.to_string().as_str()));
         for intent in &j.intents_answered {
             assert_eq!(
@@ -753,7 +753,7 @@ async fn a_signed_request_whose_first_record_lost_its_answer_is_not_a_replay() {
     let mac_hash = format!("lost-answer-{}", key_body());
     proxies.dynamodb.fail_next(Fault::LostAnswer);
     let recorded = app
-        .store
+        .table
         .record_signed_request(&mac_hash, clock::now() + 600)
         .await
         .unwrap();
@@ -762,7 +762,7 @@ async fn a_signed_request_whose_first_record_lost_its_answer_is_not_a_replay() {
     assert!(recorded, "our own retry is not a replay");
     // The same request again, from anyone, is.
     assert!(
-        !app.store
+        !app.table
             .record_signed_request(&mac_hash, clock::now() + 600)
             .await
             .unwrap()
@@ -799,11 +799,11 @@ async fn a_read_whose_budget_write_lost_its_answer_is_counted_once() {
         expires_at: now + 3600,
         created_at: now,
     };
-    app.store
+    app.table
         .create_checkout(&order, &session, None, now)
         .await
         .unwrap();
-    let spend = || app.store.spend_intent_read(&order.order_id, 2);
+    let spend = || app.table.spend_intent_read(&order.order_id, 2);
 
     let before = proxies.dynamodb.requests();
     proxies.dynamodb.fail_next(Fault::LostAnswer);

@@ -54,7 +54,7 @@ async fn store_and_order(app: &App) -> (StripeConnection, Order) {
         source_ip: None,
         replacement: None,
     };
-    app.store
+    app.table
         .save_connection(&connection, &audit, None)
         .await
         .unwrap();
@@ -77,7 +77,7 @@ async fn store_and_order(app: &App) -> (StripeConnection, Order) {
         expires_at: clock::now() + 600,
         created_at: clock::now(),
     };
-    app.store
+    app.table
         .create_checkout(&order, &session, None, clock::now())
         .await
         .unwrap();
@@ -164,7 +164,7 @@ async fn concurrent_first_calls_attach_exactly_one_intent_and_cancel_the_rest() 
     }
     assert_eq!(ids.len(), 1, "every caller got the same intent: {ids:?}");
     let winner = ids.into_iter().next().unwrap();
-    let stored = app.store.get_order(&order.order_id).await.unwrap().unwrap();
+    let stored = app.table.get_order(&order.order_id).await.unwrap().unwrap();
     assert_eq!(stored.payment_intent_id.as_deref(), Some(winner.as_str()));
 
     let made = created.load(Ordering::SeqCst);
@@ -241,7 +241,7 @@ async fn a_stripe_failure_writes_nothing_and_the_retry_reuses_the_idempotency_ke
         .unwrap_err();
     assert_eq!(err.status(), 502);
     assert_eq!(
-        app.store
+        app.table
             .get_order(&order.order_id)
             .await
             .unwrap()

@@ -23,7 +23,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const MESSAGE: &str = "Invalid API key: the merchant needs to re-enter their current keys";
 
 async fn connection(app: &App, store: &str) -> StripeConnection {
-    app.store
+    app.table
         .get_connection(&StoreId::parse(store).unwrap())
         .await
         .unwrap()
@@ -55,7 +55,7 @@ async fn store_key(app: &App, store: &str, key: &str) -> u64 {
         source_ip: None,
         replacement: None,
     };
-    app.store
+    app.table
         .save_connection(&rolled, &audit, None)
         .await
         .unwrap();

@@ -161,7 +161,7 @@ async fn a_failed_release_neither_fails_the_payment_nor_loses_the_parked_refund(
             .build(),
     );
     let app = in_process::app_with_dynamodb(failing).await;
-    let order = app.store.get_order(&order_id).await.unwrap().unwrap();
+    let order = app.table.get_order(&order_id).await.unwrap().unwrap();
     let (_, key) = checkout::merchant_key(&app, &order.store_id).await.unwrap();
     let intent = app.stripe.retrieve_intent(&key, &intent_id).await.unwrap();
     let state =
@@ -194,7 +194,7 @@ async fn due_by(app: &shared::App, now: u64) -> Vec<String> {
         let mut after: Option<String> = None;
         loop {
             let page = app
-                .store
+                .table
                 .due_pending_orders(&partition, now, after.as_deref(), 1000)
                 .await
                 .unwrap();

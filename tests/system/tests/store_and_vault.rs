@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use shared::domain::{KeyKind, PublishableKey, StoreId};
-use shared::store::{AuditEntry, Store, StripeConnection};
+use shared::store::{AuditEntry, StripeConnection, Table};
 use shared::vault::{EncryptionContext, KmsDataKeys, Purpose, Vault, VaultError};
 use shared::{AppError, clock};
 use std::sync::Arc;
@@ -50,7 +50,7 @@ async fn a_secret_sealed_for_one_store_does_not_open_for_another() {
 
 #[tokio::test]
 async fn of_concurrent_saves_from_one_version_exactly_one_wins() {
-    let store = Store::new(dynamodb().await, env("TABLE_NAME"));
+    let store = Table::new(dynamodb().await, env("TABLE_NAME"));
     let vault = kms_vault().await;
     let id = StoreId::parse(&new_store_id()).unwrap();
     let connection =

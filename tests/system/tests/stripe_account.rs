@@ -126,7 +126,7 @@ fn text(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
 }
 
 async fn stored_account(app: &App, store: &str) -> Option<String> {
-    app.store
+    app.table
         .get_connection(&StoreId::parse(store).unwrap())
         .await
         .unwrap()
@@ -196,7 +196,7 @@ async fn keys_of_another_account_are_refused_without_consent_and_nothing_changes
 
     // The link was not spent: the merchant can still save a rolled key of
     // the store's own account with it.
-    assert!(!app.store.link_used(&link.one_time_use()).await.unwrap());
+    assert!(!app.table.link_used(&link.one_time_use()).await.unwrap());
     let rolled = secret_key_of(&stripe, ACCOUNT_A).await;
     assert_eq!(save(&app, &link, &rolled).await.0, 303);
 }
@@ -474,7 +474,7 @@ async fn a_publishable_key_of_another_account_is_refused_and_nothing_is_saved() 
     assert!(!html.contains(&secret), "{html}");
     assert!(store_items(&store).await.is_empty(), "nothing saved");
     assert!(
-        !app.store.link_used(&link.one_time_use()).await.unwrap(),
+        !app.table.link_used(&link.one_time_use()).await.unwrap(),
         "link not spent"
     );
 }
@@ -506,14 +506,14 @@ async fn a_publishable_key_is_proven_at_connect_or_else_by_the_first_payment() {
     );
     assert!(internal_status(&app, &store).await["publishable_key_proven_at"].is_null());
     let id = StoreId::parse(&store).unwrap();
-    app.store
+    app.table
         .note_api_payment(&id, shared::clock::now())
         .await
         .unwrap();
     let proven = internal_status(&app, &store).await["publishable_key_proven_at"].clone();
     assert!(proven.is_string(), "{proven}");
     // Later payments keep the first proof's time.
-    app.store
+    app.table
         .note_api_payment(&id, shared::clock::now() + 60)
         .await
         .unwrap();

@@ -158,7 +158,7 @@ async fn an_event_is_never_parked_on_an_order_already_past_what_it_waits_for() {
         created: shared::clock::now(),
     };
     let write = app
-        .store
+        .table
         .park_event(&store_id, &order_id, &refund)
         .await
         .unwrap();

@@ -129,7 +129,7 @@ async fn endpoints_are_created_on_connect_and_deleted_when_keys_change_or_the_st
     assert_eq!(first_save.status(), 303);
     let link = in_process::next_link(&app, &first_save);
     let store_id = StoreId::parse(&store).unwrap();
-    let saved = app.store.get_connection(&store_id).await.unwrap().unwrap();
+    let saved = app.table.get_connection(&store_id).await.unwrap().unwrap();
     let webhook = saved.webhook_secret.as_ref().unwrap();
     assert_eq!(
         (webhook.source, webhook.endpoint_id.as_deref()),
@@ -181,7 +181,7 @@ async fn endpoints_are_created_on_connect_and_deleted_when_keys_change_or_the_st
             .status(),
         303
     );
-    let saved = app.store.get_connection(&store_id).await.unwrap().unwrap();
+    let saved = app.table.get_connection(&store_id).await.unwrap().unwrap();
     assert_eq!(
         saved
             .webhook_secret
@@ -195,7 +195,7 @@ async fn endpoints_are_created_on_connect_and_deleted_when_keys_change_or_the_st
     shared::webhooks::setup::disconnect(&app, &store_id, "bmos:test")
         .await
         .unwrap();
-    assert!(app.store.get_connection(&store_id).await.unwrap().is_none());
+    assert!(app.table.get_connection(&store_id).await.unwrap().is_none());
     let actions: Vec<String> = store_items(&store)
         .await
         .iter()
@@ -240,7 +240,7 @@ async fn a_key_that_may_not_create_endpoints_gets_exact_manual_steps() {
     assert_eq!(saved.status(), 303, "connected without a webhook");
     let link = in_process::next_link(&app, &saved);
     assert!(
-        app.store
+        app.table
             .get_connection(&StoreId::parse(&store).unwrap())
             .await
             .unwrap()
@@ -308,7 +308,7 @@ async fn a_key_that_may_not_create_endpoints_gets_exact_manual_steps() {
         303
     );
     let saved = app
-        .store
+        .table
         .get_connection(&StoreId::parse(&store).unwrap())
         .await
         .unwrap()
