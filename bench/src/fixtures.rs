@@ -5,10 +5,9 @@
 
 use crate::BoxError;
 use shared::auth::session_token;
+use shared::domain::Order;
 use shared::domain::{Currency, KeyKind, LineItem, Mode, PublishableKey, StoreId};
-use shared::store::{
-    AuditEntry, CheckoutSession, Order, StripeConnection, WebhookConfig, WebhookSource,
-};
+use shared::store::{AuditEntry, CheckoutSession, StripeConnection, WebhookConfig, WebhookSource};
 use shared::vault::{EncryptionContext, Purpose};
 use shared::{App, clock};
 

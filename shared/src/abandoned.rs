@@ -11,11 +11,12 @@
 use crate::app::App;
 use crate::checkout::{self, PaymentState};
 use crate::clock;
+use crate::domain::Order;
 use crate::domain::{OrderStatus, SecretKey};
 use crate::error::AppError;
 use crate::metrics::PaidVia;
 use crate::replaced::{Cancel, cancel_in_stripe};
-use crate::store::{Order, Transition, TransitionDetails};
+use crate::store::{Transition, TransitionDetails};
 use crate::stripe::pace::Pace;
 
 /// Where ending an abandoned checkout left the order.

@@ -5,12 +5,13 @@
 use crate::app::App;
 use crate::auth::session_token;
 use crate::clock;
+use crate::domain::Order;
 use crate::domain::OrderStatus;
 use crate::domain::{SecretKey, StoreId, status_for_intent};
 use crate::error::AppError;
 use crate::key_health;
 use crate::metrics::{Metric, PaidVia};
-use crate::store::{CheckoutSession, Order, StripeConnection, Transition, TransitionDetails};
+use crate::store::{CheckoutSession, StripeConnection, Transition, TransitionDetails};
 use crate::stripe::{IntentStatus, NewIntent, PaymentIntent, StripeFailure};
 
 pub struct Checkout {

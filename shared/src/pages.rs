@@ -78,7 +78,7 @@ pub struct ItemRow {
 }
 
 impl ItemRow {
-    pub fn for_order(order: &crate::store::Order) -> Vec<ItemRow> {
+    pub fn for_order(order: &crate::domain::Order) -> Vec<ItemRow> {
         order
             .line_items
             .iter()

@@ -19,13 +19,14 @@
 use crate::abandoned::{self, Ended};
 use crate::app::App;
 use crate::checkout::{self, PaymentState};
+use crate::domain::Order;
 use crate::domain::{Mode, OrderStatus, SecretKey, StoreId};
 use crate::error::{AppError, cause_chain};
 use crate::key_health;
 use crate::metrics::{Metric, PaidVia};
 use crate::replaced;
 use crate::store::{
-    DueOrder, DuePage, FIRST_CHECK_AFTER_SECS, Order, StripeConnection, pending_partitions,
+    DueOrder, DuePage, FIRST_CHECK_AFTER_SECS, StripeConnection, pending_partitions,
 };
 use crate::stripe::pace::{AccountPace, Pace};
 use serde::Serialize;

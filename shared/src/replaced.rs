@@ -8,9 +8,10 @@
 
 use crate::app::App;
 use crate::clock;
+use crate::domain::Order;
 use crate::domain::{OrderStatus, SecretKey};
 use crate::error::{AppError, cause_chain};
-use crate::store::{Order, Transition, TransitionDetails};
+use crate::store::{Transition, TransitionDetails};
 use crate::stripe::pace::Pace;
 use crate::stripe::{IntentStatus, PaymentIntent, StripeApi, StripeFailure};
 

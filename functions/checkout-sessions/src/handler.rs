@@ -8,13 +8,14 @@ use crate::session_response::{SessionResponse, created};
 use lambda_http::{Body, Request, Response};
 use shared::auth::session_token;
 use shared::domain::CartRequest;
+use shared::domain::Order;
 use shared::internal_api;
-use shared::store::{CheckoutSession, CheckoutWrite, IdempotentCheckout, Order};
+use shared::store::{CheckoutSession, CheckoutWrite, IdempotentCheckout};
 use shared::vault::{EncryptionContext, Purpose};
 use shared::{App, AppError, clock, http};
 
 const MIN_TTL: u64 = 5 * 60;
-const MAX_TTL: u64 = shared::store::LONGEST_SESSION_SECS;
+const MAX_TTL: u64 = shared::domain::LONGEST_SESSION_SECS;
 
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
     internal_api::authenticate_bmos(app, &req).await?;

@@ -6,9 +6,9 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use shared::checkout::{self, Checkout, PaymentState};
+use shared::domain::Order;
 use shared::metrics::PaidVia;
 use shared::pages::{self, CheckoutResult, ItemRow, Link, PageScripts};
-use shared::store::Order;
 use shared::{App, AppError, http, key_health};
 
 pub enum Outcome {

@@ -10,9 +10,10 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use shared::auth::internal::Caller;
+use shared::domain::Order;
 use shared::domain::ReviewResolution;
 use shared::internal_api;
-use shared::store::{Order, ReviewNote};
+use shared::store::ReviewNote;
 use shared::{App, AppError, clock, http};
 
 /// Reads and writes before giving up when the order keeps changing under

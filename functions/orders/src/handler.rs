@@ -4,8 +4,8 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
+use shared::domain::Order;
 use shared::internal_api;
-use shared::store::Order;
 use shared::{App, AppError, clock, http};
 
 #[derive(Serialize)]

@@ -11,10 +11,10 @@
 
 use super::item::{Item, get_opt_s, get_s, n, s};
 use super::keys;
-use super::orders::Order;
-use super::parked_event::ParkedEvent;
 use super::transitions::TransitionExpr;
 use super::{Table, dependency_error};
+use crate::domain::Order;
+use crate::domain::ParkedEvent;
 use crate::domain::{OrderStatus, StoreId};
 use crate::error::AppError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;

@@ -24,11 +24,9 @@ pub use idempotency::{IDEMPOTENCY_WINDOW_SECS, IdempotentCheckout};
 pub use keys::pending_partitions;
 pub use link_uses::{LinkUse, link_used};
 pub use orders::{
-    CheckoutSession, CheckoutWrite, DueOrder, DuePage, FIRST_CHECK_AFTER_SECS,
-    LONGEST_SESSION_SECS, Order, PAYING_GRACE_SECS, PENDING_INDEX,
+    CheckoutSession, CheckoutWrite, DueOrder, DuePage, FIRST_CHECK_AFTER_SECS, PENDING_INDEX,
 };
 pub use parked::Release;
-pub use parked_event::ParkedEvent;
 pub use reviews::ReviewNote;
 pub use transitions::{Transition, TransitionDetails};
 

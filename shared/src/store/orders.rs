@@ -13,62 +13,16 @@
 use super::idempotency::IdempotentCheckout;
 use super::item::{Item, corrupt_order, get_n, get_opt_n, get_opt_s, get_s, n, s};
 use super::keys;
-use super::parked_event::ParkedEvent;
 use super::transitions::status_condition;
 use super::{Table, cancellation_reason, dependency_error, is_condition_failure};
 use crate::domain::{
-    Cart, Currency, LineItem, Mode, OrderStatus, Resolution, ReviewResolution, StoreId,
+    Currency, LineItem, Mode, Order, OrderStatus, ParkedEvent, Resolution, ReviewResolution,
+    StoreId,
 };
 use crate::error::AppError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use std::collections::{BTreeMap, HashMap};
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Order {
-    pub order_id: String,
-    pub store_id: StoreId,
-    pub status: OrderStatus,
-    pub currency: Currency,
-    pub amount: u64,
-    pub line_items: Vec<LineItem>,
-    pub mode: Mode,
-    pub payment_intent_id: Option<String>,
-    /// Bumped each time a new intent replaces a canceled one; part of the
-    /// Stripe idempotency key.
-    pub intent_attempt: u32,
-    pub customer_email: Option<String>,
-    pub success_url: Option<String>,
-    pub cancel_url: Option<String>,
-    pub metadata: BTreeMap<String, String>,
-    pub store_name: Option<String>,
-    pub created_at: u64,
-    pub updated_at: u64,
-    pub paid_at: Option<u64>,
-    /// Stripe's customer-facing message for the last failed attempt.
-    pub last_payment_error: Option<String>,
-    /// Set instead of paying when Stripe's amount or currency differs.
-    pub review_reason: Option<String>,
-    /// How a person settled the review (`reviews.rs`); the reason stays.
-    pub review_resolution: Option<ReviewResolution>,
-    /// The charge's refunded total from the newest `charge.refunded` applied.
-    pub amount_refunded: Option<u64>,
-    /// Stripe's time of the payment state the status reflects (see
-    /// `TransitionDetails::status_as_of`).
-    pub status_as_of: Option<u64>,
-    /// Events that arrived before the one they follow, waiting here until
-    /// the order gets that far (`parked.rs`).
-    pub parked: Vec<ParkedEvent>,
-    /// When the checkout session ends. `None` on orders made before it was
-    /// recorded: those are given the longest session a store can ask for.
-    pub session_expires_at: Option<u64>,
-    /// Replaced intents that may still be open in Stripe: cancelled when
-    /// replaced, and by the reconciler if Stripe could not be reached then.
-    pub intents_to_cancel: Vec<String>,
-    /// Looks by the reconciler that found nothing to settle; the next look
-    /// backs off with it.
-    pub reconcile_checks: u32,
-}
 
 /// What `create_checkout` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,101 +45,13 @@ pub struct CheckoutSession {
 /// long before the reconciler first asks Stripe about it.
 pub const FIRST_CHECK_AFTER_SECS: u64 = 5 * 60;
 
-/// The longest checkout session a store can ask for (`expires_in`).
-pub const LONGEST_SESSION_SECS: u64 = 24 * 60 * 60;
-
-/// A customer who opened the payment form just before the session ended
-/// can still pay with its intent for a while; the checkout counts as
-/// abandoned this long after the session's end.
-pub const PAYING_GRACE_SECS: u64 = 15 * 60;
-
 /// The due time of a sort key (also of the old `{attached_at}#{id}` ones).
 fn due_of(sk: &str) -> Option<u64> {
     sk.split_once('#')?.0.parse().ok()
 }
 
+/// The order's item (`ORDER#{id}` / `ORDER`).
 impl Order {
-    /// A new order, waiting for its first payment attempt, with none of the
-    /// optional details (set them with struct update syntax).
-    pub fn pending(
-        store_id: StoreId,
-        mode: Mode,
-        currency: Currency,
-        amount: u64,
-        line_items: Vec<LineItem>,
-        now: u64,
-    ) -> Order {
-        Order {
-            order_id: uuid::Uuid::new_v4().to_string(),
-            store_id,
-            status: OrderStatus::Pending,
-            currency,
-            amount,
-            line_items,
-            mode,
-            payment_intent_id: None,
-            intent_attempt: 0,
-            customer_email: None,
-            success_url: None,
-            cancel_url: None,
-            metadata: BTreeMap::new(),
-            store_name: None,
-            created_at: now,
-            updated_at: now,
-            paid_at: None,
-            last_payment_error: None,
-            review_reason: None,
-            review_resolution: None,
-            amount_refunded: None,
-            status_as_of: None,
-            parked: Vec::new(),
-            session_expires_at: None,
-            intents_to_cancel: Vec::new(),
-            reconcile_checks: 0,
-        }
-    }
-
-    /// When the checkout counts as abandoned: its intents are cancelled and
-    /// the order ends then if it has not been paid.
-    pub fn abandoned_at(&self) -> u64 {
-        self.session_expires_at
-            .unwrap_or(self.created_at + LONGEST_SESSION_SECS)
-            + PAYING_GRACE_SECS
-    }
-
-    /// Whether Stripe's `amount` and `currency` are what this order costs.
-    pub fn costs(&self, amount: u64, currency: &str) -> bool {
-        amount == self.amount && currency.eq_ignore_ascii_case(self.currency.code())
-    }
-
-    /// The review reason for a payment Stripe reports that does not match.
-    pub fn mismatch_reason(&self, payment_intent: &str, amount: u64, currency: &str) -> String {
-        format!(
-            "Stripe reports {amount} {currency} for intent {payment_intent}, the order expects {} {}",
-            self.amount,
-            self.currency.code()
-        )
-    }
-
-    /// The order for a validated cart, in the store's current mode.
-    pub fn from_cart(cart: Cart, mode: Mode, now: u64) -> Order {
-        Order {
-            customer_email: cart.customer_email,
-            success_url: cart.success_url.map(String::from),
-            cancel_url: cart.cancel_url.map(String::from),
-            metadata: cart.metadata,
-            store_name: cart.store_name,
-            ..Order::pending(
-                cart.store_id,
-                mode,
-                cart.currency,
-                cart.amount,
-                cart.line_items,
-                now,
-            )
-        }
-    }
-
     pub(super) fn to_item(&self) -> Item {
         let line_items = self
             .line_items
@@ -344,28 +210,6 @@ impl Order {
                 .map_or(Ok(0), u32::try_from)
                 .map_err(|_| corrupt_order("reconcile_checks"))?,
         })
-    }
-}
-
-#[cfg(test)]
-impl Order {
-    /// A pending EUR 29.99 order with intent `pi_1`, for unit tests.
-    pub(crate) fn sample() -> Order {
-        Order {
-            payment_intent_id: Some("pi_1".into()),
-            ..Order::pending(
-                StoreId::parse("0b7c5a4e-3f0e-4a53-9d0a-2f1a3d2b9c11").expect("store id"),
-                Mode::Test,
-                Currency::parse("eur").expect("currency"),
-                2999,
-                vec![LineItem {
-                    name: "Mug".into(),
-                    unit_amount: 2999,
-                    quantity: 1,
-                }],
-                1,
-            )
-        }
     }
 }
 

@@ -12,10 +12,10 @@
 
 use super::events::{EventWrite, PROCESSED_EVENTS, refusal};
 use super::item::{Item, s};
-use super::orders::Order;
-use super::parked_event::ParkedEvent;
 use super::transitions::{TransitionExpr, status_condition, update_expression};
 use super::{Table, TransitionDetails, dependency_error};
+use crate::domain::Order;
+use crate::domain::ParkedEvent;
 use crate::domain::{OrderStatus, StoreId};
 use crate::error::AppError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;

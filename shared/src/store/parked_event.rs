@@ -1,27 +1,14 @@
-//! An early event's change as kept on its order item (`parked:{event id}`):
-//! the value and its codec. What parking and releasing do is in `parked.rs`.
+//! How an early event's change is kept on its order item
+//! (`parked:{event id}`). The value is `domain::ParkedEvent`; what parking and
+//! releasing do is in `parked.rs`.
 
 use super::item::{Item, get_n, get_opt_n, get_s, n, s};
-use crate::domain::OrderStatus;
+use crate::domain::{OrderStatus, ParkedEvent};
 use crate::error::AppError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 
 const PREFIX: &str = "parked:";
-
-/// An early event's change, as kept on its order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ParkedEvent {
-    pub event_id: String,
-    pub payment_intent: String,
-    /// The status the event moves the order to.
-    pub to: OrderStatus,
-    /// How far the order must have got first (`OrderStatus::has_reached`).
-    pub requires: OrderStatus,
-    pub amount_refunded: Option<u64>,
-    /// Stripe's `created`, so that ready events apply oldest first.
-    pub created: u64,
-}
 
 impl ParkedEvent {
     pub(super) fn attribute(event_id: &str) -> String {

@@ -5,8 +5,8 @@
 //! (`events.rs`, `parked.rs`) build on the same expression.
 
 use super::item::{corrupt_order, get_opt_s, get_s, n, s};
-use super::parked_event::ParkedEvent;
 use super::{Table, dependency_error};
+use crate::domain::ParkedEvent;
 use crate::domain::{Mode, Move, OrderStatus};
 use crate::error::AppError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};

@@ -20,10 +20,11 @@ use super::verdict::Change;
 use crate::app::App;
 use crate::checkout::{StripeView, stripe_view};
 use crate::clock;
+use crate::domain::Order;
 use crate::domain::{Mode, Move, OrderStatus, StoreId};
 use crate::error::AppError;
 use crate::key_health;
-use crate::store::{Order, StripeConnection};
+use crate::store::StripeConnection;
 use crate::stripe::{IntentStatus, PaymentIntent, StripeFailure};
 
 pub(super) async fn confirm(

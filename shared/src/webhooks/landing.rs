@@ -13,10 +13,11 @@ use super::parked::release_parked;
 use super::verdict::{Change, Verdict};
 use crate::app::App;
 use crate::clock;
+use crate::domain::ParkedEvent;
 use crate::domain::{Mode, OrderStatus, StoreId};
 use crate::error::AppError;
 use crate::metrics::{Metric, PaidVia};
-use crate::store::{EventWrite, ParkedEvent, TransitionDetails};
+use crate::store::{EventWrite, TransitionDetails};
 
 const ATTEMPTS: usize = 3;
 

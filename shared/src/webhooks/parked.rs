@@ -9,8 +9,9 @@ use super::verdict::{Change, Verdict};
 use crate::app::App;
 use crate::clock;
 use crate::domain::{Move, OrderStatus};
+use crate::domain::{Order, ParkedEvent};
 use crate::error::AppError;
-use crate::store::{Order, ParkedEvent, Release, TransitionDetails};
+use crate::store::{Release, TransitionDetails};
 
 /// Applies (or drops, when they can no longer apply) the order's parked
 /// events that it is ready for. Safe to run from several deliveries at

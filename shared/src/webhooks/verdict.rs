@@ -5,8 +5,9 @@
 //! rule can be read and tested on its own.
 
 use super::no_change;
+use crate::domain::Order;
 use crate::domain::{Mode, Move, OrderStatus};
-use crate::store::{Order, TransitionDetails};
+use crate::store::TransitionDetails;
 
 /// The change an event asks of its order.
 #[derive(Clone, Debug)]

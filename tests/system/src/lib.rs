@@ -718,8 +718,9 @@ pub async fn abandoned_checkout(
     connection: &shared::store::StripeConnection,
     key: &shared::domain::SecretKey,
 ) -> String {
+    use shared::domain::Order;
     use shared::domain::{Currency, LineItem};
-    use shared::store::{CheckoutSession, Order};
+    use shared::store::CheckoutSession;
     let now = shared::clock::now();
     let order = Order {
         session_expires_at: Some(now + 3600),

@@ -5,8 +5,8 @@
 
 use shared::clock;
 use shared::domain::Mode;
+use shared::domain::PAYING_GRACE_SECS;
 use shared::reconcile::{self, Limits, Report};
-use shared::store::PAYING_GRACE_SECS;
 use system_tests::*;
 
 /// A run ends every abandoned checkout in the table: one test at a time, so

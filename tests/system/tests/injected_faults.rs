@@ -774,8 +774,9 @@ async fn a_signed_request_whose_first_record_lost_its_answer_is_not_a_replay() {
 /// SDK's retry counted the same read again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_whose_budget_write_lost_its_answer_is_counted_once() {
+    use shared::domain::Order;
     use shared::domain::{Currency, LineItem, Mode, StoreId};
-    use shared::store::{CheckoutSession, Order};
+    use shared::store::CheckoutSession;
     let proxies = proxies_for_one_fault().await;
     let app = app_behind(&proxies).await;
     let now = clock::now();

@@ -5,8 +5,9 @@
 #![allow(clippy::unwrap_used)]
 
 use shared::checkout;
+use shared::domain::Order;
 use shared::domain::{Currency, KeyKind, LineItem, Mode, PublishableKey, StoreId};
-use shared::store::{AuditEntry, CheckoutSession, Order, StripeConnection};
+use shared::store::{AuditEntry, CheckoutSession, StripeConnection};
 use shared::vault::{EncryptionContext, Purpose};
 use shared::{App, clock};
 use std::sync::Arc;

@@ -149,7 +149,7 @@ async fn an_event_is_never_parked_on_an_order_already_past_what_it_waits_for() {
 
     // The write a delivery makes when it judged the order short of `paid`,
     // landing after the payment: refused, so the delivery applies it now.
-    let refund = shared::store::ParkedEvent {
+    let refund = shared::domain::ParkedEvent {
         event_id: evt_id(),
         payment_intent: intent,
         to: shared::domain::OrderStatus::Refunded,
