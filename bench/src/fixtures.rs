@@ -5,8 +5,8 @@
 
 use crate::BoxError;
 use shared::auth::session_token;
-use shared::domain::Order;
 use shared::domain::{Currency, KeyKind, LineItem, Mode, PublishableKey, StoreId};
+use shared::domain::{Order, OrderId};
 use shared::store::{AuditEntry, CheckoutSession, StripeConnection, WebhookConfig, WebhookSource};
 use shared::vault::{EncryptionContext, Purpose};
 use shared::{App, clock};
@@ -14,7 +14,7 @@ use shared::{App, clock};
 /// One customer checkout: the token is what the browser holds.
 #[derive(Clone, Debug)]
 pub struct Checkout {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub token: String,
 }
 
@@ -95,7 +95,7 @@ pub async fn create_checkout(
     let (token, token_hash) = session_token::generate()?;
     let session = CheckoutSession {
         token_hash,
-        order_id: order.order_id.clone(),
+        order_id: order.order_id,
         store_id,
         expires_at: now + 3600,
         created_at: now,

@@ -6,6 +6,7 @@ use crate::app::App;
 use crate::auth::session_token;
 use crate::clock;
 use crate::domain::Order;
+use crate::domain::OrderId;
 use crate::domain::OrderStatus;
 use crate::domain::{SecretKey, StoreId, status_for_intent};
 use crate::error::AppError;
@@ -108,7 +109,10 @@ pub async fn spend_intent_read(app: &App, order: &Order) -> Result<(), AppError>
 
 fn matches(order: &Order, intent: &PaymentIntent) -> bool {
     order.costs(intent.amount, &intent.currency)
-        && intent.order_id.as_deref() == Some(order.order_id.as_str())
+        && intent
+            .order_id
+            .as_deref()
+            .is_some_and(|id| order.order_id.is(id))
 }
 
 /// The order's PaymentIntent, created on the merchant's account if it has
@@ -263,7 +267,7 @@ pub enum PaymentState {
 /// recorded, a customer shown an error page after paying may pay again, and
 /// Stripe's delivery of `succeeded` (answered "no change" on a paid order
 /// that holds parked events) or of any parked event again releases them.
-async fn release_after_payment(app: &App, order_id: &str) {
+async fn release_after_payment(app: &App, order_id: &OrderId) {
     let released = match app.table.get_order(order_id).await {
         Ok(Some(order)) => crate::webhooks::release_parked(app, order).await,
         Ok(None) => Err(AppError::internal("paid order vanished")),

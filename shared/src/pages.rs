@@ -120,7 +120,7 @@ pub struct CheckoutResult<'a> {
     pub paid: bool,
     pub items: Vec<ItemRow>,
     pub total: String,
-    pub order_id: &'a str,
+    pub order_id: &'a crate::domain::OrderId,
     pub link: Option<Link>,
 }
 

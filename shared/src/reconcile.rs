@@ -565,13 +565,23 @@ async fn join_all<F: Future<Output = ()>>(futures: impl IntoIterator<Item = F>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::OrderId;
 
     fn store(n: u8) -> StoreId {
         StoreId::parse(&format!("0b7c5a4e-3f0e-4a53-9d0a-2f1a3d2b9c{n:02}")).unwrap()
     }
 
+    /// The `n`th test order of `shard`, which its id spells out.
+    fn test_id(shard: usize, n: usize) -> OrderId {
+        OrderId::parse(&format!("{shard:08x}-0000-4000-8000-{n:012}")).unwrap()
+    }
+
+    fn shard_of(order_id: &OrderId) -> usize {
+        usize::from_str_radix(&order_id.to_string()[..8], 16).unwrap()
+    }
+
     fn due(shard: usize, due: u64, n: usize) -> DueOrder {
-        let order_id = format!("{shard}-{n:05}");
+        let order_id = test_id(shard, n);
         DueOrder {
             sort_key: format!("{due:010}#{order_id}"),
             order_id,
@@ -620,8 +630,8 @@ mod tests {
         shards[5] = vec![due(5, 500, 0)];
         shards[7] = vec![due(7, 5_000, 0)];
         let (got, queries) = merged(&shards, 10).await;
-        assert_eq!(got[0].order_id, "5-00000");
-        assert!(got[1..].iter().all(|o| o.order_id.starts_with("0-")));
+        assert_eq!(got[0].order_id, test_id(5, 0));
+        assert!(got[1..].iter().all(|o| shard_of(&o.order_id) == 0));
         assert!(got.windows(2).all(|w| w[0].due <= w[1].due));
         // Pages of budget/shards + 1: a few queries, not 1,000 items read.
         assert!(queries <= 16, "{queries}");
@@ -636,7 +646,7 @@ mod tests {
         for shard in 0..8 {
             let from_it = got
                 .iter()
-                .filter(|o| o.order_id.starts_with(&format!("{shard}-")))
+                .filter(|o| shard_of(&o.order_id) == shard)
                 .count();
             assert_eq!(from_it, 10, "shard {shard}");
         }
@@ -676,8 +686,8 @@ mod tests {
             // after every order still waiting for its first look.
             let expected_new = budget.min(waiting - before);
             for order in batch {
-                seen.insert(order.order_id.clone());
-                let list = &mut shards[order.order_id[..1].parse::<usize>().unwrap()];
+                seen.insert(order.order_id);
+                let list = &mut shards[shard_of(&order.order_id)];
                 let next = next_look(now, 0, 0);
                 let entry = list
                     .iter_mut()

@@ -168,7 +168,7 @@ fn decided_end(stored: &Order, bodies: &[Vec<u8>], paid: bool) -> Result<Order, 
         currency: order.currency.code().to_owned(),
         livemode: Some(false),
         client_secret: None,
-        order_id: Some(order.order_id.clone()),
+        order_id: Some(order.order_id.to_string()),
         store_id: Some(order.store_id.to_string()),
         last_error: None,
     };

@@ -5,13 +5,13 @@
 use super::lifecycle::StripeEvent;
 use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
-use shared::domain::StoreId;
+use shared::domain::{OrderId, StoreId};
 use shared::stripe::samples;
 
 /// What an event body is about.
 pub struct Subject<'a> {
     pub store_id: StoreId,
-    pub order_id: &'a str,
+    pub order_id: &'a OrderId,
     pub amount: u64,
     pub payment_intent: &'a str,
 }

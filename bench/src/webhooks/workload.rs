@@ -7,7 +7,7 @@ use super::payload::{self, Subject};
 use crate::BoxError;
 use crate::fixtures;
 use crate::rng::Rng;
-use shared::domain::StoreId;
+use shared::domain::{OrderId, StoreId};
 use shared::{App, clock};
 use std::sync::Arc;
 
@@ -19,7 +19,7 @@ pub struct Store {
 /// One order, its story at Stripe and the events it produced.
 pub struct OrderPlan {
     pub store: usize,
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The checkout token the customer's browser holds.
     pub token: String,
     /// Set by create-intent.

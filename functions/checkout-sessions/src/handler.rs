@@ -75,7 +75,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
     };
     let session = CheckoutSession {
         token_hash,
-        order_id: order.order_id.clone(),
+        order_id: order.order_id,
         store_id: order.store_id,
         expires_at: now + ttl,
         created_at: now,
@@ -89,7 +89,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
             store_id: order.store_id,
             key_hash: key.hash(),
             request_hash: request_hash.clone(),
-            order_id: order.order_id.clone(),
+            order_id: order.order_id,
             amount: order.amount,
             currency: order.currency,
             status: order.status,
@@ -129,7 +129,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
     }
     tracing::info!(order_id = %order.order_id, store_id = %order.store_id, amount = order.amount, currency = order.currency.code(), idempotent = idempotent.is_some(), "checkout session created");
     let response = SessionResponse {
-        order_id: order.order_id.clone(),
+        order_id: order.order_id,
         checkout_url: String::new(),
         expires_at: session.expires_at,
         amount: order.amount,

@@ -109,7 +109,7 @@ pub async fn answer_again(
         )
         .await?;
     let response = SessionResponse {
-        order_id: record.order_id.clone(),
+        order_id: record.order_id,
         checkout_url: String::new(),
         expires_at: record.session_expires_at,
         amount: record.amount,

@@ -4,11 +4,12 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
+use shared::domain::OrderId;
 use shared::{App, AppError, http};
 
 #[derive(Debug, Serialize)]
 pub struct SessionResponse {
-    pub order_id: String,
+    pub order_id: OrderId,
     /// Filled in by `created` from the token.
     pub checkout_url: String,
     pub expires_at: u64,

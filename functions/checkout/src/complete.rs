@@ -53,7 +53,7 @@ fn paid(order: &Order, token: &str) -> Result<Response<Body>, AppError> {
         Some(url) => {
             let mut url = url::Url::parse(url).map_err(AppError::internal)?;
             url.query_pairs_mut()
-                .append_pair("order_id", &order.order_id);
+                .append_pair("order_id", &order.order_id.to_string());
             http::see_other(url.as_str())
         }
         None => http::see_other(&format!("/checkout/{token}")),

@@ -10,8 +10,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use shared::auth::internal::Caller;
-use shared::domain::Order;
-use shared::domain::ReviewResolution;
+use shared::domain::{Order, OrderId, ReviewResolution};
 use shared::internal_api;
 use shared::store::ReviewNote;
 use shared::{App, AppError, clock, http};
@@ -22,7 +21,7 @@ const ATTEMPTS: usize = 3;
 
 #[derive(Debug, Serialize)]
 pub struct ReviewView<'a> {
-    pub order_id: &'a str,
+    pub order_id: &'a OrderId,
     pub status: &'static str,
     pub needs_review: bool,
     pub review_reason: Option<&'a str>,
@@ -41,12 +40,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
             "This route takes signed requests only (X-Internal-Timestamp and X-Internal-Signature).",
         ));
     }
-    let raw = http::path_param(&req, "order_id").unwrap_or_default();
-    let order_id = uuid::Uuid::try_parse(&raw)
-        .ok()
-        .filter(|_| raw.len() == 36)
-        .ok_or_else(|| AppError::bad_request("invalid_order_id", "order_id must be a UUID"))?
-        .to_string();
+    let order_id = OrderId::parse(&http::path_param(&req, "order_id").unwrap_or_default())?;
     let wanted = request::parse(http::body_bytes(&req)?)?;
     let note = ReviewNote {
         caller: caller.as_str(),

@@ -4,7 +4,7 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
-use shared::domain::Order;
+use shared::domain::{Order, OrderId};
 use shared::internal_api;
 use shared::{App, AppError, clock, http};
 
@@ -17,7 +17,7 @@ struct LineItemView<'a> {
 
 #[derive(Serialize)]
 struct OrderView<'a> {
-    order_id: &'a str,
+    order_id: &'a OrderId,
     store_id: String,
     status: &'static str,
     amount: u64,
@@ -85,12 +85,7 @@ impl<'a> From<&'a Order> for OrderView<'a> {
 
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError> {
     internal_api::authenticate_bmos(app, &req).await?;
-    let raw = http::path_param(&req, "order_id").unwrap_or_default();
-    let order_id = uuid::Uuid::try_parse(&raw)
-        .ok()
-        .filter(|_| raw.len() == 36)
-        .ok_or_else(|| AppError::bad_request("invalid_order_id", "order_id must be a UUID"))?
-        .to_string();
+    let order_id = OrderId::parse(&http::path_param(&req, "order_id").unwrap_or_default())?;
     let order = app
         .table
         .get_order(&order_id)

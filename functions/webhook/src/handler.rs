@@ -126,15 +126,15 @@ mod contract {
     #[test]
     fn every_answer_the_webhook_can_give_is_in_the_api_contract() {
         let pattern = result_pattern();
-        let order_id = String::from("o1");
+        let order_id = shared::domain::OrderId::new();
         let mut outcomes = vec![
             Outcome::Duplicate,
             Outcome::Flagged {
-                order_id: order_id.clone(),
+                order_id,
                 why: shared::webhooks::outcome::FLAGGED_AMOUNT,
             },
             Outcome::Flagged {
-                order_id: order_id.clone(),
+                order_id,
                 why: shared::webhooks::outcome::FLAGGED_REPLACED,
             },
         ];
@@ -144,13 +144,13 @@ mod contract {
                 .into_iter()
                 .filter(|status| *status != OrderStatus::Pending)
                 .map(|to| Outcome::Applied {
-                    order_id: order_id.clone(),
+                    order_id,
                     to: to.as_str(),
                 }),
         );
         // Every requirement an early event can wait for.
         outcomes.extend(OrderStatus::PREREQUISITES.map(|until| Outcome::Parked {
-            order_id: order_id.clone(),
+            order_id,
             until: until.as_str(),
         }));
         outcomes.extend(

@@ -2,7 +2,7 @@
 //! early Stripe news kept on it. How it is stored is `store/orders.rs`; how
 //! its status may move is `order_status.rs`.
 
-use super::{Cart, Currency, LineItem, Mode, OrderStatus, ReviewResolution, StoreId};
+use super::{Cart, Currency, LineItem, Mode, OrderId, OrderStatus, ReviewResolution, StoreId};
 use std::collections::BTreeMap;
 
 /// The longest checkout session a store can ask for (`expires_in`).
@@ -15,7 +15,7 @@ pub const PAYING_GRACE_SECS: u64 = 15 * 60;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Order {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub store_id: StoreId,
     pub status: OrderStatus,
     pub currency: Currency,
@@ -85,7 +85,7 @@ impl Order {
         now: u64,
     ) -> Order {
         Order {
-            order_id: uuid::Uuid::new_v4().to_string(),
+            order_id: OrderId::new(),
             store_id,
             status: OrderStatus::Pending,
             currency,

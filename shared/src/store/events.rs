@@ -9,11 +9,12 @@
 //! that checks the order's rules also checks that the event is new, and a
 //! refusal returns both answers in one item.
 
-use super::item::{Item, get_opt_s, get_s, n, s};
+use super::item::{Item, get_opt_s, get_order_id, get_s, n, s};
 use super::keys;
 use super::transitions::TransitionExpr;
 use super::{Table, dependency_error};
 use crate::domain::Order;
+use crate::domain::OrderId;
 use crate::domain::ParkedEvent;
 use crate::domain::{OrderStatus, StoreId};
 use crate::error::AppError;
@@ -45,7 +46,7 @@ pub enum EventWrite {
 /// Where a PaymentIntent belongs, from its link item.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IntentLink {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub store_id: StoreId,
 }
 
@@ -71,7 +72,7 @@ impl Table {
         let store_id = StoreId::parse(get_s(&item, "store_id")?)
             .map_err(|_| AppError::internal("intent link with an invalid store id"))?;
         Ok(Some(IntentLink {
-            order_id: get_s(&item, "order_id")?.to_owned(),
+            order_id: get_order_id(&item)?,
             store_id,
         }))
     }
@@ -85,7 +86,7 @@ impl Table {
     pub async fn record_event(
         &self,
         store_id: &StoreId,
-        order_id: &str,
+        order_id: &OrderId,
         event_id: &str,
         change: Option<(OrderStatus, &super::TransitionDetails)>,
         now: u64,
@@ -129,7 +130,7 @@ impl Table {
     /// is confirmed with Stripe first, and only once per order).
     pub async fn order_for_event(
         &self,
-        order_id: &str,
+        order_id: &OrderId,
         event_id: &str,
     ) -> Result<Option<(Order, bool)>, AppError> {
         let out = self

@@ -9,9 +9,10 @@
 //! purpose: checkout_token}`), never in the clear: the table alone opens no
 //! customer's checkout.
 
-use super::item::{Item, b, get_b, get_n, get_s, n, s};
+use super::item::{Item, b, get_b, get_n, get_order_id, get_s, n, s};
 use super::keys;
 use super::{Table, dependency_error};
+use crate::domain::OrderId;
 use crate::domain::{Currency, IdempotencyKey, OrderStatus, StoreId};
 use crate::error::AppError;
 use crate::vault::SealedSecret;
@@ -28,7 +29,7 @@ pub struct IdempotentCheckout {
     /// Hex SHA-256 of the request body in canonical JSON: a retry must be
     /// the same request.
     pub request_hash: String,
-    pub order_id: String,
+    pub order_id: OrderId,
     pub amount: u64,
     pub currency: Currency,
     /// The order's status when the session was created (what the first
@@ -58,7 +59,7 @@ impl IdempotentCheckout {
             ("sk".into(), s(keys::CHECKOUT_REQUEST)),
             ("store_id".into(), s(self.store_id.to_string())),
             ("request_hash".into(), s(&self.request_hash)),
-            ("order_id".into(), s(&self.order_id)),
+            ("order_id".into(), s(self.order_id.to_string())),
             ("amount".into(), n(self.amount)),
             ("currency".into(), s(self.currency.code())),
             ("status".into(), s(self.status.as_str())),
@@ -76,7 +77,7 @@ impl IdempotentCheckout {
             store_id,
             key_hash: key_hash.to_owned(),
             request_hash: get_s(item, "request_hash")?.to_owned(),
-            order_id: get_s(item, "order_id")?.to_owned(),
+            order_id: get_order_id(item)?,
             amount: get_n(item, "amount")?,
             currency: Currency::parse(get_s(item, "currency")?).map_err(|_| corrupt("currency"))?,
             status: OrderStatus::parse(get_s(item, "status")?).ok_or_else(|| corrupt("status"))?,
@@ -141,7 +142,7 @@ mod tests {
             store_id,
             key_hash: IdempotencyKey::parse("A-17").unwrap().hash(),
             request_hash: "ab".repeat(32),
-            order_id: "5d9e7c1a-0000-4000-8000-000000000001".into(),
+            order_id: OrderId::parse("5d9e7c1a-0000-4000-8000-000000000001").unwrap(),
             amount: 2999,
             currency: Currency::parse("eur").unwrap(),
             status: OrderStatus::Pending,

@@ -1,5 +1,6 @@
 //! Reading and writing DynamoDB attribute maps without ceremony.
 
+use crate::domain::OrderId;
 use crate::error::AppError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -29,6 +30,11 @@ fn corrupt(name: &str) -> AppError {
 /// An order item we cannot read (a status, a move, a parked event).
 pub(super) fn corrupt_order(what: &str) -> AppError {
     AppError::internal(format!("stored order has an invalid {what}"))
+}
+
+/// The `order_id` attribute: always written by us in canonical form.
+pub(super) fn get_order_id(item: &Item) -> Result<OrderId, AppError> {
+    OrderId::parse(get_s(item, "order_id")?).map_err(|_| corrupt_order("order_id"))
 }
 
 pub fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, AppError> {

@@ -3,7 +3,7 @@
 //! item kept for it. Changing one of these moves data: existing items keep
 //! their old keys.
 
-use crate::domain::StoreId;
+use crate::domain::{OrderId, StoreId};
 
 /// A store: its Stripe connection (`CONNECTION`) and audit trail (`audit`).
 pub fn store(store_id: &StoreId) -> String {
@@ -18,7 +18,7 @@ pub fn audit(at_millis: u128) -> String {
     format!("AUDIT#{at_millis:013}#{}", uuid::Uuid::new_v4())
 }
 
-pub fn order(order_id: &str) -> String {
+pub fn order(order_id: &OrderId) -> String {
     format!("ORDER#{order_id}")
 }
 
@@ -64,8 +64,8 @@ pub const REPLAY: &str = "REPLAY";
 const PENDING_SHARDS: u32 = 8;
 
 /// The index partition an order waits in.
-pub fn pending_partition(order_id: &str) -> String {
-    let shard = order_id.bytes().fold(0u32, |acc, b| {
+pub fn pending_partition(order_id: &OrderId) -> String {
+    let shard = order_id.to_string().bytes().fold(0u32, |acc, b| {
         acc.wrapping_mul(31).wrapping_add(u32::from(b))
     }) % PENDING_SHARDS;
     format!("PENDING#{shard}")
@@ -77,7 +77,7 @@ pub fn pending_partitions() -> impl Iterator<Item = String> {
 
 /// The index's sort key: due time first, so each shard reads oldest-due
 /// first; the order id keeps keys unique.
-pub fn pending_sort(due: u64, order_id: &str) -> String {
+pub fn pending_sort(due: u64, order_id: &OrderId) -> String {
     format!("{due:010}#{order_id}")
 }
 
@@ -88,7 +88,11 @@ mod tests {
     #[test]
     fn pending_keys_spread_over_every_shard() {
         let shards: std::collections::HashSet<String> = (0..200)
-            .map(|i| pending_partition(&format!("5d9e7c1a-0000-4000-8000-{i:012}")))
+            .map(|i| {
+                pending_partition(
+                    &OrderId::parse(&format!("5d9e7c1a-0000-4000-8000-{i:012}")).unwrap(),
+                )
+            })
             .collect();
         assert_eq!(shards.len(), PENDING_SHARDS as usize);
         assert!(shards.iter().all(|s| pending_partitions().any(|p| &p == s)));

@@ -11,10 +11,11 @@
 //! the due time it stands for, so they are found (early, if anything).
 
 use super::idempotency::IdempotentCheckout;
-use super::item::{Item, corrupt_order, get_n, get_opt_n, get_opt_s, get_s, n, s};
+use super::item::{Item, corrupt_order, get_n, get_opt_n, get_opt_s, get_order_id, get_s, n, s};
 use super::keys;
 use super::transitions::status_condition;
 use super::{Table, cancellation_reason, dependency_error, is_condition_failure};
+use crate::domain::OrderId;
 use crate::domain::{
     Currency, LineItem, Mode, Order, OrderStatus, ParkedEvent, Resolution, ReviewResolution,
     StoreId,
@@ -35,7 +36,7 @@ pub enum CheckoutWrite {
 #[derive(Clone, Debug, PartialEq)]
 pub struct CheckoutSession {
     pub token_hash: String,
-    pub order_id: String,
+    pub order_id: OrderId,
     pub store_id: StoreId,
     pub expires_at: u64,
     pub created_at: u64,
@@ -67,7 +68,7 @@ impl Order {
         let mut item = Item::from([
             ("pk".into(), s(keys::order(&self.order_id))),
             ("sk".into(), s(keys::ORDER)),
-            ("order_id".into(), s(&self.order_id)),
+            ("order_id".into(), s(self.order_id.to_string())),
             ("store_id".into(), s(self.store_id.to_string())),
             ("status".into(), s(self.status.as_str())),
             ("currency".into(), s(self.currency.code())),
@@ -159,7 +160,7 @@ impl Order {
         };
         let opt = |name: &str| get_opt_s(item, name).map(str::to_owned);
         Ok(Order {
-            order_id: get_s(item, "order_id")?.to_owned(),
+            order_id: get_order_id(item)?,
             store_id: StoreId::parse(get_s(item, "store_id")?)
                 .map_err(|_| corrupt_order("store_id"))?,
             status: OrderStatus::parse(get_s(item, "status")?)
@@ -218,7 +219,7 @@ impl CheckoutSession {
         Item::from([
             ("pk".into(), s(keys::session(&self.token_hash))),
             ("sk".into(), s(keys::SESSION)),
-            ("order_id".into(), s(&self.order_id)),
+            ("order_id".into(), s(self.order_id.to_string())),
             ("store_id".into(), s(self.store_id.to_string())),
             // The table's TTL attribute: DynamoDB deletes the item some time
             // after this; reads still check it, since deletion is lazy.
@@ -230,7 +231,7 @@ impl CheckoutSession {
     fn from_item(token_hash: &str, item: &Item) -> Result<Self, AppError> {
         Ok(CheckoutSession {
             token_hash: token_hash.to_owned(),
-            order_id: get_s(item, "order_id")?.to_owned(),
+            order_id: get_order_id(item)?,
             store_id: StoreId::parse(get_s(item, "store_id")?)
                 .map_err(|_| corrupt_order("session store_id"))?,
             expires_at: get_n(item, "expires_at")?,
@@ -318,7 +319,7 @@ impl Table {
     }
 
     /// Strongly consistent: callers decide on the status they read.
-    pub async fn get_order(&self, order_id: &str) -> Result<Option<Order>, AppError> {
+    pub async fn get_order(&self, order_id: &OrderId) -> Result<Option<Order>, AppError> {
         let out = self
             .client
             .get_item()
@@ -402,7 +403,7 @@ impl Table {
             .table_name(&self.table)
             .item("pk", s(keys::intent(payment_intent_id)))
             .item("sk", s(keys::INTENT))
-            .item("order_id", s(&order.order_id))
+            .item("order_id", s(order.order_id.to_string()))
             .item("store_id", s(order.store_id.to_string()))
             .condition_expression("attribute_not_exists(pk)")
             .build()
@@ -424,7 +425,7 @@ impl Table {
     /// A strongly consistent `GetItem` of the order's item.
     pub(super) fn read_order_item(
         &self,
-        order_id: &str,
+        order_id: &OrderId,
     ) -> aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder {
         self.client
             .get_item()
@@ -437,7 +438,7 @@ impl Table {
     /// An `UpdateItem` of the order's item, to be given its expressions.
     pub(super) fn update_order(
         &self,
-        order_id: &str,
+        order_id: &OrderId,
     ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
         self.client
             .update_item()
@@ -449,7 +450,12 @@ impl Table {
     /// Marks an order for a person to look at (money that does not match it),
     /// without changing its status. It leaves the reconciler's index: asking
     /// Stripe again would only flag it again.
-    pub async fn flag_order(&self, order_id: &str, reason: &str, now: u64) -> Result<(), AppError> {
+    pub async fn flag_order(
+        &self,
+        order_id: &OrderId,
+        reason: &str,
+        now: u64,
+    ) -> Result<(), AppError> {
         self.update_order(order_id)
             .update_expression(
                 "SET review_reason = :reason, updated_at = :now REMOVE pending_pk, pending_sk",
@@ -473,7 +479,7 @@ impl Table {
     /// applied the write but its answer was lost (a timeout, a reset), the
     /// SDK's retry adds the same id again, which changes nothing, so one read
     /// is never counted twice. `make repeat` saw a plain counter spend two.
-    pub async fn spend_intent_read(&self, order_id: &str, max: u32) -> Result<bool, AppError> {
+    pub async fn spend_intent_read(&self, order_id: &OrderId, max: u32) -> Result<bool, AppError> {
         // 62 random bits (a v4 uuid's second half): the ids only need to
         // differ among one order's 50, and each one stays on the order.
         let attempt = format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().1);
@@ -531,9 +537,12 @@ impl Table {
                 .exclusive_start_key("pending_sk", s(after));
             // The index's start key also names the table's key of that item;
             // the sort key holds the order id.
-            let order_id = after.split_once('#').map(|(_, id)| id).unwrap_or_default();
+            let order_id = after
+                .split_once('#')
+                .and_then(|(_, id)| OrderId::parse(id).ok())
+                .ok_or_else(|| corrupt_order("pending_sk"))?;
             query = query
-                .exclusive_start_key("pk", s(keys::order(order_id)))
+                .exclusive_start_key("pk", s(keys::order(&order_id)))
                 .exclusive_start_key("sk", s(keys::ORDER));
         }
         let out = query.send().await.map_err(dependency_error)?;
@@ -544,7 +553,7 @@ impl Table {
             .map(|item| {
                 let key = get_s(item, "pending_sk")?;
                 Ok(DueOrder {
-                    order_id: get_s(item, "order_id")?.to_owned(),
+                    order_id: get_order_id(item)?,
                     store_id: StoreId::parse(get_s(item, "store_id")?)
                         .map_err(|_| corrupt_order("store_id"))?,
                     due: due_of(key).ok_or_else(|| corrupt_order("pending_sk"))?,
@@ -561,7 +570,7 @@ impl Table {
     /// Moves an order's next look by the reconciler to `due` and counts the
     /// look. Only while it is still in the index: an order a concurrent
     /// write settled (and took out) is not put back.
-    pub async fn defer_pending(&self, order_id: &str, due: u64) -> Result<(), AppError> {
+    pub async fn defer_pending(&self, order_id: &OrderId, due: u64) -> Result<(), AppError> {
         let result = self
             .update_order(order_id)
             .update_expression("SET pending_sk = :psk ADD reconcile_checks :one")
@@ -581,7 +590,7 @@ impl Table {
     /// (Stripe has cancelled it, or it cannot be cancelled any more).
     pub async fn intent_cancelled(
         &self,
-        order_id: &str,
+        order_id: &OrderId,
         payment_intent_id: &str,
     ) -> Result<(), AppError> {
         self.update_order(order_id)
@@ -596,7 +605,7 @@ impl Table {
 
     /// Takes an order out of the reconciler's index without changing it
     /// (an intent abandoned for so long that asking Stripe again is waste).
-    pub async fn forget_pending(&self, order_id: &str) -> Result<(), AppError> {
+    pub async fn forget_pending(&self, order_id: &OrderId) -> Result<(), AppError> {
         self.update_order(order_id)
             .update_expression("REMOVE pending_pk, pending_sk")
             .condition_expression("attribute_exists(pk)")
@@ -613,7 +622,7 @@ pub const PENDING_INDEX: &str = "pending-orders";
 /// An order in the reconciler's index and when it is due.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DueOrder {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub store_id: StoreId,
     pub due: u64,
     /// Its `pending_sk`, where the next page starts.
@@ -643,7 +652,7 @@ mod tests {
 
     fn order() -> Order {
         Order {
-            order_id: "5d9e7c1a-0000-4000-8000-000000000001".into(),
+            order_id: OrderId::parse("5d9e7c1a-0000-4000-8000-000000000001").unwrap(),
             store_id: StoreId::parse("0b7c5a4e-3f0e-4a53-9d0a-2f1a3d2b9c11").unwrap(),
             status: OrderStatus::Pending,
             currency: Currency::parse("eur").unwrap(),
@@ -688,7 +697,7 @@ mod tests {
 
     #[test]
     fn due_times_read_from_new_and_old_sort_keys() {
-        let id = "5d9e7c1a-0000-4000-8000-000000000001";
+        let id = &OrderId::parse("5d9e7c1a-0000-4000-8000-000000000001").unwrap();
         assert_eq!(
             due_of(&keys::pending_sort(1_795_845_000, id)),
             Some(1_795_845_000)

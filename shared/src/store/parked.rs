@@ -15,6 +15,7 @@ use super::item::{Item, s};
 use super::transitions::{TransitionExpr, status_condition, update_expression};
 use super::{Table, TransitionDetails, dependency_error};
 use crate::domain::Order;
+use crate::domain::OrderId;
 use crate::domain::ParkedEvent;
 use crate::domain::{OrderStatus, StoreId};
 use crate::error::AppError;
@@ -45,7 +46,7 @@ impl Table {
     pub async fn park_event(
         &self,
         store_id: &StoreId,
-        order_id: &str,
+        order_id: &OrderId,
         event: &ParkedEvent,
     ) -> Result<EventWrite, AppError> {
         let expr = ParkExpr::new(store_id, event);
@@ -77,7 +78,7 @@ impl Table {
     /// `judged`, the status that decision was made on.
     pub async fn release_parked(
         &self,
-        order_id: &str,
+        order_id: &OrderId,
         event_id: &str,
         change: Option<(OrderStatus, &TransitionDetails)>,
         judged: OrderStatus,

@@ -98,7 +98,7 @@ fn audit_item(
         ("actor".into(), s(note.caller)),
         ("resolved_by".into(), s(&resolved.by)),
         ("at".into(), n(resolved.at)),
-        ("order_id".into(), s(&order.order_id)),
+        ("order_id".into(), s(order.order_id.to_string())),
         ("store_id".into(), s(order.store_id.to_string())),
         ("resolution".into(), s(resolved.resolution.as_str())),
         ("from_status".into(), s(order.status.as_str())),

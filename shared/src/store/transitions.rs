@@ -6,6 +6,7 @@
 
 use super::item::{corrupt_order, get_opt_s, get_s, n, s};
 use super::{Table, dependency_error};
+use crate::domain::OrderId;
 use crate::domain::ParkedEvent;
 use crate::domain::{Mode, Move, OrderStatus};
 use crate::error::AppError;
@@ -196,7 +197,7 @@ impl Table {
     /// so concurrent or repeated callers apply it at most once.
     pub async fn transition_order(
         &self,
-        order_id: &str,
+        order_id: &OrderId,
         to: OrderStatus,
         details: &TransitionDetails,
         now: u64,

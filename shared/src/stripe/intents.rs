@@ -1,7 +1,7 @@
 //! PaymentIntents on the merchant's account, with the merchant's key.
 
 use super::{StripeApi, StripeFailure};
-use crate::domain::{Currency, Secret, SecretKey, StoreId};
+use crate::domain::{Currency, OrderId, Secret, SecretKey, StoreId};
 use stripe::{IdempotencyKey, RequestStrategy};
 use stripe_client_core::{RequestBuilder, StripeMethod};
 
@@ -139,7 +139,7 @@ pub struct NewIntent<'a> {
     pub amount: u64,
     pub currency: Currency,
     pub store_id: &'a StoreId,
-    pub order_id: &'a str,
+    pub order_id: &'a OrderId,
     /// Derived from the order, so a retry or a double click asks Stripe for
     /// the same intent instead of a second charge.
     pub idempotency_key: String,
@@ -162,7 +162,7 @@ struct CreateForm<'a> {
 #[derive(serde::Serialize)]
 struct Metadata<'a> {
     store_id: String,
-    order_id: &'a str,
+    order_id: &'a OrderId,
 }
 
 #[derive(serde::Serialize)]
@@ -258,6 +258,8 @@ mod tests {
 
     const STORE_A: &str = "0b7c5a4e-3f0e-4a53-9d0a-2f1a3d2b9c11";
     const STORE_B: &str = "5a0f8d3c-1111-4c2b-8e7e-0a9b8c7d6e5f";
+    const ORDER_A: &str = "5d9e7c1a-0000-4000-8000-00000000000a";
+    const ORDER_B: &str = "5d9e7c1a-0000-4000-8000-00000000000b";
 
     /// Stripe's sample PaymentIntent as ours: every field Stripe sends, the
     /// ones we ignore included, so parsing must skip them.
@@ -283,7 +285,7 @@ mod tests {
         )
     }
 
-    fn new_intent<'a>(store: &'a StoreId, order: &'a str) -> NewIntent<'a> {
+    fn new_intent<'a>(store: &'a StoreId, order: &'a OrderId) -> NewIntent<'a> {
         NewIntent {
             amount: 2999,
             currency: Currency::parse("eur").unwrap(),
@@ -301,7 +303,7 @@ mod tests {
         let key_b = SecretKey::parse("sk_test_storeBBBBBBBBBBBB").unwrap();
         let a = StoreId::parse(STORE_A).unwrap();
         let b = StoreId::parse(STORE_B).unwrap();
-        for (key, store, order) in [(&key_a, &a, "order-a"), (&key_b, &b, "order-b")] {
+        for (key, store, order) in [(&key_a, &a, ORDER_A), (&key_b, &b, ORDER_B)] {
             Mock::given(method("POST"))
                 .and(path("/v1/payment_intents"))
                 .and(header("authorization", format!("Bearer {}", key.expose()).as_str()))
@@ -318,9 +320,9 @@ mod tests {
         // Two stores interleaved, each call twice (a retry): every request
         // carries its own store's key and the same idempotency key.
         for _ in 0..2 {
-            for (key, store, order) in [(&key_a, &a, "order-a"), (&key_b, &b, "order-b")] {
+            for (key, store, order) in [(&key_a, &a, ORDER_A), (&key_b, &b, ORDER_B)] {
                 let intent = api
-                    .create_intent(key, &new_intent(store, order))
+                    .create_intent(key, &new_intent(store, &OrderId::parse(order).unwrap()))
                     .await
                     .unwrap();
                 assert_eq!(intent.order_id.as_deref(), Some(order));
@@ -352,7 +354,8 @@ mod tests {
             .await;
         let store = StoreId::parse(STORE_A).unwrap();
         let types = vec!["card".to_string()];
-        let mut new = new_intent(&store, "o");
+        let order = OrderId::parse(ORDER_A).unwrap();
+        let mut new = new_intent(&store, &order);
         new.payment_method_types = Some(&types);
         api(&server)
             .create_intent(
@@ -396,7 +399,7 @@ mod tests {
             let failure = api(&server)
                 .create_intent(
                     &SecretKey::parse("sk_test_storeAAAAAAAAAAAA").unwrap(),
-                    &new_intent(&store, "o"),
+                    &new_intent(&store, &OrderId::parse(ORDER_A).unwrap()),
                 )
                 .await
                 .unwrap_err();

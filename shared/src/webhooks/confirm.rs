@@ -42,7 +42,7 @@ pub(super) async fn confirm(
         Found::NotOurs => return Ok(not_ours()),
         Found::OtherStore => return Ok(other_store()),
     };
-    let order_id = order.order_id.clone();
+    let order_id = order.order_id;
     if seen {
         // A delivery that applied the event may have failed while
         // releasing the order's parked events: this one finishes that.
@@ -92,7 +92,7 @@ pub(super) async fn confirm(
             .await;
         }
     };
-    let (event_id, order_ref) = (envelope.id.as_str(), order_id.as_str());
+    let (event_id, order_ref) = (envelope.id.as_str(), &order_id);
     let record = move |reason| record_only(app, store_id, event_id, order_ref, reason);
     if replaced {
         return replaced_intent(app, store_id, &envelope.id, &order, &intent).await;
@@ -106,7 +106,7 @@ pub(super) async fn confirm(
                 .await?;
             record("amount mismatch").await?;
             return Ok(Outcome::Flagged {
-                order_id: order_id.clone(),
+                order_id,
                 why: FLAGGED_AMOUNT,
             });
         }
@@ -268,9 +268,12 @@ async fn replaced_intent(
     order: &Order,
     intent: &PaymentIntent,
 ) -> Result<Outcome, AppError> {
-    let order_id = order.order_id.as_str();
+    let order_id = &order.order_id;
     let record = move |reason| record_only(app, store_id, event_id, order_id, reason);
-    let ours = intent.order_id.as_deref() == Some(order.order_id.as_str());
+    let ours = intent
+        .order_id
+        .as_deref()
+        .is_some_and(|id| order.order_id.is(id));
     if intent.status != IntentStatus::Succeeded || !ours {
         return record(no_change::INTENT_REPLACED).await;
     }
@@ -279,7 +282,7 @@ async fn replaced_intent(
     crate::replaced::review_replaced_payment(app, order, intent).await?;
     record(FLAGGED_REPLACED).await?;
     Ok(Outcome::Flagged {
-        order_id: order.order_id.clone(),
+        order_id: order.order_id,
         why: FLAGGED_REPLACED,
     })
 }

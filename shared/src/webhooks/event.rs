@@ -2,7 +2,7 @@
 //! the fields we use, so a merchant account pinned to another API version
 //! (or an emulator that leaves fields out) still works.
 
-use crate::domain::{Move, OrderStatus};
+use crate::domain::{Move, OrderId, OrderStatus};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -108,9 +108,8 @@ impl Envelope {
     /// PaymentIntents carry it, and their charges copy it (a dispute does
     /// not). Only a hint of where to write: the write itself checks that
     /// the order is this store's and has this intent.
-    pub fn metadata_order_id(&self) -> Option<String> {
-        let id = self.data.object.metadata.get("order_id")?.as_str()?;
-        uuid::Uuid::try_parse(id).ok().map(|id| id.to_string())
+    pub fn metadata_order_id(&self) -> Option<OrderId> {
+        OrderId::from_metadata(self.data.object.metadata.get("order_id")?.as_str()?)
     }
 
     /// The PaymentIntent this event is about: the object itself, or the
@@ -362,10 +361,11 @@ mod tests {
             .metadata_order_id()
         };
         let id = "5d9e7c1a-0000-4000-8000-000000000001";
-        assert_eq!(with(json!(id)).as_deref(), Some(id));
+        let ours = OrderId::parse(id).ok();
+        assert_eq!(with(json!(id)), ours);
         assert_eq!(
-            with(json!("5D9E7C1A-0000-4000-8000-000000000001")).as_deref(),
-            Some(id),
+            with(json!("5D9E7C1A-0000-4000-8000-000000000001")),
+            ours,
             "read as the key we write"
         );
         assert_eq!(

@@ -13,6 +13,7 @@ use super::parked::release_parked;
 use super::verdict::{Change, Verdict};
 use crate::app::App;
 use crate::clock;
+use crate::domain::OrderId;
 use crate::domain::ParkedEvent;
 use crate::domain::{Mode, OrderStatus, StoreId};
 use crate::error::AppError;
@@ -35,7 +36,7 @@ pub(super) async fn record_only(
     app: &App,
     store_id: &StoreId,
     event_id: &str,
-    order_id: &str,
+    order_id: &OrderId,
     reason: &'static str,
 ) -> Result<Outcome, AppError> {
     match app
@@ -84,7 +85,7 @@ impl Applying<'_> {
     /// with this intent, the link, which we wrote, decides.
     pub(super) async fn to_intents_order(
         &self,
-        hint: Option<String>,
+        hint: Option<OrderId>,
         payment_intent: &str,
     ) -> Result<Outcome, AppError> {
         let mut hinted = None;
@@ -116,7 +117,7 @@ impl Applying<'_> {
         }
     }
 
-    pub(super) async fn to_order(&self, order_id: &str) -> Result<Landing, AppError> {
+    pub(super) async fn to_order(&self, order_id: &OrderId) -> Result<Landing, AppError> {
         let (app, event_id) = (self.app, self.event_id);
         let mut change = self.change.clone();
         for _ in 0..ATTEMPTS {
@@ -126,7 +127,7 @@ impl Applying<'_> {
             // case is one request.
             let order = match self.record(order_id, Some((to, &details))).await? {
                 EventWrite::Applied(holding_parked) => {
-                    tracing::info!(order_id, to = %to, event_id, source = "webhook", "order status changed");
+                    tracing::info!(%order_id, to = %to, event_id, source = "webhook", "order status changed");
                     // A payment (it carries the money), not a won dispute's return to paid.
                     if to == OrderStatus::Paid && change.amount.is_some() {
                         app.metrics.emit(Metric::OrderPaid(PaidVia::Webhook));
@@ -157,7 +158,7 @@ impl Applying<'_> {
                 Verdict::Allowed => continue,
                 Verdict::IntentReplaced => return Ok(Landing::Missed(Miss::IntentReplaced)),
                 Verdict::AmountMismatch { reason } => {
-                    tracing::error!(order_id, %reason, "payment does not match its order; flagged for review");
+                    tracing::error!(%order_id, %reason, "payment does not match its order; flagged for review");
                     app.table
                         .flag_order(order_id, &reason, clock::now())
                         .await?;
@@ -168,7 +169,7 @@ impl Applying<'_> {
                     }
                 }
                 Verdict::OtherMode => {
-                    tracing::warn!(order_id, event_id, mode = %order.mode.as_str(), "event of the other mode than its order; not applied");
+                    tracing::warn!(%order_id, event_id, mode = %order.mode.as_str(), "event of the other mode than its order; not applied");
                     self.record_only(order_id, no_change::OTHER_MODE).await?
                 }
                 Verdict::TooEarly { until } => {
@@ -200,7 +201,7 @@ impl Applying<'_> {
 
     async fn record(
         &self,
-        order_id: &str,
+        order_id: &OrderId,
         change: Option<(OrderStatus, &TransitionDetails)>,
     ) -> Result<EventWrite, AppError> {
         self.app
@@ -213,7 +214,7 @@ impl Applying<'_> {
     /// recognised as a duplicate.
     pub(super) async fn record_only(
         &self,
-        order_id: &str,
+        order_id: &OrderId,
         reason: &'static str,
     ) -> Result<Outcome, AppError> {
         record_only(self.app, self.store_id, self.event_id, order_id, reason).await
@@ -224,7 +225,7 @@ impl Applying<'_> {
     async fn park(
         &self,
         change: &Change<'_>,
-        order_id: &str,
+        order_id: &OrderId,
         status: OrderStatus,
         requires: OrderStatus,
     ) -> Result<Parked, AppError> {
@@ -244,7 +245,7 @@ impl Applying<'_> {
                 .await?
             {
                 EventWrite::Applied(_) => {
-                    tracing::info!(order_id, event_id = self.event_id, %status, %requires, "event arrived early; parked on its order");
+                    tracing::info!(%order_id, event_id = self.event_id, %status, %requires, "event arrived early; parked on its order");
                     Parked::Done(Outcome::Parked {
                         order_id: order_id.to_owned(),
                         until: requires.as_str(),

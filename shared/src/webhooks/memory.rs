@@ -149,6 +149,7 @@ impl WebhookMemory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::OrderId;
     use crate::webhooks::bounded::CAPACITY;
 
     fn store(n: u128) -> StoreId {
@@ -275,7 +276,7 @@ mod tests {
     fn links_are_remembered_and_the_maps_stay_bounded() {
         let memory = WebhookMemory::default();
         let link = IntentLink {
-            order_id: "o1".into(),
+            order_id: OrderId::parse("5d9e7c1a-0000-4000-8000-000000000001").unwrap(),
             store_id: store(1),
         };
         memory.remember_intent_link("pi_0", link.clone());

@@ -2,12 +2,13 @@
 //! which the handler maps to its response and its log line.
 
 use super::no_change;
+use crate::domain::OrderId;
 
 /// What a delivery did, for the response and the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Applied {
-        order_id: String,
+        order_id: OrderId,
         to: &'static str,
     },
     Duplicate,
@@ -15,7 +16,7 @@ pub enum Outcome {
     /// payment, a dispute's closure before its creation): recorded and kept
     /// on the order, applied once the order is `until`.
     Parked {
-        order_id: String,
+        order_id: OrderId,
         until: &'static str,
     },
     /// Verified, but nothing to change (an event type we do not act on, an
@@ -28,7 +29,7 @@ pub enum Outcome {
     /// Money Stripe confirms that the order cannot take as it is: flagged
     /// for review, not paid. `why` is one of the `FLAGGED_*` texts.
     Flagged {
-        order_id: String,
+        order_id: OrderId,
         why: &'static str,
     },
 }

@@ -443,7 +443,7 @@ impl Sim {
                 currency: "eur".into(),
                 livemode: Some(false),
                 client_secret: None,
-                order_id: Some(order.order_id.clone()),
+                order_id: Some(order.order_id.to_string()),
                 store_id: Some(order.store_id.to_string()),
                 last_error: None,
             },

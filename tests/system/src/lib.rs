@@ -740,7 +740,7 @@ pub async fn abandoned_checkout(
     let (_, token_hash) = shared::auth::session_token::generate().expect("token");
     let session = CheckoutSession {
         token_hash,
-        order_id: order.order_id.clone(),
+        order_id: order.order_id,
         store_id: order.store_id,
         expires_at: now + 3600,
         created_at: now,
@@ -752,5 +752,11 @@ pub async fn abandoned_checkout(
     shared::checkout::payment_intent_for(app, &order, connection, key)
         .await
         .expect("intent");
-    order.order_id
+    order.order_id.to_string()
+}
+
+/// An order id as the API answers it (a string in JSON), for the table's
+/// own calls.
+pub fn order_id_of(raw: &str) -> shared::domain::OrderId {
+    shared::domain::OrderId::parse(raw).expect("an order id")
 }

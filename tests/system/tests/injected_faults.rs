@@ -672,7 +672,12 @@ async fn check_invariants(direct: &App, merchants: &[Merchant], journeys: &[Jour
         let Some(order_id) = &j.order else {
             panic!("a journey never got its session after the faults")
         };
-        let order = direct.table.get_order(order_id).await.unwrap().unwrap();
+        let order = direct
+            .table
+            .get_order(&order_id_of(order_id))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(ours.contains(order.store_id.to_string().as_str()));
         for intent in &j.intents_answered {
             assert_eq!(
@@ -795,7 +800,7 @@ async fn a_read_whose_budget_write_lost_its_answer_is_counted_once() {
     let (_, token_hash) = shared::auth::session_token::generate().unwrap();
     let session = CheckoutSession {
         token_hash,
-        order_id: order.order_id.clone(),
+        order_id: order.order_id,
         store_id: order.store_id,
         expires_at: now + 3600,
         created_at: now,

@@ -73,7 +73,7 @@ async fn store_and_order(app: &App) -> (StripeConnection, Order) {
     );
     let session = CheckoutSession {
         token_hash: format!("{:064x}", uuid::Uuid::new_v4().as_u128()),
-        order_id: order.order_id.clone(),
+        order_id: order.order_id,
         store_id,
         expires_at: clock::now() + 600,
         created_at: clock::now(),

@@ -188,7 +188,11 @@ async fn a_payment_makes_exactly_the_documented_kms_calls_and_dynamodb_requests(
         assert_requests("succeeded, delivered again", &again, &[DUPLICATE]);
         assert_eq!(again.kms, 0);
 
-        let order = webhook.app.table.get_order(&payment.order_id).await;
+        let order = webhook
+            .app
+            .table
+            .get_order(&order_id_of(&payment.order_id))
+            .await;
         assert_eq!(order.unwrap().unwrap().status, OrderStatus::Paid);
     }
     assert_eq!(

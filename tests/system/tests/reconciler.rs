@@ -161,7 +161,12 @@ async fn a_failed_release_neither_fails_the_payment_nor_loses_the_parked_refund(
             .build(),
     );
     let app = in_process::app_with_dynamodb(failing).await;
-    let order = app.table.get_order(&order_id).await.unwrap().unwrap();
+    let order = app
+        .table
+        .get_order(&order_id_of(&order_id))
+        .await
+        .unwrap()
+        .unwrap();
     let (_, key) = checkout::merchant_key(&app, &order.store_id).await.unwrap();
     let intent = app.stripe.retrieve_intent(&key, &intent_id).await.unwrap();
     let state =
@@ -199,7 +204,7 @@ async fn due_by(app: &shared::App, now: u64) -> Vec<String> {
                 .await
                 .unwrap();
             after = page.orders.last().map(|o| o.sort_key.clone());
-            all.extend(page.orders.into_iter().map(|o| o.order_id));
+            all.extend(page.orders.into_iter().map(|o| o.order_id.to_string()));
             if !page.more || after.is_none() {
                 break;
             }

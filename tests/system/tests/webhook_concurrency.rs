@@ -159,7 +159,7 @@ async fn an_event_is_never_parked_on_an_order_already_past_what_it_waits_for() {
     };
     let write = app
         .table
-        .park_event(&store_id, &order_id, &refund)
+        .park_event(&store_id, &order_id_of(&order_id), &refund)
         .await
         .unwrap();
     assert!(
