@@ -5,7 +5,7 @@
 
 use crate::BoxError;
 use shared::auth::session_token;
-use shared::domain::{Currency, KeyKind, LineItem, Mode, PublishableKey, StoreId};
+use shared::domain::{Currency, KeyKind, LineItem, Mode, Money, PublishableKey, StoreId};
 use shared::domain::{Order, OrderId};
 use shared::store::{AuditEntry, CheckoutSession, StripeConnection, WebhookConfig, WebhookSource};
 use shared::vault::{EncryptionContext, Purpose};
@@ -87,8 +87,7 @@ pub async fn create_checkout(
     let order = Order::pending(
         store_id,
         Mode::Test,
-        Currency::parse("eur")?,
-        amount,
+        Money::new(amount, Currency::parse("eur")?),
         items,
         now,
     );

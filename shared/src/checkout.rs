@@ -191,8 +191,7 @@ pub async fn payment_intent_for(
         return Err(too_many_attempts());
     }
     let new = NewIntent {
-        amount: order.amount,
-        currency: order.currency,
+        amount: order.total,
         store_id: &order.store_id,
         order_id: &order.order_id,
         idempotency_key: format!("checkout-{}-{attempt}", order.order_id),

@@ -85,7 +85,7 @@ impl ItemRow {
             .map(|li| ItemRow {
                 name: li.name.clone(),
                 quantity: li.quantity,
-                total: order.currency.format(li.total()),
+                total: order.total.currency().format(li.total()),
             })
             .collect()
     }

@@ -164,8 +164,8 @@ fn decided_end(stored: &Order, bodies: &[Vec<u8>], paid: bool) -> Result<Order, 
         } else {
             IntentStatus::RequiresPaymentMethod
         },
-        amount: order.amount,
-        currency: order.currency.code().to_owned(),
+        amount: order.total.minor(),
+        currency: order.total.currency().code().to_owned(),
         livemode: Some(false),
         client_secret: None,
         order_id: Some(order.order_id.to_string()),
@@ -212,7 +212,7 @@ mod tests {
     use super::*;
     use crate::webhooks::lifecycle::{Category, Lifecycle, StripeEvent, created_at};
     use crate::webhooks::payload::{Subject, event_body};
-    use shared::domain::{Currency, Mode, StoreId};
+    use shared::domain::{Currency, Mode, Money, StoreId};
 
     #[test]
     fn production_decides_each_story_ends_where_it_is_at_stripe() {
@@ -220,7 +220,7 @@ mod tests {
         let eur = Currency::parse("eur").unwrap();
         let order = Order {
             payment_intent_id: Some("pi_3bench".into()),
-            ..Order::pending(store_id, Mode::Test, eur, 1200, Vec::new(), 0)
+            ..Order::pending(store_id, Mode::Test, Money::new(1200, eur), Vec::new(), 0)
         };
         use OrderStatus::*;
         for (category, status, refunded) in [

@@ -90,8 +90,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
             key_hash: key.hash(),
             request_hash: request_hash.clone(),
             order_id: order.order_id,
-            amount: order.amount,
-            currency: order.currency,
+            total: order.total,
             status: order.status,
             session_expires_at: session.expires_at,
             token: app
@@ -127,13 +126,13 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
             ));
         }
     }
-    tracing::info!(order_id = %order.order_id, store_id = %order.store_id, amount = order.amount, currency = order.currency.code(), idempotent = idempotent.is_some(), "checkout session created");
+    tracing::info!(order_id = %order.order_id, store_id = %order.store_id, amount = order.total.minor(), currency = order.total.currency().code(), idempotent = idempotent.is_some(), "checkout session created");
     let response = SessionResponse {
         order_id: order.order_id,
         checkout_url: String::new(),
         expires_at: session.expires_at,
-        amount: order.amount,
-        currency: order.currency.code(),
+        amount: order.total.minor(),
+        currency: order.total.currency().code(),
         status: order.status.as_str(),
     };
     created(app, &req, response, &token)

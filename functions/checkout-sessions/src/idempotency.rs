@@ -112,8 +112,8 @@ pub async fn answer_again(
         order_id: record.order_id,
         checkout_url: String::new(),
         expires_at: record.session_expires_at,
-        amount: record.amount,
-        currency: record.currency.code(),
+        amount: record.total.minor(),
+        currency: record.total.currency().code(),
         status: record.status.as_str(),
     };
     tracing::info!(order_id = %record.order_id, store_id = %record.store_id, "checkout session answered again for its idempotency key");

@@ -96,7 +96,7 @@ pub fn result_page(
         message,
         paid: matches!(outcome, Outcome::Paid),
         items: ItemRow::for_order(order),
-        total: order.currency.format(order.amount),
+        total: order.total.to_string(),
         order_id: &order.order_id,
         link,
     };

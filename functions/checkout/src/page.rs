@@ -38,7 +38,7 @@ pub async fn handle(app: &App, req: &Request, token: &str) -> Result<Response<Bo
         store_name: order.store_name.as_deref(),
         test_mode: !connection.mode().is_live(),
         items: ItemRow::for_order(order),
-        total: order.currency.format(order.amount),
+        total: order.total.to_string(),
         previous_error: order
             .last_payment_error
             .as_deref()

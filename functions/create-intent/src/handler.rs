@@ -40,8 +40,8 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, AppError>
         &IntentResponse {
             client_secret: client_secret.expose(),
             publishable_key: connection.publishable_key.as_str(),
-            amount: order.amount,
-            currency: order.currency.code(),
+            amount: order.total.minor(),
+            currency: order.total.currency().code(),
         },
     ))
 }

@@ -152,8 +152,7 @@ mod tests {
         let mut order = Order::pending(
             StoreId::parse("0b7c5a4e-3f0e-4a53-9d0a-2f1a3d2b9c11").unwrap(),
             shared::domain::Mode::Test,
-            shared::domain::Currency::parse("eur").unwrap(),
-            2999,
+            shared::domain::Money::new(2999, shared::domain::Currency::parse("eur").unwrap()),
             Vec::new(),
             1,
         );

@@ -51,8 +51,8 @@ impl<'a> From<&'a Order> for OrderView<'a> {
             order_id: &o.order_id,
             store_id: o.store_id.to_string(),
             status: o.status.as_str(),
-            amount: o.amount,
-            currency: o.currency.code(),
+            amount: o.total.minor(),
+            currency: o.total.currency().code(),
             line_items: o
                 .line_items
                 .iter()

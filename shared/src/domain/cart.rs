@@ -1,7 +1,7 @@
 //! A cart BMOS sends to open a checkout session, validated field by field.
 //! Amounts come only from here: the browser never says what to charge.
 
-use super::money::{Currency, MAX_AMOUNT};
+use super::money::{Currency, MAX_AMOUNT, Money};
 use super::store_id::StoreId;
 use crate::error::AppError;
 use serde::Deserialize;
@@ -65,9 +65,9 @@ impl LineItem {
 #[derive(Clone, Debug)]
 pub struct Cart {
     pub store_id: StoreId,
-    pub currency: Currency,
     pub line_items: Vec<LineItem>,
-    pub amount: u64,
+    /// The sum of the line items.
+    pub total: Money,
     pub success_url: Option<Url>,
     pub cancel_url: Option<Url>,
     pub customer_email: Option<String>,
@@ -155,7 +155,7 @@ impl CartRequest {
             ));
         }
         let mut line_items = Vec::with_capacity(self.line_items.len());
-        let mut amount: u64 = 0;
+        let mut total = Money::zero(currency);
         for (i, item) in self.line_items.iter().enumerate() {
             let item = LineItem {
                 name: text(&item.name, &format!("line_items[{i}].name"), MAX_NAME_LEN)?,
@@ -170,11 +170,10 @@ impl CartRequest {
                     MAX_QUANTITY,
                 )?,
             };
-            amount = item
-                .unit_amount
+            total = Money::new(item.unit_amount, currency)
                 .checked_mul(item.quantity)
-                .and_then(|t| t.checked_add(amount))
-                .filter(|total| *total <= MAX_AMOUNT)
+                .and_then(|line| line.checked_add(total))
+                .filter(|sum| sum.minor() <= MAX_AMOUNT)
                 .ok_or_else(|| {
                     field(
                         "line_items",
@@ -183,7 +182,7 @@ impl CartRequest {
                 })?;
             line_items.push(item);
         }
-        if amount < currency.minimum() {
+        if total.minor() < currency.minimum() {
             return Err(field(
                 "line_items",
                 format!(
@@ -222,9 +221,8 @@ impl CartRequest {
         }
         Ok(Cart {
             store_id,
-            currency,
             line_items,
-            amount,
+            total,
             success_url: self
                 .success_url
                 .as_deref()
@@ -271,8 +269,8 @@ mod tests {
     #[test]
     fn totals_come_from_the_items() {
         let cart = request(json!({})).unwrap();
-        assert_eq!(cart.amount, 2 * 1250 + 499);
-        assert_eq!(cart.currency.code(), "eur");
+        assert_eq!(cart.total.minor(), 2 * 1250 + 499);
+        assert_eq!(cart.total.currency().code(), "eur");
         assert_eq!(cart.line_items.len(), 2);
     }
 
@@ -370,7 +368,7 @@ mod tests {
             "expires_in": 600.0
         }))
         .unwrap();
-        assert_eq!(cart.amount, 2500);
+        assert_eq!(cart.total.minor(), 2500);
         assert_eq!(cart.line_items[0].quantity, 2);
         let body = json!({"store_id": "0b7c5a4e-3f0e-4a53-9d0a-2f1a3d2b9c11", "currency": "eur",
             "line_items": [{"name": "Mug", "unit_amount": 1250, "quantity": 1}], "expires_in": 600.0});

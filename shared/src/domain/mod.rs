@@ -17,7 +17,7 @@ pub mod whole_number;
 
 pub use cart::{Cart, CartRequest, LineItem, redirect_url};
 pub use idempotency_key::IdempotencyKey;
-pub use money::{Currency, MAX_AMOUNT};
+pub use money::{Currency, MAX_AMOUNT, Money};
 pub use order::{LONGEST_SESSION_SECS, Order, PAYING_GRACE_SECS, ParkedEvent};
 pub use order_id::OrderId;
 pub use order_status::{Move, OrderStatus, status_for_intent};

@@ -84,6 +84,62 @@ impl Currency {
     }
 }
 
+/// An amount in a currency's minor units (cents, or yen), as Stripe takes
+/// it. Sums cannot mix currencies or wrap: they answer `None` instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Money {
+    minor: u64,
+    currency: Currency,
+}
+
+impl Money {
+    pub fn new(minor: u64, currency: Currency) -> Self {
+        Money { minor, currency }
+    }
+
+    pub fn zero(currency: Currency) -> Self {
+        Money::new(0, currency)
+    }
+
+    /// Minor units: what Stripe's `amount` holds.
+    pub fn minor(self) -> u64 {
+        self.minor
+    }
+
+    pub fn currency(self) -> Currency {
+        self.currency
+    }
+
+    /// The sum, or `None` for another currency or an overflow.
+    pub fn checked_add(self, other: Money) -> Option<Money> {
+        if self.currency != other.currency {
+            return None;
+        }
+        Some(Money::new(
+            self.minor.checked_add(other.minor)?,
+            self.currency,
+        ))
+    }
+
+    /// `times` of this amount (a line's quantity), or `None` on overflow.
+    pub fn checked_mul(self, times: u64) -> Option<Money> {
+        Some(Money::new(self.minor.checked_mul(times)?, self.currency))
+    }
+
+    /// Whether Stripe's `amount` and `currency` (a code as Stripe spells
+    /// it, which may be one we do not take) are exactly this money.
+    pub fn is(self, amount: u64, currency: &str) -> bool {
+        amount == self.minor && currency.eq_ignore_ascii_case(self.currency.code)
+    }
+}
+
+/// `12.34 EUR`, as pages show it.
+impl std::fmt::Display for Money {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.currency.format(self.minor))
+    }
+}
+
 fn codes() -> String {
     CURRENCIES
         .iter()
@@ -103,6 +159,25 @@ mod tests {
         assert_eq!(eur.format(1234), "12.34 EUR");
         assert_eq!(eur.format(5), "0.05 EUR");
         assert_eq!(Currency::parse("jpy").unwrap().format(1500), "1500 JPY");
+    }
+
+    #[test]
+    fn money_sums_in_one_currency_and_never_wraps() {
+        let eur = Currency::parse("eur").unwrap();
+        let usd = Currency::parse("usd").unwrap();
+        let price = Money::new(1250, eur);
+        assert_eq!(price.checked_mul(2), Some(Money::new(2500, eur)));
+        assert_eq!(
+            price.checked_add(Money::new(499, eur)),
+            Some(Money::new(1749, eur))
+        );
+        assert_eq!(price.checked_add(Money::new(499, usd)), None, "mixed");
+        assert_eq!(Money::new(u64::MAX, eur).checked_add(price), None);
+        assert_eq!(price.checked_mul(u64::MAX), None);
+        assert_eq!(price.to_string(), "12.50 EUR");
+        assert!(price.is(1250, "EUR"));
+        assert!(!price.is(1250, "usd"));
+        assert!(!price.is(1251, "eur"));
     }
 
     #[test]

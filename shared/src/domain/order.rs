@@ -2,7 +2,9 @@
 //! early Stripe news kept on it. How it is stored is `store/orders.rs`; how
 //! its status may move is `order_status.rs`.
 
-use super::{Cart, Currency, LineItem, Mode, OrderId, OrderStatus, ReviewResolution, StoreId};
+#[cfg(test)]
+use super::Currency;
+use super::{Cart, LineItem, Mode, Money, OrderId, OrderStatus, ReviewResolution, StoreId};
 use std::collections::BTreeMap;
 
 /// The longest checkout session a store can ask for (`expires_in`).
@@ -18,8 +20,8 @@ pub struct Order {
     pub order_id: OrderId,
     pub store_id: StoreId,
     pub status: OrderStatus,
-    pub currency: Currency,
-    pub amount: u64,
+    /// What the customer pays: the sum of the line items.
+    pub total: Money,
     pub line_items: Vec<LineItem>,
     pub mode: Mode,
     pub payment_intent_id: Option<String>,
@@ -79,8 +81,7 @@ impl Order {
     pub fn pending(
         store_id: StoreId,
         mode: Mode,
-        currency: Currency,
-        amount: u64,
+        total: Money,
         line_items: Vec<LineItem>,
         now: u64,
     ) -> Order {
@@ -88,8 +89,7 @@ impl Order {
             order_id: OrderId::new(),
             store_id,
             status: OrderStatus::Pending,
-            currency,
-            amount,
+            total,
             line_items,
             mode,
             payment_intent_id: None,
@@ -124,15 +124,15 @@ impl Order {
 
     /// Whether Stripe's `amount` and `currency` are what this order costs.
     pub fn costs(&self, amount: u64, currency: &str) -> bool {
-        amount == self.amount && currency.eq_ignore_ascii_case(self.currency.code())
+        self.total.is(amount, currency)
     }
 
     /// The review reason for a payment Stripe reports that does not match.
     pub fn mismatch_reason(&self, payment_intent: &str, amount: u64, currency: &str) -> String {
         format!(
             "Stripe reports {amount} {currency} for intent {payment_intent}, the order expects {} {}",
-            self.amount,
-            self.currency.code()
+            self.total.minor(),
+            self.total.currency().code()
         )
     }
 
@@ -144,14 +144,7 @@ impl Order {
             cancel_url: cart.cancel_url.map(String::from),
             metadata: cart.metadata,
             store_name: cart.store_name,
-            ..Order::pending(
-                cart.store_id,
-                mode,
-                cart.currency,
-                cart.amount,
-                cart.line_items,
-                now,
-            )
+            ..Order::pending(cart.store_id, mode, cart.total, cart.line_items, now)
         }
     }
 }
@@ -165,8 +158,7 @@ impl Order {
             ..Order::pending(
                 StoreId::parse("0b7c5a4e-3f0e-4a53-9d0a-2f1a3d2b9c11").expect("store id"),
                 Mode::Test,
-                Currency::parse("eur").expect("currency"),
-                2999,
+                Money::new(2999, Currency::parse("eur").expect("currency")),
                 vec![LineItem {
                     name: "Mug".into(),
                     unit_amount: 2999,

@@ -12,8 +12,8 @@
 use super::item::{Item, b, get_b, get_n, get_order_id, get_s, n, s};
 use super::keys;
 use super::{Table, dependency_error};
-use crate::domain::OrderId;
 use crate::domain::{Currency, IdempotencyKey, OrderStatus, StoreId};
+use crate::domain::{Money, OrderId};
 use crate::error::AppError;
 use crate::vault::SealedSecret;
 use aws_sdk_dynamodb::types::Put;
@@ -30,8 +30,7 @@ pub struct IdempotentCheckout {
     /// the same request.
     pub request_hash: String,
     pub order_id: OrderId,
-    pub amount: u64,
-    pub currency: Currency,
+    pub total: Money,
     /// The order's status when the session was created (what the first
     /// answer said).
     pub status: OrderStatus,
@@ -60,8 +59,8 @@ impl IdempotentCheckout {
             ("store_id".into(), s(self.store_id.to_string())),
             ("request_hash".into(), s(&self.request_hash)),
             ("order_id".into(), s(self.order_id.to_string())),
-            ("amount".into(), n(self.amount)),
-            ("currency".into(), s(self.currency.code())),
+            ("amount".into(), n(self.total.minor())),
+            ("currency".into(), s(self.total.currency().code())),
             ("status".into(), s(self.status.as_str())),
             ("session_expires_at".into(), n(self.session_expires_at)),
             ("token_wrapped_key".into(), b(&self.token.wrapped_key)),
@@ -78,8 +77,10 @@ impl IdempotentCheckout {
             key_hash: key_hash.to_owned(),
             request_hash: get_s(item, "request_hash")?.to_owned(),
             order_id: get_order_id(item)?,
-            amount: get_n(item, "amount")?,
-            currency: Currency::parse(get_s(item, "currency")?).map_err(|_| corrupt("currency"))?,
+            total: Money::new(
+                get_n(item, "amount")?,
+                Currency::parse(get_s(item, "currency")?).map_err(|_| corrupt("currency"))?,
+            ),
             status: OrderStatus::parse(get_s(item, "status")?).ok_or_else(|| corrupt("status"))?,
             session_expires_at: get_n(item, "session_expires_at")?,
             token: SealedSecret {
@@ -143,8 +144,7 @@ mod tests {
             key_hash: IdempotencyKey::parse("A-17").unwrap().hash(),
             request_hash: "ab".repeat(32),
             order_id: OrderId::parse("5d9e7c1a-0000-4000-8000-000000000001").unwrap(),
-            amount: 2999,
-            currency: Currency::parse("eur").unwrap(),
+            total: Money::new(2999, Currency::parse("eur").unwrap()),
             status: OrderStatus::Pending,
             session_expires_at: 1_800_003_600,
             token: SealedSecret {

@@ -15,11 +15,11 @@ use super::item::{Item, corrupt_order, get_n, get_opt_n, get_opt_s, get_order_id
 use super::keys;
 use super::transitions::status_condition;
 use super::{Table, cancellation_reason, dependency_error, is_condition_failure};
-use crate::domain::OrderId;
 use crate::domain::{
     Currency, LineItem, Mode, Order, OrderStatus, ParkedEvent, Resolution, ReviewResolution,
     StoreId,
 };
+use crate::domain::{Money, OrderId};
 use crate::error::AppError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
@@ -71,8 +71,8 @@ impl Order {
             ("order_id".into(), s(self.order_id.to_string())),
             ("store_id".into(), s(self.store_id.to_string())),
             ("status".into(), s(self.status.as_str())),
-            ("currency".into(), s(self.currency.code())),
-            ("amount".into(), n(self.amount)),
+            ("currency".into(), s(self.total.currency().code())),
+            ("amount".into(), n(self.total.minor())),
             ("line_items".into(), AttributeValue::L(line_items)),
             ("mode".into(), s(self.mode.as_str())),
             ("intent_attempt".into(), n(u64::from(self.intent_attempt))),
@@ -165,9 +165,10 @@ impl Order {
                 .map_err(|_| corrupt_order("store_id"))?,
             status: OrderStatus::parse(get_s(item, "status")?)
                 .ok_or_else(|| corrupt_order("status"))?,
-            currency: Currency::parse(get_s(item, "currency")?)
-                .map_err(|_| corrupt_order("currency"))?,
-            amount: get_n(item, "amount")?,
+            total: Money::new(
+                get_n(item, "amount")?,
+                Currency::parse(get_s(item, "currency")?).map_err(|_| corrupt_order("currency"))?,
+            ),
             line_items,
             mode: Mode::parse(get_s(item, "mode")?).ok_or_else(|| corrupt_order("mode"))?,
             payment_intent_id: opt("payment_intent_id"),
@@ -655,8 +656,7 @@ mod tests {
             order_id: OrderId::parse("5d9e7c1a-0000-4000-8000-000000000001").unwrap(),
             store_id: StoreId::parse("0b7c5a4e-3f0e-4a53-9d0a-2f1a3d2b9c11").unwrap(),
             status: OrderStatus::Pending,
-            currency: Currency::parse("eur").unwrap(),
-            amount: 2999,
+            total: Money::new(2999, Currency::parse("eur").unwrap()),
             line_items: vec![LineItem {
                 name: "Mug".into(),
                 unit_amount: 2999,

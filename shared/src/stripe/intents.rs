@@ -1,7 +1,7 @@
 //! PaymentIntents on the merchant's account, with the merchant's key.
 
 use super::{StripeApi, StripeFailure};
-use crate::domain::{Currency, OrderId, Secret, SecretKey, StoreId};
+use crate::domain::{Money, OrderId, Secret, SecretKey, StoreId};
 use stripe::{IdempotencyKey, RequestStrategy};
 use stripe_client_core::{RequestBuilder, StripeMethod};
 
@@ -136,8 +136,7 @@ impl IntentWire {
 
 /// What to charge, from the order (never from the browser).
 pub struct NewIntent<'a> {
-    pub amount: u64,
-    pub currency: Currency,
+    pub amount: Money,
     pub store_id: &'a StoreId,
     pub order_id: &'a OrderId,
     /// Derived from the order, so a retry or a double click asks Stripe for
@@ -187,8 +186,8 @@ impl StripeApi {
         new: &NewIntent<'_>,
     ) -> Result<PaymentIntent, StripeFailure> {
         let form = CreateForm {
-            amount: new.amount,
-            currency: new.currency.code(),
+            amount: new.amount.minor(),
+            currency: new.amount.currency().code(),
             metadata: Metadata {
                 store_id: new.store_id.to_string(),
                 order_id: new.order_id,
@@ -287,8 +286,7 @@ mod tests {
 
     fn new_intent<'a>(store: &'a StoreId, order: &'a OrderId) -> NewIntent<'a> {
         NewIntent {
-            amount: 2999,
-            currency: Currency::parse("eur").unwrap(),
+            amount: Money::new(2999, crate::domain::Currency::parse("eur").unwrap()),
             store_id: store,
             order_id: order,
             idempotency_key: format!("checkout-{order}-1"),

@@ -134,7 +134,7 @@ mod tests {
         let (to, details) = release_decision(&disputed, &won).expect("applies");
         assert_eq!(to, PartiallyRefunded);
         assert_eq!(details.refunded_was, Some(1000));
-        disputed.amount_refunded = Some(disputed.amount);
+        disputed.amount_refunded = Some(disputed.total.minor());
         assert_eq!(
             release_decision(&disputed, &won).expect("applies").0,
             Refunded

@@ -20,7 +20,7 @@ use super::parked::{ready, release_decision};
 use super::verdict::{Change, Verdict};
 use crate::checkout::{StripeView, stripe_view};
 use crate::domain::OrderStatus;
-use crate::domain::{Order, ParkedEvent};
+use crate::domain::{Money, Order, ParkedEvent};
 use crate::store::TransitionDetails;
 use crate::stripe::{IntentStatus, PaymentIntent};
 use proptest::prelude::*;
@@ -427,7 +427,7 @@ impl Sim {
     fn new(facts: &Facts) -> Self {
         let order = Order {
             payment_intent_id: Some(INTENT.into()),
-            amount: AMOUNT,
+            total: Money::new(AMOUNT, Order::sample().total.currency()),
             ..Order::sample()
         };
         Sim {

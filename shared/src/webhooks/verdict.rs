@@ -78,7 +78,8 @@ impl Change<'_> {
         let refunded = order.amount_refunded.unwrap_or(0);
         match (self.why, self.refund_failed) {
             (Move::DisputeClosed, _) if self.to != OrderStatus::Lost => {
-                fitted.to = OrderStatus::after_dispute_won(order.amount_refunded, order.amount);
+                fitted.to =
+                    OrderStatus::after_dispute_won(order.amount_refunded, order.total.minor());
                 fitted.refunded_was = Some(refunded);
             }
             (Move::RefundFailed, Some(failed)) if failed <= refunded => {
@@ -151,13 +152,14 @@ impl Change<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Money;
     use OrderStatus::*;
 
     /// A EUR 10.00 order with intent `pi_1`, in `status`.
     fn order(status: OrderStatus) -> Order {
         Order {
             status,
-            amount: 1000,
+            total: Money::new(1000, Order::sample().total.currency()),
             ..Order::sample()
         }
     }

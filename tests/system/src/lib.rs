@@ -719,7 +719,7 @@ pub async fn abandoned_checkout(
     key: &shared::domain::SecretKey,
 ) -> String {
     use shared::domain::Order;
-    use shared::domain::{Currency, LineItem};
+    use shared::domain::{Currency, LineItem, Money};
     use shared::store::CheckoutSession;
     let now = shared::clock::now();
     let order = Order {
@@ -727,8 +727,7 @@ pub async fn abandoned_checkout(
         ..Order::pending(
             connection.store_id,
             connection.mode(),
-            Currency::parse("eur").expect("eur"),
-            2999,
+            Money::new(2999, Currency::parse("eur").expect("eur")),
             vec![LineItem {
                 name: "Blue mug".into(),
                 unit_amount: 2999,

@@ -183,7 +183,7 @@ async fn a_replaced_intent_that_succeeded_puts_the_order_in_review() {
         reqwest::Method::POST,
         "/payment_intents",
         &[
-            ("amount", &order.amount.to_string()),
+            ("amount", &order.total.minor().to_string()),
             ("currency", "eur"),
             ("metadata[order_id]", &order_id),
             ("metadata[store_id]", &store),
@@ -273,7 +273,7 @@ async fn a_replaced_intent_stripe_would_not_cancel_stays_listed_on_the_order() {
             &old,
             "someone-else",
             &store,
-            order.amount,
+            order.total.minor(),
         )))
         .mount(&stripe)
         .await;
@@ -283,7 +283,7 @@ async fn a_replaced_intent_stripe_would_not_cancel_stays_listed_on_the_order() {
             &new,
             &order_id,
             &store,
-            order.amount,
+            order.total.minor(),
         )))
         .mount(&stripe)
         .await;
@@ -332,7 +332,7 @@ async fn the_reconciler_cancels_a_replaced_intent_left_open() {
         reqwest::Method::POST,
         "/payment_intents",
         &[
-            ("amount", &order.amount.to_string()),
+            ("amount", &order.total.minor().to_string()),
             ("currency", "eur"),
             ("metadata[order_id]", &order_id),
             ("metadata[store_id]", &store),

@@ -780,7 +780,7 @@ async fn a_signed_request_whose_first_record_lost_its_answer_is_not_a_replay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_whose_budget_write_lost_its_answer_is_counted_once() {
     use shared::domain::Order;
-    use shared::domain::{Currency, LineItem, Mode, StoreId};
+    use shared::domain::{Currency, LineItem, Mode, Money, StoreId};
     use shared::store::CheckoutSession;
     let proxies = proxies_for_one_fault().await;
     let app = app_behind(&proxies).await;
@@ -788,8 +788,7 @@ async fn a_read_whose_budget_write_lost_its_answer_is_counted_once() {
     let order = Order::pending(
         StoreId::parse(&uuid::Uuid::new_v4().to_string()).unwrap(),
         Mode::Test,
-        Currency::parse("eur").unwrap(),
-        500,
+        Money::new(500, Currency::parse("eur").unwrap()),
         vec![LineItem {
             name: "Tea".into(),
             unit_amount: 500,

@@ -6,7 +6,7 @@
 
 use shared::checkout;
 use shared::domain::Order;
-use shared::domain::{Currency, KeyKind, LineItem, Mode, PublishableKey, StoreId};
+use shared::domain::{Currency, KeyKind, LineItem, Mode, Money, PublishableKey, StoreId};
 use shared::store::{AuditEntry, CheckoutSession, StripeConnection};
 use shared::vault::{EncryptionContext, Purpose};
 use shared::{App, clock};
@@ -62,8 +62,7 @@ async fn store_and_order(app: &App) -> (StripeConnection, Order) {
     let order = Order::pending(
         store_id,
         Mode::Test,
-        Currency::parse("eur").unwrap(),
-        2999,
+        Money::new(2999, Currency::parse("eur").unwrap()),
         vec![LineItem {
             name: "Mug".into(),
             unit_amount: 2999,
@@ -89,7 +88,7 @@ async fn store_and_order(app: &App) -> (StripeConnection, Order) {
 fn intent_json(id: &str, order: &Order, status: &str) -> serde_json::Value {
     stripe_object(
         "payment_intent",
-        serde_json::json!({"id": id, "amount": order.amount, "currency": "eur", "status": status,
+        serde_json::json!({"id": id, "amount": order.total.minor(), "currency": "eur", "status": status,
                "client_secret": format!("{id}_secret_x"),
                "metadata": {"order_id": order.order_id, "store_id": order.store_id.to_string()}}),
     )
