@@ -4,7 +4,7 @@
 use super::item::{Item, b, get_b, get_n, get_opt_n, get_opt_s, get_s, n, s};
 use super::keys;
 use super::link_uses::{LinkUse, link_used};
-use super::{Table, condition_failed_at, dependency_error, is_condition_failure};
+use super::{Table, condition_failed_at, dependency_error, is_condition_failure, item_of};
 use crate::domain::{KeyKind, Mode, PublishableKey, StoreId, StripeAccountId};
 use crate::error::AppError;
 use crate::vault::SealedSecret;
@@ -306,17 +306,8 @@ impl Table {
         &self,
         store_id: &StoreId,
     ) -> Result<Option<StripeConnection>, AppError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::store(store_id)))
-            .key("sk", s(keys::CONNECTION))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(dependency_error)?;
-        out.item
+        item_of(self.get_one(keys::store(store_id), keys::CONNECTION))
+            .await?
             .as_ref()
             .map(StripeConnection::from_item)
             .transpose()

@@ -9,16 +9,16 @@
 //! that checks the order's rules also checks that the event is new, and a
 //! refusal returns both answers in one item.
 
+use super::conditional::{Written, conditional};
 use super::item::{Item, get_opt_s, get_order_id, get_s, n, s};
 use super::keys;
 use super::transitions::TransitionExpr;
-use super::{Table, dependency_error};
+use super::{Table, item_of};
 use crate::domain::Order;
 use crate::domain::OrderId;
 use crate::domain::ParkedEvent;
 use crate::domain::{OrderStatus, StoreId};
 use crate::error::AppError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 /// The order attribute holding the ids of the events applied to it.
@@ -55,18 +55,9 @@ impl Table {
         &self,
         payment_intent_id: &str,
     ) -> Result<Option<IntentLink>, AppError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::intent(payment_intent_id)))
-            .key("sk", s(keys::INTENT))
-            // Written moments before the first event about it can arrive.
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(dependency_error)?;
-        let Some(item) = out.item else {
+        // Consistent: written moments before the first event about it can arrive.
+        let read = self.get_one(keys::intent(payment_intent_id), keys::INTENT);
+        let Some(item) = item_of(read).await? else {
             return Ok(None);
         };
         let store_id = StoreId::parse(get_s(&item, "store_id")?)
@@ -109,19 +100,11 @@ impl Table {
         if readies {
             request = request.return_values(ReturnValue::AllNew);
         }
-        let err = match request.send().await {
-            Ok(out) => {
-                return Ok(EventWrite::Applied(holding_parked(
-                    out.attributes.as_ref(),
-                )?));
-            }
-            Err(err) => err,
-        };
-        match err.as_service_error() {
-            Some(UpdateItemError::ConditionalCheckFailedException(refused)) => {
-                refusal(refused.item(), store_id, event_id)
-            }
-            _ => Err(dependency_error(err)),
+        match conditional(request.send().await)? {
+            Written::Done(out) => Ok(EventWrite::Applied(holding_parked(
+                out.attributes.as_ref(),
+            )?)),
+            Written::Refused(old) => refusal(old.as_ref(), store_id, event_id),
         }
     }
 
@@ -133,12 +116,8 @@ impl Table {
         order_id: &OrderId,
         event_id: &str,
     ) -> Result<Option<(Order, bool)>, AppError> {
-        let out = self
-            .read_order_item(order_id)
-            .send()
-            .await
-            .map_err(dependency_error)?;
-        out.item
+        item_of(self.get_one(keys::order(order_id), keys::ORDER))
+            .await?
             .as_ref()
             .map(|item| Ok((Order::from_item(item)?, processed(item, event_id))))
             .transpose()
@@ -240,17 +219,8 @@ impl Table {
         for (name, value) in values {
             request = request.expression_attribute_values(*name, value.clone());
         }
-        match request.send().await {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(dependency_error(err)),
-        }
+        conditional(request.send().await)?;
+        Ok(())
     }
 }
 

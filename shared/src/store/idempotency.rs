@@ -11,7 +11,7 @@
 
 use super::item::{Item, b, get_b, get_n, get_order_id, get_s, n, s};
 use super::keys;
-use super::{Table, dependency_error};
+use super::{Table, item_of};
 use crate::domain::{Currency, IdempotencyKey, OrderStatus, StoreId};
 use crate::domain::{Money, OrderId};
 use crate::error::AppError;
@@ -114,17 +114,11 @@ impl Table {
         now: u64,
     ) -> Result<Option<IdempotentCheckout>, AppError> {
         let key_hash = key.hash();
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::checkout_request(store_id, &key_hash)))
-            .key("sk", s(keys::CHECKOUT_REQUEST))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(dependency_error)?;
-        let Some(item) = out.item else {
+        let read = self.get_one(
+            keys::checkout_request(store_id, &key_hash),
+            keys::CHECKOUT_REQUEST,
+        );
+        let Some(item) = item_of(read).await? else {
             return Ok(None);
         };
         let record = IdempotentCheckout::from_item(*store_id, &key_hash, &item)?;

@@ -5,7 +5,7 @@
 
 use super::item::{Item, n, s};
 use super::keys;
-use super::{Table, dependency_error};
+use super::{Table, item_of};
 use crate::domain::StoreId;
 use crate::error::AppError;
 use aws_sdk_dynamodb::types::Put;
@@ -36,18 +36,10 @@ pub fn link_used() -> AppError {
 impl Table {
     /// Strongly consistent: a use recorded a moment ago counts.
     pub async fn link_used(&self, link: &LinkUse) -> Result<bool, AppError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::link_use(&link.key)))
-            .key("sk", s(keys::LINK_USE))
-            .consistent_read(true)
-            .projection_expression("pk")
-            .send()
-            .await
-            .map_err(dependency_error)?;
-        Ok(out.item.is_some())
+        let read = self
+            .get_one(keys::link_use(&link.key), keys::LINK_USE)
+            .projection_expression("pk");
+        Ok(item_of(read).await?.is_some())
     }
 
     /// The write that consumes `link`: it fails if the link was used.

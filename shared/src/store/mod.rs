@@ -2,6 +2,7 @@
 //! conditional write or a transaction, so a request is applied whole or not
 //! at all and concurrent writers cannot interleave.
 
+mod conditional;
 mod connections;
 mod events;
 mod idempotency;
@@ -32,6 +33,7 @@ pub use transitions::{Transition, TransitionDetails};
 
 use crate::error::{AppError, BoxError};
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder;
 
 #[derive(Clone)]
 pub struct Table {
@@ -43,6 +45,22 @@ impl Table {
     pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
         Table { client, table }
     }
+
+    /// A strongly consistent read of one item by its key (reads that can
+    /// be eventually consistent say so), to be sent with `item_of`.
+    fn get_one(&self, pk: String, sk: &str) -> GetItemFluentBuilder {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", item::s(pk))
+            .key("sk", item::s(sk))
+            .consistent_read(true)
+    }
+}
+
+/// The item a `get_one` read found, if there is one.
+async fn item_of(read: GetItemFluentBuilder) -> Result<Option<item::Item>, AppError> {
+    Ok(read.send().await.map_err(dependency_error)?.item)
 }
 
 /// Maps an SDK failure to "DynamoDB failed" (502), or 503 when DynamoDB asked

@@ -10,18 +10,18 @@
 //! intent was attached, which is in the same format and never later than
 //! the due time it stands for, so they are found (early, if anything).
 
+use super::conditional::conditional;
 use super::idempotency::IdempotentCheckout;
 use super::item::{Item, corrupt_order, get_n, get_opt_n, get_opt_s, get_order_id, get_s, n, s};
 use super::keys;
 use super::transitions::status_condition;
-use super::{Table, cancellation_reason, dependency_error, is_condition_failure};
+use super::{Table, cancellation_reason, dependency_error, is_condition_failure, item_of};
 use crate::domain::{
     Currency, LineItem, Mode, Order, OrderStatus, ParkedEvent, Resolution, ReviewResolution,
     StoreId,
 };
 use crate::domain::{Money, OrderId};
 use crate::error::AppError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use std::collections::{BTreeMap, HashMap};
 
@@ -304,16 +304,13 @@ impl Table {
     }
 
     pub async fn get_session(&self, token_hash: &str) -> Result<Option<CheckoutSession>, AppError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::session(token_hash)))
-            .key("sk", s(keys::SESSION))
-            .send()
-            .await
-            .map_err(dependency_error)?;
-        out.item
+        // Eventually consistent: a session is written long before its
+        // customer opens it, and this read is the checkout page's first.
+        let read = self
+            .get_one(keys::session(token_hash), keys::SESSION)
+            .consistent_read(false);
+        item_of(read)
+            .await?
             .as_ref()
             .map(|item| CheckoutSession::from_item(token_hash, item))
             .transpose()
@@ -321,17 +318,11 @@ impl Table {
 
     /// Strongly consistent: callers decide on the status they read.
     pub async fn get_order(&self, order_id: &OrderId) -> Result<Option<Order>, AppError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::order(order_id)))
-            .key("sk", s(keys::ORDER))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(dependency_error)?;
-        out.item.as_ref().map(Order::from_item).transpose()
+        item_of(self.get_one(keys::order(order_id), keys::ORDER))
+            .await?
+            .as_ref()
+            .map(Order::from_item)
+            .transpose()
     }
 
     /// Records `payment_intent_id` as the order's intent and links the intent
@@ -423,19 +414,6 @@ impl Table {
         }
     }
 
-    /// A strongly consistent `GetItem` of the order's item.
-    pub(super) fn read_order_item(
-        &self,
-        order_id: &OrderId,
-    ) -> aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder {
-        self.client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::order(order_id)))
-            .key("sk", s(keys::ORDER))
-            .consistent_read(true)
-    }
-
     /// An `UpdateItem` of the order's item, to be given its expressions.
     pub(super) fn update_order(
         &self,
@@ -496,18 +474,7 @@ impl Table {
             .expression_attribute_values(":max", n(u64::from(max)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(dependency_error(err)),
-        }
+        Ok(conditional(result)?.done())
     }
 
     /// One page of the orders due by `now` in one shard of the sparse index,
@@ -580,11 +547,9 @@ impl Table {
             .expression_attribute_values(":one", n(1))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_update_condition_failure(&err) => Ok(()),
-            Err(err) => Err(dependency_error(err)),
-        }
+        // Refused: the order left the index meanwhile, nothing to defer.
+        conditional(result)?;
+        Ok(())
     }
 
     /// Takes `payment_intent_id` off the order's intents left to cancel
@@ -636,15 +601,6 @@ pub struct DuePage {
     pub orders: Vec<DueOrder>,
     /// DynamoDB stopped at the page's limit: more may be due.
     pub more: bool,
-}
-
-fn is_update_condition_failure<R>(
-    err: &aws_sdk_dynamodb::error::SdkError<UpdateItemError, R>,
-) -> bool {
-    matches!(
-        err.as_service_error(),
-        Some(UpdateItemError::ConditionalCheckFailedException(_))
-    )
 }
 
 #[cfg(test)]

@@ -10,16 +10,16 @@
 //! the merchant failed deliveries, and made each early event cost several
 //! invocations.
 
+use super::conditional::{Written, conditional};
 use super::events::{EventWrite, PROCESSED_EVENTS, refusal};
 use super::item::{Item, s};
 use super::transitions::{TransitionExpr, status_condition, update_expression};
-use super::{Table, TransitionDetails, dependency_error};
+use super::{Table, TransitionDetails};
 use crate::domain::Order;
 use crate::domain::OrderId;
 use crate::domain::ParkedEvent;
 use crate::domain::{OrderStatus, StoreId};
 use crate::error::AppError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use std::collections::HashMap;
 
@@ -60,14 +60,9 @@ impl Table {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(EventWrite::Applied(None)),
-            Err(err) => match err.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(refused)) => {
-                    refusal(refused.item(), store_id, &event.event_id)
-                }
-                _ => Err(dependency_error(err)),
-            },
+        match conditional(result)? {
+            Written::Done(_) => Ok(EventWrite::Applied(None)),
+            Written::Refused(old) => refusal(old.as_ref(), store_id, &event.event_id),
         }
     }
 
@@ -107,23 +102,18 @@ impl Table {
             .set_expression_attribute_values(Some(values))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        match request.send().await {
-            Ok(out) => {
+        match conditional(request.send().await)? {
+            Written::Done(out) => {
                 let order = Box::new(Order::from_item(&out.attributes.unwrap_or_default())?);
                 Ok(match change {
                     Some(_) => Release::Applied(order),
                     None => Release::Dropped(order),
                 })
             }
-            Err(err) => match err.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(refused)) => {
-                    Ok(match refused.item() {
-                        Some(item) => Release::Refused(Box::new(Order::from_item(item)?)),
-                        None => Release::NoOrder,
-                    })
-                }
-                _ => Err(dependency_error(err)),
-            },
+            Written::Refused(Some(item)) => {
+                Ok(Release::Refused(Box::new(Order::from_item(&item)?)))
+            }
+            Written::Refused(None) => Ok(Release::NoOrder),
         }
     }
 }

@@ -8,9 +8,10 @@
 //! through: when DynamoDB applied the put but its answer was lost (a timeout,
 //! a reset), the SDK's retry finds its own record, not a replay.
 
+use super::Table;
+use super::conditional::conditional;
 use super::item::{n, s};
 use super::keys;
-use super::{Table, dependency_error};
 use crate::error::AppError;
 
 impl Table {
@@ -35,16 +36,6 @@ impl Table {
             .expression_attribute_values(":attempt", s(attempt))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(dependency_error(err)),
-        }
+        Ok(conditional(result)?.done())
     }
 }

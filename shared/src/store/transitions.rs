@@ -4,8 +4,9 @@
 //! transition (checkout, reconciler) is here; the webhook's event writes
 //! (`events.rs`, `parked.rs`) build on the same expression.
 
+use super::Table;
+use super::conditional::{Written, conditional};
 use super::item::{corrupt_order, get_opt_s, get_s, n, s};
-use super::{Table, dependency_error};
 use crate::domain::OrderId;
 use crate::domain::ParkedEvent;
 use crate::domain::{Mode, Move, OrderStatus};
@@ -216,8 +217,8 @@ impl Table {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match result {
-            Ok(out) => {
+        match conditional(result)? {
+            Written::Done(out) => {
                 let old = out.attributes.unwrap_or_default();
                 let from = get_opt_s(&old, "status")
                     .and_then(OrderStatus::parse)
@@ -227,28 +228,12 @@ impl Table {
                     has_parked: ParkedEvent::any_in(&old),
                 })
             }
-            Err(err) => {
-                let old = err.as_service_error().and_then(|e| match e {
-                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => {
-                        c.item.clone()
-                    }
-                    _ => None,
-                });
-                match old {
-                    Some(item) => {
-                        let current = OrderStatus::parse(get_s(&item, "status")?)
-                            .ok_or_else(|| corrupt_order("status"))?;
-                        Ok(Transition::Refused { current })
-                    }
-                    None if err
-                        .as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-                    {
-                        Err(AppError::not_found("unknown_order", "No such order"))
-                    }
-                    None => Err(dependency_error(err)),
-                }
+            Written::Refused(Some(item)) => {
+                let current = OrderStatus::parse(get_s(&item, "status")?)
+                    .ok_or_else(|| corrupt_order("status"))?;
+                Ok(Transition::Refused { current })
             }
+            Written::Refused(None) => Err(AppError::not_found("unknown_order", "No such order")),
         }
     }
 }
