@@ -718,9 +718,7 @@ pub async fn abandoned_checkout(
     connection: &shared::store::StripeConnection,
     key: &shared::domain::SecretKey,
 ) -> String {
-    use shared::domain::Order;
-    use shared::domain::{Currency, LineItem, Money};
-    use shared::store::CheckoutSession;
+    use shared::domain::{Currency, LineItem, Money, Order};
     let now = shared::clock::now();
     let order = Order {
         session_expires_at: Some(now + 3600),
@@ -736,8 +734,19 @@ pub async fn abandoned_checkout(
             now,
         )
     };
+    stored_checkout(app, &order).await;
+    shared::checkout::payment_intent_for(app, &order, connection, key)
+        .await
+        .expect("intent");
+    order.order_id.to_string()
+}
+
+/// Writes `order` and an hour's checkout session for it, as BMOS's
+/// checkout-sessions call does, in process.
+pub async fn stored_checkout(app: &shared::App, order: &shared::domain::Order) {
+    let now = shared::clock::now();
     let (_, token_hash) = shared::auth::session_token::generate().expect("token");
-    let session = CheckoutSession {
+    let session = shared::store::CheckoutSession {
         token_hash,
         order_id: order.order_id,
         store_id: order.store_id,
@@ -745,17 +754,22 @@ pub async fn abandoned_checkout(
         created_at: now,
     };
     app.table
-        .create_checkout(&order, &session, None, now)
+        .create_checkout(order, &session, None, now)
         .await
         .expect("checkout");
-    shared::checkout::payment_intent_for(app, &order, connection, key)
-        .await
-        .expect("intent");
-    order.order_id.to_string()
 }
 
 /// An order id as the API answers it (a string in JSON), for the table's
 /// own calls.
 pub fn order_id_of(raw: &str) -> shared::domain::OrderId {
     shared::domain::OrderId::parse(raw).expect("an order id")
+}
+
+/// The order as the table holds it, read with `app`'s own client.
+pub async fn stored_order(app: &shared::App, order_id: &str) -> shared::domain::Order {
+    app.table
+        .get_order(&order_id_of(order_id))
+        .await
+        .expect("the table answers")
+        .expect("the order exists")
 }

@@ -172,12 +172,7 @@ async fn a_replaced_intent_that_succeeded_puts_the_order_in_review() {
     // A second intent took its place while Stripe could not be reached to
     // cancel the first: the order lists the first as left to cancel.
     let app = in_process::service_app().await;
-    let order = app
-        .table
-        .get_order(&order_id_of(&order_id))
-        .await
-        .unwrap()
-        .unwrap();
+    let order = stored_order(app, &order_id).await;
     let (status, second) = stripe_call(
         &secret,
         reqwest::Method::POST,
@@ -243,12 +238,7 @@ async fn a_replaced_intent_stripe_would_not_cancel_stays_listed_on_the_order() {
     let (store, _) = connected_store().await;
     let (order_id, _, _) = session(&store, 3600).await;
     let app = in_process::service_app().await;
-    let order = app
-        .table
-        .get_order(&order_id_of(&order_id))
-        .await
-        .unwrap()
-        .unwrap();
+    let order = stored_order(app, &order_id).await;
     let old = format!("pi_old{}", uuid::Uuid::new_v4().simple());
     assert!(
         app.table
@@ -256,12 +246,7 @@ async fn a_replaced_intent_stripe_would_not_cancel_stays_listed_on_the_order() {
             .await
             .unwrap()
     );
-    let order = app
-        .table
-        .get_order(&order_id_of(&order_id))
-        .await
-        .unwrap()
-        .unwrap();
+    let order = stored_order(app, &order_id).await;
 
     // Intent ids link to one order for good (`PI#` items): fresh per run.
     let new = format!("pi_new{}", uuid::Uuid::new_v4().simple());
@@ -302,12 +287,7 @@ async fn a_replaced_intent_stripe_would_not_cancel_stays_listed_on_the_order() {
         .unwrap();
     assert_eq!(intent.id, new);
 
-    let order = app
-        .table
-        .get_order(&order_id_of(&order_id))
-        .await
-        .unwrap()
-        .unwrap();
+    let order = stored_order(app, &order_id).await;
     assert_eq!(order.payment_intent_id.as_deref(), Some(new.as_str()));
     assert_eq!(order.intents_to_cancel, vec![old]);
 }
@@ -321,12 +301,7 @@ async fn the_reconciler_cancels_a_replaced_intent_left_open() {
     let (order_id, token, _) = session(&store, 3600).await;
     let first = page_view(&token).await;
     let app = in_process::service_app().await;
-    let order = app
-        .table
-        .get_order(&order_id_of(&order_id))
-        .await
-        .unwrap()
-        .unwrap();
+    let order = stored_order(app, &order_id).await;
     let (status, second) = stripe_call(
         &secret,
         reqwest::Method::POST,
@@ -359,12 +334,7 @@ async fn the_reconciler_cancels_a_replaced_intent_left_open() {
         intent_status(&secret, second).await,
         "requires_payment_method"
     );
-    let order = app
-        .table
-        .get_order(&order_id_of(&order_id))
-        .await
-        .unwrap()
-        .unwrap();
+    let order = stored_order(app, &order_id).await;
     assert!(order.intents_to_cancel.is_empty(), "{order:?}");
     assert_eq!(order.status.as_str(), "pending");
     assert!(in_index(&order_id).await, "still waiting on its new intent");

@@ -672,12 +672,7 @@ async fn check_invariants(direct: &App, merchants: &[Merchant], journeys: &[Jour
         let Some(order_id) = &j.order else {
             panic!("a journey never got its session after the faults")
         };
-        let order = direct
-            .table
-            .get_order(&order_id_of(order_id))
-            .await
-            .unwrap()
-            .unwrap();
+        let order = stored_order(direct, order_id).await;
         assert!(ours.contains(order.store_id.to_string().as_str()));
         for intent in &j.intents_answered {
             assert_eq!(
@@ -779,9 +774,7 @@ async fn a_signed_request_whose_first_record_lost_its_answer_is_not_a_replay() {
 /// SDK's retry counted the same read again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_whose_budget_write_lost_its_answer_is_counted_once() {
-    use shared::domain::Order;
-    use shared::domain::{Currency, LineItem, Mode, Money, StoreId};
-    use shared::store::CheckoutSession;
+    use shared::domain::{Currency, LineItem, Mode, Money, Order, StoreId};
     let proxies = proxies_for_one_fault().await;
     let app = app_behind(&proxies).await;
     let now = clock::now();
@@ -796,18 +789,7 @@ async fn a_read_whose_budget_write_lost_its_answer_is_counted_once() {
         }],
         now,
     );
-    let (_, token_hash) = shared::auth::session_token::generate().unwrap();
-    let session = CheckoutSession {
-        token_hash,
-        order_id: order.order_id,
-        store_id: order.store_id,
-        expires_at: now + 3600,
-        created_at: now,
-    };
-    app.table
-        .create_checkout(&order, &session, None, now)
-        .await
-        .unwrap();
+    stored_checkout(&app, &order).await;
     let spend = || app.table.spend_intent_read(&order.order_id, 2);
 
     let before = proxies.dynamodb.requests();

@@ -161,12 +161,7 @@ async fn a_failed_release_neither_fails_the_payment_nor_loses_the_parked_refund(
             .build(),
     );
     let app = in_process::app_with_dynamodb(failing).await;
-    let order = app
-        .table
-        .get_order(&order_id_of(&order_id))
-        .await
-        .unwrap()
-        .unwrap();
+    let order = stored_order(&app, &order_id).await;
     let (_, key) = checkout::merchant_key(&app, &order.store_id).await.unwrap();
     let intent = app.stripe.retrieve_intent(&key, &intent_id).await.unwrap();
     let state =
