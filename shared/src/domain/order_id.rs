@@ -1,3 +1,4 @@
+use super::store_id::hyphenated_uuid;
 use crate::error::AppError;
 use std::fmt;
 
@@ -15,12 +16,7 @@ impl OrderId {
     /// An order id from a caller (BMOS's paths): only the hyphenated form,
     /// as `StoreId::parse` takes it.
     pub fn parse(raw: &str) -> Result<Self, AppError> {
-        if raw.len() != 36 {
-            return Err(invalid());
-        }
-        uuid::Uuid::try_parse(raw)
-            .map(OrderId)
-            .map_err(|_| invalid())
+        hyphenated_uuid(raw).map(OrderId).ok_or_else(invalid)
     }
 
     /// An order id from Stripe's metadata of an object: any spelling of a

@@ -8,19 +8,21 @@ pub struct StoreId(uuid::Uuid);
 
 impl StoreId {
     pub fn parse(raw: &str) -> Result<Self, AppError> {
-        // Only the hyphenated form: BMOS sends it, and accepting braces or URNs
-        // would let one store be spelled several ways inside signed links.
-        if raw.len() != 36 {
-            return Err(invalid());
-        }
-        uuid::Uuid::try_parse(raw)
-            .map(StoreId)
-            .map_err(|_| invalid())
+        hyphenated_uuid(raw).map(StoreId).ok_or_else(invalid)
     }
 
     pub fn as_uuid(&self) -> uuid::Uuid {
         self.0
     }
+}
+
+/// A UUID a caller sent, only in the hyphenated form: BMOS sends it, and
+/// accepting braces, URNs or the simple form would let one id be spelled
+/// several ways (inside signed links, in item keys).
+pub(super) fn hyphenated_uuid(raw: &str) -> Option<uuid::Uuid> {
+    (raw.len() == 36)
+        .then(|| uuid::Uuid::try_parse(raw).ok())
+        .flatten()
 }
 
 fn invalid() -> AppError {
