@@ -458,16 +458,18 @@ impl Table {
     /// applied the write but its answer was lost (a timeout, a reset), the
     /// SDK's retry adds the same id again, which changes nothing, so one read
     /// is never counted twice. `make repeat` saw a plain counter spend two.
+    /// The set has its own attribute: orders written before it keep their
+    /// old number in `intent_reads`, which a set cannot be added to.
     pub async fn spend_intent_read(&self, order_id: &OrderId, max: u32) -> Result<bool, AppError> {
         // 62 random bits (a v4 uuid's second half): the ids only need to
         // differ among one order's 50, and each one stays on the order.
         let attempt = format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().1);
         let result = self
             .update_order(order_id)
-            .update_expression("ADD intent_reads :attempt")
+            .update_expression("ADD intent_read_ids :attempt")
             .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(intent_reads) \
-                 OR size(intent_reads) < :max OR contains(intent_reads, :id))",
+                "attribute_exists(pk) AND (attribute_not_exists(intent_read_ids) \
+                 OR size(intent_read_ids) < :max OR contains(intent_read_ids, :id))",
             )
             .expression_attribute_values(":attempt", AttributeValue::Ss(vec![attempt.clone()]))
             .expression_attribute_values(":id", s(attempt))

@@ -113,3 +113,42 @@ async fn of_concurrent_saves_from_one_version_exactly_one_wins() {
     let saved = store.get_connection(&id).await.unwrap().unwrap();
     assert_eq!(saved.version, 2);
 }
+
+/// Orders written before the read budget became a set hold it as a number
+/// (`intent_reads`); adding a set to that attribute would fail every read of
+/// such an order with DynamoDB's ValidationException (a 502).
+#[tokio::test]
+async fn an_order_with_the_old_numeric_read_budget_can_still_be_read() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use shared::domain::{Currency, LineItem, Mode, Money, Order};
+    let app = in_process::service_app().await;
+    let order = Order::pending(
+        StoreId::parse(&new_store_id()).unwrap(),
+        Mode::Test,
+        Money::new(700, Currency::parse("eur").unwrap()),
+        vec![LineItem {
+            name: "Cup".into(),
+            unit_amount: 700,
+            quantity: 1,
+        }],
+        clock::now(),
+    );
+    stored_checkout(app, &order).await;
+    dynamodb()
+        .await
+        .update_item()
+        .table_name(env("TABLE_NAME"))
+        .key("pk", AttributeValue::S(format!("ORDER#{}", order.order_id)))
+        .key("sk", AttributeValue::S("ORDER".into()))
+        .update_expression("SET intent_reads = :spent")
+        .expression_attribute_values(":spent", AttributeValue::N("50".into()))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        app.table
+            .spend_intent_read(&order.order_id, 2)
+            .await
+            .unwrap()
+    );
+}
