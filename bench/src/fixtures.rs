@@ -5,8 +5,9 @@
 
 use crate::BoxError;
 use shared::auth::session_token;
-use shared::domain::{Currency, KeyKind, LineItem, Mode, Money, PublishableKey, StoreId};
-use shared::domain::{Order, OrderId};
+use shared::domain::{
+    Currency, KeyKind, LineItem, Mode, Money, Order, OrderId, PublishableKey, StoreId,
+};
 use shared::store::{AuditEntry, CheckoutSession, StripeConnection, WebhookConfig, WebhookSource};
 use shared::vault::{EncryptionContext, Purpose};
 use shared::{App, clock};

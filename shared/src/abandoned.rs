@@ -11,8 +11,7 @@
 use crate::app::App;
 use crate::checkout::{self, PaymentState};
 use crate::clock;
-use crate::domain::Order;
-use crate::domain::{OrderStatus, SecretKey};
+use crate::domain::{Order, OrderStatus, SecretKey};
 use crate::error::AppError;
 use crate::metrics::PaidVia;
 use crate::replaced::{Cancel, cancel_in_stripe};

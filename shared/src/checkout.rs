@@ -5,10 +5,7 @@
 use crate::app::App;
 use crate::auth::session_token;
 use crate::clock;
-use crate::domain::Order;
-use crate::domain::OrderId;
-use crate::domain::OrderStatus;
-use crate::domain::{SecretKey, StoreId, status_for_intent};
+use crate::domain::{Order, OrderId, OrderStatus, SecretKey, StoreId, status_for_intent};
 use crate::error::AppError;
 use crate::key_health;
 use crate::metrics::{Metric, PaidVia};

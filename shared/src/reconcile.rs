@@ -19,8 +19,7 @@
 use crate::abandoned::{self, Ended};
 use crate::app::App;
 use crate::checkout::{self, PaymentState};
-use crate::domain::Order;
-use crate::domain::{Mode, OrderStatus, SecretKey, StoreId};
+use crate::domain::{Mode, Order, OrderStatus, SecretKey, StoreId};
 use crate::error::{AppError, cause_chain};
 use crate::key_health;
 use crate::metrics::{Metric, PaidVia};

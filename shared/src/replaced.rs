@@ -8,8 +8,7 @@
 
 use crate::app::App;
 use crate::clock;
-use crate::domain::Order;
-use crate::domain::{OrderStatus, SecretKey};
+use crate::domain::{Order, OrderStatus, SecretKey};
 use crate::error::{AppError, cause_chain};
 use crate::store::{Transition, TransitionDetails};
 use crate::stripe::pace::Pace;

@@ -14,10 +14,7 @@ use super::item::{Item, get_opt_s, get_order_id, get_s, n, s};
 use super::keys;
 use super::transitions::TransitionExpr;
 use super::{Table, item_of};
-use crate::domain::Order;
-use crate::domain::OrderId;
-use crate::domain::ParkedEvent;
-use crate::domain::{OrderStatus, StoreId};
+use crate::domain::{Order, OrderId, OrderStatus, ParkedEvent, StoreId};
 use crate::error::AppError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 

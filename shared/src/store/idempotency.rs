@@ -12,8 +12,7 @@
 use super::item::{Item, b, get_b, get_n, get_order_id, get_s, n, s};
 use super::keys;
 use super::{Table, item_of};
-use crate::domain::{Currency, IdempotencyKey, OrderStatus, StoreId};
-use crate::domain::{Money, OrderId};
+use crate::domain::{Currency, IdempotencyKey, Money, OrderId, OrderStatus, StoreId};
 use crate::error::AppError;
 use crate::vault::SealedSecret;
 use aws_sdk_dynamodb::types::Put;

@@ -17,10 +17,9 @@ use super::keys;
 use super::transitions::status_condition;
 use super::{Table, cancellation_reason, dependency_error, is_condition_failure, item_of};
 use crate::domain::{
-    Currency, LineItem, Mode, Order, OrderStatus, ParkedEvent, Resolution, ReviewResolution,
-    StoreId,
+    Currency, LineItem, Mode, Money, Order, OrderId, OrderStatus, ParkedEvent, Resolution,
+    ReviewResolution, StoreId,
 };
-use crate::domain::{Money, OrderId};
 use crate::error::AppError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use std::collections::{BTreeMap, HashMap};

@@ -8,8 +8,7 @@
 use super::item::{Item, n, s};
 use super::keys;
 use super::{Table, dependency_error, is_condition_failure};
-use crate::domain::Order;
-use crate::domain::{OrderStatus, ReviewResolution};
+use crate::domain::{Order, OrderStatus, ReviewResolution};
 use crate::error::AppError;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 

@@ -7,9 +7,7 @@
 use super::Table;
 use super::conditional::{Written, conditional};
 use super::item::{corrupt_order, get_opt_s, get_s, n, s};
-use crate::domain::OrderId;
-use crate::domain::ParkedEvent;
-use crate::domain::{Mode, Move, OrderStatus};
+use crate::domain::{Mode, Move, OrderId, OrderStatus, ParkedEvent};
 use crate::error::AppError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use std::collections::HashMap;

@@ -8,8 +8,7 @@
 use super::verdict::{Change, Verdict};
 use crate::app::App;
 use crate::clock;
-use crate::domain::{Move, OrderStatus};
-use crate::domain::{Order, ParkedEvent};
+use crate::domain::{Move, Order, OrderStatus, ParkedEvent};
 use crate::error::AppError;
 use crate::store::{Release, TransitionDetails};
 

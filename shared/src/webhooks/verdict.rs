@@ -5,8 +5,7 @@
 //! rule can be read and tested on its own.
 
 use super::no_change;
-use crate::domain::Order;
-use crate::domain::{Mode, Move, OrderStatus};
+use crate::domain::{Mode, Move, Order, OrderStatus};
 use crate::store::TransitionDetails;
 
 /// The change an event asks of its order.

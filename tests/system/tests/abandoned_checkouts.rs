@@ -4,8 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use shared::clock;
-use shared::domain::Mode;
-use shared::domain::PAYING_GRACE_SECS;
+use shared::domain::{Mode, PAYING_GRACE_SECS};
 use shared::reconcile::{self, Limits, Report};
 use system_tests::*;
 

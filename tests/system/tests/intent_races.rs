@@ -5,8 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use shared::checkout;
-use shared::domain::Order;
-use shared::domain::{Currency, KeyKind, LineItem, Mode, Money, PublishableKey, StoreId};
+use shared::domain::{Currency, KeyKind, LineItem, Mode, Money, Order, PublishableKey, StoreId};
 use shared::store::{AuditEntry, CheckoutSession, StripeConnection};
 use shared::vault::{EncryptionContext, Purpose};
 use shared::{App, clock};
