@@ -105,7 +105,7 @@ pub async fn spend_intent_read(app: &App, order: &Order) -> Result<(), AppError>
 }
 
 fn matches(order: &Order, intent: &PaymentIntent) -> bool {
-    order.costs(intent.amount, &intent.currency)
+    order.total.is(intent.amount, &intent.currency)
         && intent
             .order_id
             .as_deref()

@@ -122,11 +122,6 @@ impl Order {
             + PAYING_GRACE_SECS
     }
 
-    /// Whether Stripe's `amount` and `currency` are what this order costs.
-    pub fn costs(&self, amount: u64, currency: &str) -> bool {
-        self.total.is(amount, currency)
-    }
-
     /// The review reason for a payment Stripe reports that does not match.
     pub fn mismatch_reason(&self, payment_intent: &str, amount: u64, currency: &str) -> String {
         format!(

@@ -25,9 +25,7 @@ impl OrderId {
     pub fn from_metadata(raw: &str) -> Option<Self> {
         uuid::Uuid::try_parse(raw).ok().map(OrderId)
     }
-}
 
-impl OrderId {
     /// Whether `raw` is this id as we write it (Stripe echoes our metadata).
     pub fn is(&self, raw: &str) -> bool {
         let mut buf = uuid::Uuid::encode_buffer();

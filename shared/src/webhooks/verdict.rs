@@ -103,7 +103,7 @@ impl Change<'_> {
             return Verdict::OtherMode;
         }
         if let Some((amount, currency)) = self.amount
-            && !order.costs(amount, currency)
+            && !order.total.is(amount, currency)
         {
             return Verdict::AmountMismatch {
                 reason: order.mismatch_reason(self.payment_intent, amount, currency),
