@@ -105,11 +105,7 @@ pub async fn spend_intent_read(app: &App, order: &Order) -> Result<(), AppError>
 }
 
 fn matches(order: &Order, intent: &PaymentIntent) -> bool {
-    order.total.is(intent.amount, &intent.currency)
-        && intent
-            .order_id
-            .as_deref()
-            .is_some_and(|id| order.order_id.is(id))
+    order.total.is(intent.amount, &intent.currency) && intent.is_for(&order.order_id)
 }
 
 /// The order's PaymentIntent, created on the merchant's account if it has

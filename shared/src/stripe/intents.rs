@@ -85,6 +85,13 @@ pub struct PaymentIntent {
     pub last_error: Option<String>,
 }
 
+impl PaymentIntent {
+    /// Whether our metadata on the intent names `order_id`.
+    pub fn is_for(&self, order_id: &OrderId) -> bool {
+        self.order_id.as_deref().is_some_and(|id| order_id.is(id))
+    }
+}
+
 #[derive(miniserde::Deserialize)]
 struct IntentWire {
     id: String,

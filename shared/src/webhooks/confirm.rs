@@ -269,10 +269,7 @@ async fn replaced_intent(
 ) -> Result<Outcome, AppError> {
     let order_id = &order.order_id;
     let record = move |reason| record_only(app, store_id, event_id, order_id, reason);
-    let ours = intent
-        .order_id
-        .as_deref()
-        .is_some_and(|id| order.order_id.is(id));
+    let ours = intent.is_for(&order.order_id);
     if intent.status != IntentStatus::Succeeded || !ours {
         return record(no_change::INTENT_REPLACED).await;
     }
