@@ -718,27 +718,37 @@ pub async fn abandoned_checkout(
     connection: &shared::store::StripeConnection,
     key: &shared::domain::SecretKey,
 ) -> String {
-    use shared::domain::{Currency, LineItem, Money, Order};
+    use shared::domain::Order;
     let now = shared::clock::now();
     let order = Order {
         session_expires_at: Some(now + 3600),
-        ..Order::pending(
-            connection.store_id,
-            connection.mode(),
-            Money::new(2999, Currency::parse("eur").expect("eur")),
-            vec![LineItem {
-                name: "Blue mug".into(),
-                unit_amount: 2999,
-                quantity: 1,
-            }],
-            now,
-        )
+        ..one_item_order(connection.store_id, connection.mode(), 2999)
     };
     stored_checkout(app, &order).await;
     shared::checkout::payment_intent_for(app, &order, connection, key)
         .await
         .expect("intent");
     order.order_id.to_string()
+}
+
+/// A new pending order of one item costing `amount` euro cents, made now.
+pub fn one_item_order(
+    store_id: shared::domain::StoreId,
+    mode: shared::domain::Mode,
+    amount: u64,
+) -> shared::domain::Order {
+    use shared::domain::{Currency, LineItem, Money, Order};
+    Order::pending(
+        store_id,
+        mode,
+        Money::new(amount, Currency::parse("eur").expect("eur")),
+        vec![LineItem {
+            name: "Blue mug".into(),
+            unit_amount: amount,
+            quantity: 1,
+        }],
+        shared::clock::now(),
+    )
 }
 
 /// Writes `order` and an hour's checkout session for it, as BMOS's

@@ -774,20 +774,13 @@ async fn a_signed_request_whose_first_record_lost_its_answer_is_not_a_replay() {
 /// SDK's retry counted the same read again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_whose_budget_write_lost_its_answer_is_counted_once() {
-    use shared::domain::{Currency, LineItem, Mode, Money, Order, StoreId};
+    use shared::domain::{Mode, StoreId};
     let proxies = proxies_for_one_fault().await;
     let app = app_behind(&proxies).await;
-    let now = clock::now();
-    let order = Order::pending(
+    let order = one_item_order(
         StoreId::parse(&uuid::Uuid::new_v4().to_string()).unwrap(),
         Mode::Test,
-        Money::new(500, Currency::parse("eur").unwrap()),
-        vec![LineItem {
-            name: "Tea".into(),
-            unit_amount: 500,
-            quantity: 1,
-        }],
-        now,
+        500,
     );
     stored_checkout(&app, &order).await;
     let spend = || app.table.spend_intent_read(&order.order_id, 2);

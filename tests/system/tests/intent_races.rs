@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use shared::checkout;
-use shared::domain::{Currency, KeyKind, LineItem, Mode, Money, Order, PublishableKey, StoreId};
+use shared::domain::{KeyKind, Mode, Order, PublishableKey, StoreId};
 use shared::store::{AuditEntry, CheckoutSession, StripeConnection};
 use shared::vault::{EncryptionContext, Purpose};
 use shared::{App, clock};
@@ -58,17 +58,7 @@ async fn store_and_order(app: &App) -> (StripeConnection, Order) {
         .save_connection(&connection, &audit, None)
         .await
         .unwrap();
-    let order = Order::pending(
-        store_id,
-        Mode::Test,
-        Money::new(2999, Currency::parse("eur").unwrap()),
-        vec![LineItem {
-            name: "Mug".into(),
-            unit_amount: 2999,
-            quantity: 1,
-        }],
-        clock::now(),
-    );
+    let order = one_item_order(store_id, Mode::Test, 2999);
     let session = CheckoutSession {
         token_hash: format!("{:064x}", uuid::Uuid::new_v4().as_u128()),
         order_id: order.order_id,

@@ -120,19 +120,9 @@ async fn of_concurrent_saves_from_one_version_exactly_one_wins() {
 #[tokio::test]
 async fn an_order_with_the_old_numeric_read_budget_can_still_be_read() {
     use aws_sdk_dynamodb::types::AttributeValue;
-    use shared::domain::{Currency, LineItem, Mode, Money, Order};
+    use shared::domain::Mode;
     let app = in_process::service_app().await;
-    let order = Order::pending(
-        StoreId::parse(&new_store_id()).unwrap(),
-        Mode::Test,
-        Money::new(700, Currency::parse("eur").unwrap()),
-        vec![LineItem {
-            name: "Cup".into(),
-            unit_amount: 700,
-            quantity: 1,
-        }],
-        clock::now(),
-    );
+    let order = one_item_order(StoreId::parse(&new_store_id()).unwrap(), Mode::Test, 700);
     stored_checkout(app, &order).await;
     dynamodb()
         .await
